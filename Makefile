@@ -1,0 +1,41 @@
+# One place for set-up, the demo and the tests. `make test` is what CI runs (.ci/run).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+REF := .venvs/deeplake3
+
+.PHONY: setup demo test test-fast bench clean
+
+setup: $(VENV)/.installed $(REF)/.installed
+
+# the project and its test tools; torch pinned to the local CPU build (a range pulls CUDA)
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard native/*.c native/*.h)
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "torch==2.13.0"
+	$(BIN)/pip install -q -e ".[all,test]"
+	$(BIN)/python -c "import lakeformat._native"
+	touch $@
+
+# deeplake 3.9.52, the reference implementation of the layout, in its own environment
+$(REF)/.installed:
+	test -x $(REF)/bin/python || $(PY) -m venv $(REF)
+	$(REF)/bin/pip install -q "deeplake==3.9.52" "numpy<2"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/python scripts/demo.py
+
+test: setup
+	bash scripts/install_test_services.sh
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -x -q tests
+
+bench: setup
+	bash bench/setup_peers.sh
+	$(BIN)/python bench/format_bench.py
+
+clean:
+	rm -rf build *.egg-info lakeformat/_native*.so

@@ -1,0 +1,2 @@
+"""Root conftest: real services for the tests come from lakeformat's pytest plugin."""
+pytest_plugins = ["lakeformat.testing.pytest_plugin"]

@@ -1,0 +1,142 @@
+"""Opening, creating and deleting datasets by URL."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Optional, Tuple
+
+from lakeformat import constants as C
+from lakeformat.core import keys
+from lakeformat.core.dataset import Dataset, _DatasetState
+from lakeformat.core.version_state import VersionState
+from lakeformat.errors import (
+    CorruptDataError,
+    DatasetExistsError,
+    DatasetNotFoundError,
+    NotADatasetError,
+)
+from lakeformat.storage import StorageProvider, storage_from_url
+from lakeformat.version_control.tree import VersionTree
+
+logger = logging.getLogger(__name__)
+
+
+def _split_version(url: str) -> Tuple[str, Optional[str]]:
+    """'path@<branch or commit id>' -> (path, version)."""
+    tail = url.rsplit("/", 1)[-1]
+    if "@" in tail:
+        base, _, version = url.rpartition("@")
+        return base, version or None
+    return url, None
+
+
+def _is_dataset(storage: StorageProvider) -> bool:
+    return storage.exists(keys.dataset_meta_key(C.FIRST_COMMIT_ID)) or storage.exists(keys.version_control_info_key())
+
+
+def exists(url: str, creds: Optional[Dict[str, Any]] = None) -> bool:
+    """Whether a dataset exists at `url`."""
+    url, _ = _split_version(str(url))
+    return _is_dataset(storage_from_url(url, creds, read_only=True, cache_size=None))
+
+
+def _load_tree(storage: StorageProvider) -> VersionTree:
+    try:
+        return VersionTree.from_bytes(storage.get(keys.version_control_info_key()))
+    except KeyError:
+        return VersionTree()
+
+
+def _open(url: str, storage: StorageProvider, read_only: bool, version: Optional[str]) -> Dataset:
+    tree = _load_tree(storage)
+    branch: Optional[str] = C.DEFAULT_BRANCH
+    if version is None:
+        commit_id = tree.branches.get(C.DEFAULT_BRANCH) or next(iter(tree.branches.values()))
+        if C.DEFAULT_BRANCH not in tree.branches:
+            branch = next(iter(tree.branches))
+    elif version in tree.branches:
+        branch, commit_id = version, tree.branches[version]
+    else:
+        commit_id = tree.resolve(version)
+        node = tree.node(commit_id)
+        branch = node["branch"] if tree.is_head(commit_id) else None
+    vs = VersionState(storage, tree, commit_id, branch)
+    return Dataset(_DatasetState(storage, vs, read_only, url))
+
+
+def load(
+    url: str,
+    read_only: bool = False,
+    creds: Optional[Dict[str, Any]] = None,
+    version: Optional[str] = None,
+    cache_size: Optional[int] = C.DEFAULT_CACHE_SIZE,
+    lock: bool = True,
+) -> Dataset:
+    """Open the dataset at `url` (a local path, memory://, s3://, gs://, az://...).
+
+    `version` (or a `url@version` suffix) opens a branch or a commit id: a past commit opens
+    read-only. `creds` go to fsspec (keys, endpoint_url...).
+    """
+    url, at = _split_version(str(url))
+    version = version or at
+    storage = storage_from_url(url, creds, read_only=read_only, cache_size=cache_size)
+    if not _is_dataset(storage):
+        if storage.list(""):
+            raise NotADatasetError(f"{url!r} holds files but no dataset (no {C.DATASET_META_FILENAME} or {C.VERSION_CONTROL_INFO_FILENAME}).")
+        raise DatasetNotFoundError(f"No dataset at {url!r}.")
+    ds = _open(url, storage, read_only, version)
+    if lock and not ds.read_only:
+        from lakeformat.version_control.locks import acquire_branch_lock
+
+        acquire_branch_lock(ds)
+    return ds
+
+
+def empty(
+    url: str,
+    overwrite: bool = False,
+    creds: Optional[Dict[str, Any]] = None,
+    cache_size: Optional[int] = C.DEFAULT_CACHE_SIZE,
+    lock: bool = True,
+) -> Dataset:
+    """Create an empty dataset at `url`; `overwrite=True` replaces an existing one."""
+    url = str(url)
+    storage = storage_from_url(url, creds, cache_size=cache_size)
+    if _is_dataset(storage):
+        if not overwrite:
+            raise DatasetExistsError(f"A dataset already exists at {url!r}; pass overwrite=True to replace it.")
+        storage.clear()
+    elif overwrite is False and storage.list(""):
+        raise NotADatasetError(f"{url!r} is not empty and holds no dataset; refusing to write into it.")
+    tree = VersionTree()
+    vs = VersionState(storage, tree, C.FIRST_COMMIT_ID, C.DEFAULT_BRANCH)
+    ds = Dataset(_DatasetState(storage, vs, False, url))
+    ds._state.meta_dirty = True
+    ds._state.tree_dirty = True
+    ds.flush()
+    if lock:
+        from lakeformat.version_control.locks import acquire_branch_lock
+
+        acquire_branch_lock(ds)
+    return ds
+
+
+def dataset(url: str, read_only: bool = False, overwrite: bool = False, creds: Optional[Dict[str, Any]] = None, **kwargs: Any) -> Dataset:
+    """Load the dataset at `url`, or create an empty one if there is none."""
+    if not overwrite and exists(url, creds):
+        return load(url, read_only=read_only, creds=creds, **kwargs)
+    return empty(url, overwrite=overwrite, creds=creds, **kwargs)
+
+
+def delete(url: str, creds: Optional[Dict[str, Any]] = None, large_ok: bool = True) -> None:
+    """Delete the dataset at `url` with all its versions."""
+    storage = storage_from_url(str(url), creds, cache_size=None)
+    if not _is_dataset(storage):
+        raise DatasetNotFoundError(f"No dataset at {url!r}.")
+    storage.clear()
+    import os
+
+    if "://" not in str(url) and os.path.isdir(str(url)):
+        try:
+            os.rmdir(str(url))
+        except OSError:
+            pass

@@ -1,0 +1,1 @@
+"""The format engine: metas, encoders, chunks, chunk engines, tensors and datasets."""

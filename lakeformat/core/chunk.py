@@ -1,0 +1,230 @@
+"""A chunk: many samples of one tensor in one object.
+
+Byte form (Deep Lake 3.x): u8 length of the version string, the version, then the shape runs
+(i32 rows, i32 cols, rows x cols u32: the sample shape then the last local index), then the
+byte positions (u32 rows, rows x 3 u32: bytes per sample, start byte, last local index), then
+the data. With chunk compression the data is compressed as a whole and the positions refer to
+the decompressed bytes. A tile chunk carries one tile: one shape row and no byte positions.
+"""
+from __future__ import annotations
+
+import struct
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from lakeformat import _native
+from lakeformat import constants as C
+from lakeformat.codecs import compress_bytes, decompress_bytes
+from lakeformat.errors import CorruptDataError
+
+_I32x2 = struct.Struct("<ii")
+
+
+class Chunk:
+    """A parsed chunk, read-only. `data` is decompressed lazily on first access."""
+
+    __slots__ = ("key", "version", "shape_rows", "bp_rows", "_raw_data", "_data", "compression", "header_nbytes")
+
+    def __init__(self, key: str, version: str, shape_rows: np.ndarray, bp_rows: np.ndarray, raw_data, compression: Optional[str], header_nbytes: int):
+        self.key = key
+        self.version = version
+        self.shape_rows = shape_rows
+        self.bp_rows = bp_rows
+        self._raw_data = raw_data
+        self._data = None
+        self.compression = compression
+        self.header_nbytes = header_nbytes
+
+    @classmethod
+    def parse(cls, raw, compression: Optional[str], key: str = "", header_only: bool = False) -> "Chunk":
+        mv = memoryview(raw)
+        try:
+            n = mv[0]
+            version = bytes(mv[1 : 1 + n]).decode("ascii")
+            off = 1 + n
+            rows, cols = _I32x2.unpack_from(mv, off)
+            off += 8
+            if rows < 0 or cols < 0:
+                raise ValueError("negative shape table size")
+            nsh = rows * cols * 4
+            if off + nsh > len(mv):
+                raise ValueError("shape table runs past the end")
+            shape_rows = np.frombuffer(mv[off : off + nsh], dtype=np.uint32).reshape(rows, cols) if nsh else np.zeros((0, max(cols, 1)), np.uint32)
+            off += nsh
+            (nbp,) = struct.unpack_from("<I", mv, off)
+            off += 4
+            if off + nbp * 12 > len(mv):
+                raise ValueError("byte positions run past the end")
+            bp_rows = np.frombuffer(mv[off : off + nbp * 12], dtype=np.uint32).reshape(nbp, 3)
+            off += nbp * 12
+        except (IndexError, struct.error, ValueError, UnicodeDecodeError) as e:
+            raise CorruptDataError(f"chunk header does not parse: {e}", key) from e
+        data = None if header_only else mv[off:]
+        return cls(key, version, shape_rows, bp_rows, data, compression, off)
+
+    @property
+    def data(self) -> memoryview:
+        if self._data is None:
+            if self._raw_data is None:
+                raise CorruptDataError("chunk was read header-only", self.key)
+            if self.compression is None:
+                self._data = self._raw_data
+            else:
+                self._data = memoryview(decompress_bytes(self._raw_data, self.compression))
+        return self._data
+
+    @property
+    def is_tile(self) -> bool:
+        return len(self.bp_rows) == 0 and len(self.shape_rows) > 0
+
+    @property
+    def num_samples(self) -> int:
+        if len(self.bp_rows):
+            return int(self.bp_rows[-1, 2]) + 1
+        if len(self.shape_rows):
+            return int(self.shape_rows[-1, -1]) + 1
+        return 0
+
+    @property
+    def ndim(self) -> int:
+        return self.shape_rows.shape[1] - 1
+
+    def byte_ranges(self, local: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        local = np.ascontiguousarray(local, dtype=np.int64)
+        start = np.empty(len(local), np.int64)
+        end = np.empty(len(local), np.int64)
+        if self.is_tile:
+            start[:] = 0
+            end[:] = len(self.data)
+            return start, end
+        try:
+            _native.positions_expand(np.ascontiguousarray(self.bp_rows), local, start, end)
+        except IndexError as e:
+            raise CorruptDataError(f"sample not in chunk: {e}", self.key) from None
+        return start, end
+
+    def shapes(self, local: np.ndarray) -> np.ndarray:
+        local = np.ascontiguousarray(local, dtype=np.int64)
+        nd = self.ndim
+        out = np.empty((len(local), nd), np.int64)
+        if nd and len(local):
+            try:
+                _native.shapes_expand(np.ascontiguousarray(self.shape_rows), nd, local, out)
+            except IndexError as e:
+                raise CorruptDataError(f"sample not in chunk: {e}", self.key) from None
+        return out
+
+
+def serialize_chunk(
+    parts: Sequence,
+    sizes: np.ndarray,
+    shapes: np.ndarray,
+    compression: Optional[str],
+    level: Optional[int] = None,
+    tile: bool = False,
+    version: str = C.FORMAT_VERSION,
+) -> bytes:
+    """Build a chunk's bytes from the samples' bytes (`parts`, back to back), their sizes and
+    their shapes ([n, ndim])."""
+    n = len(sizes)
+    shapes = np.ascontiguousarray(shapes, dtype=np.uint32)
+    ndim = shapes.shape[1] if shapes.ndim == 2 else 0
+    shape_out = np.empty(n * (ndim + 1), dtype=np.uint32)
+    nrows = _native.runs_encode(shapes.reshape(-1), ndim, 0, shape_out) if n and ndim else 0
+    shape_rows = shape_out[: nrows * (ndim + 1)]
+    if tile:
+        bp_rows = np.zeros(0, np.uint32)
+        nbp = 0
+    else:
+        bp_out = np.empty(3 * n, dtype=np.uint32)
+        nbp = _native.positions_encode(np.ascontiguousarray(sizes, dtype=np.int64), 0, 0, bp_out) if n else 0
+        bp_rows = bp_out[: 3 * nbp]
+    data_len = int(np.sum(sizes)) if n else 0
+    data = bytearray(data_len)
+    if data_len:
+        _native.concat(list(parts), data)
+    if compression is not None:
+        data = compress_bytes(data, compression, level)
+    v = version.encode("ascii")
+    head = bytes([len(v)]) + v + _I32x2.pack(nrows if ndim else 0, (ndim + 1) if nrows else 0)
+    return b"".join([head, shape_rows.tobytes(), struct.pack("<I", nbp), bp_rows.tobytes(), bytes(data) if isinstance(data, bytearray) else data])
+
+
+class ChunkBuilder:
+    """The open (last) chunk of a tensor, accumulating samples until it is full."""
+
+    def __init__(self, chunk_id: int, ndim: int):
+        self.chunk_id = chunk_id
+        self.ndim = ndim
+        self.parts: List = []
+        self.sizes: List[np.ndarray] = []
+        self.shapes: List[np.ndarray] = []
+        self.nbytes = 0
+        self.num_samples = 0
+        self.dirty = True
+
+    @classmethod
+    def from_chunk(cls, chunk_id: int, chunk: Chunk) -> "ChunkBuilder":
+        b = cls(chunk_id, chunk.ndim)
+        n = chunk.num_samples
+        if n:
+            local = np.arange(n, dtype=np.int64)
+            start, end = chunk.byte_ranges(local)
+            data = chunk.data
+            b.parts = [bytes(data[: int(end[-1])])]
+            b.sizes = [end - start]
+            b.shapes = [chunk.shapes(local)]
+            b.nbytes = int(end[-1])
+            b.num_samples = n
+        b.dirty = False
+        return b
+
+    def add(self, parts: Sequence, sizes: np.ndarray, shapes: np.ndarray) -> None:
+        self.parts.extend(parts)
+        self.sizes.append(np.asarray(sizes, dtype=np.int64))
+        self.shapes.append(np.asarray(shapes, dtype=np.int64).reshape(len(sizes), -1))
+        self.nbytes += int(np.sum(sizes))
+        self.num_samples += len(sizes)
+        self.dirty = True
+
+    def all_sizes(self) -> np.ndarray:
+        return np.concatenate(self.sizes) if self.sizes else np.zeros(0, np.int64)
+
+    def all_shapes(self) -> np.ndarray:
+        return np.concatenate(self.shapes) if self.shapes else np.zeros((0, self.ndim), np.int64)
+
+    def consolidate(self) -> bytes:
+        data = bytearray(self.nbytes)
+        if self.nbytes:
+            _native.concat(list(self.parts), data)
+        self.parts = [bytes(data)]
+        self.sizes = [self.all_sizes()]
+        self.shapes = [self.all_shapes()]
+        return self.parts[0]
+
+    def replace(self, local: int, new: bytes, shape: Sequence[int]) -> None:
+        data = self.consolidate()
+        sizes = self.sizes[0]
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]) if len(sizes) else sizes
+        s, e = int(starts[local]), int(starts[local] + sizes[local])
+        self.parts = [data[:s] + bytes(new) + data[e:]]
+        sizes[local] = len(new)
+        self.shapes[0][local] = shape
+        self.nbytes = len(self.parts[0])
+        self.dirty = True
+
+    def remove(self, local: int) -> None:
+        data = self.consolidate()
+        sizes = self.sizes[0]
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]) if len(sizes) else sizes
+        s, e = int(starts[local]), int(starts[local] + sizes[local])
+        self.parts = [data[:s] + data[e:]]
+        self.sizes = [np.delete(sizes, local)]
+        self.shapes = [np.delete(self.shapes[0], local, axis=0)]
+        self.nbytes = len(self.parts[0])
+        self.num_samples -= 1
+        self.dirty = True
+
+    def serialize(self, compression: Optional[str], level: Optional[int] = None) -> bytes:
+        return serialize_chunk(self.parts, self.all_sizes(), self.all_shapes(), compression, level)

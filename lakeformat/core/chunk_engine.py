@@ -1,0 +1,660 @@
+"""One tensor's chunks and encoders at one commit: append, read, update, pop, flush.
+
+Writes accumulate in the open (last) chunk and in sealed chunks staged in memory; `flush`
+writes chunks first, then encoders, then the tensor meta, so that a crash at any point leaves
+the previous meta pointing at a consistent, fully written prefix.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from lakeformat import _native
+from lakeformat import constants as C
+from lakeformat.codecs import BYTE_COMPRESSIONS, IMAGE_COMPRESSIONS, compress_image, decompress_bytes, decompress_image
+from lakeformat.core import keys
+from lakeformat.core.chunk import Chunk, ChunkBuilder, serialize_chunk
+from lakeformat.core.encoders import ChunkIdEncoder, CredsEncoder, RangeEncoder, TileEncoder
+from lakeformat.core.meta import TensorMeta, loads
+from lakeformat.core.serialize import SerializedBatch, json_loads
+from lakeformat.core.version_state import VersionState
+from lakeformat.core.tiling import choose_tile_shape, split_tiles, assemble_tiles
+from lakeformat.htypes import HTYPE_DEFAULTS
+from lakeformat.errors import CorruptDataError, IndexOutOfRangeError, ReadOnlyError, SampleDecodeError
+from lakeformat.storage import StorageProvider
+from lakeformat.version_control.objects import ChunkSet, CommitDiff
+
+logger = logging.getLogger(__name__)
+
+_PARSED_CACHE_CHUNKS = 8  # parsed chunks kept per tensor for repeated reads
+
+
+class ChunkEngine:
+    def __init__(self, key: str, storage: StorageProvider, vs: VersionState, meta: Optional[TensorMeta] = None):
+        self.key = key
+        self.storage = storage
+        self.vs = vs
+        self.commit_id = vs.commit_id
+        self._lock = threading.RLock()
+        if meta is not None:  # a new tensor
+            self.meta = meta
+            self.chunk_ids = ChunkIdEncoder()
+            self.tiles = TileEncoder()
+            self.seq = RangeEncoder() if meta.is_sequence else None
+            self.creds = CredsEncoder() if meta.is_link else None
+            self.commit_diff = CommitDiff(0, created=True)
+            # keys listed in "_info" live in tensor_info.json; the meta keeps their defaults
+            self.info: Dict[str, Any] = {}
+            defaults = HTYPE_DEFAULTS.get(meta.base_htype, {})
+            for k in list(meta.d.get("_info", [])):
+                if k in meta.d:
+                    self.info[k] = meta.d[k]
+                    meta.d[k] = json.loads(json.dumps(defaults.get(k)))
+            self.meta_dirty = True
+            self.encoders_dirty = True
+            self.info_dirty = True
+        else:
+            self._load()
+        self.builder: Optional[ChunkBuilder] = None
+        self.staged: Dict[str, bytes] = {}  # chunk key -> bytes, written at flush
+        self.dirty_builders: Dict[str, ChunkBuilder] = {}  # chunk name -> rewritten older chunk
+        self.deleted_chunks: List[str] = []
+        self._parsed: Dict[str, Chunk] = {}
+        self._headers: Dict[str, Chunk] = {}
+        self.chunk_set = vs.chunk_set(key, self.commit_id) if self.commit_id != C.FIRST_COMMIT_ID else None
+
+    # ------------------------------------------------------------------------------------------
+    # loading
+    def _get_or(self, k: str, default: Optional[bytes] = None) -> Optional[bytes]:
+        try:
+            return self.storage.get(k)
+        except KeyError:
+            return default
+
+    def _load(self) -> None:
+        c = self.commit_id
+        mk = keys.tensor_meta_key(self.key, c)
+        raw = self._get_or(mk)
+        if raw is None:
+            raise CorruptDataError("tensor meta missing", mk)
+        self.meta = TensorMeta.from_bytes(raw, mk)
+        got = self.storage.get_many(
+            [keys.chunk_id_encoder_key(self.key, c), keys.tile_encoder_key(self.key, c), keys.sequence_encoder_key(self.key, c),
+             keys.creds_encoder_key(self.key, c), keys.commit_diff_key(self.key, c), keys.tensor_info_key(self.key, c)],
+            missing_ok=True,
+        )
+        vals = list(got.values())
+        self.chunk_ids = ChunkIdEncoder.from_bytes(vals[0], keys.chunk_id_encoder_key(self.key, c)) if vals[0] else ChunkIdEncoder()
+        self.tiles = TileEncoder.from_bytes(vals[1]) if vals[1] else TileEncoder()
+        self.seq = (RangeEncoder.from_bytes(vals[2]) if vals[2] else RangeEncoder()) if self.meta.is_sequence else None
+        self.creds = (CredsEncoder.from_bytes(vals[3]) if vals[3] else CredsEncoder()) if self.meta.is_link else None
+        self.commit_diff = CommitDiff.from_bytes(vals[4]) if vals[4] else CommitDiff(self.meta.length)
+        self.info = loads(vals[5]) if vals[5] else {}
+        self.meta_dirty = self.encoders_dirty = self.info_dirty = False
+        self._reconcile()
+
+    def _reconcile(self) -> None:
+        """After a crash the chunk-id encoder may run ahead of the meta (it is written first):
+        the meta's length is the truth."""
+        n_items = self.meta.length
+        if self.chunk_ids.num_samples > n_items:
+            rows = self.chunk_ids.rows
+            keep = rows[:, 1].astype(np.int64) < n_items
+            first_over = int(np.argmin(keep)) if not keep.all() else len(rows)
+            if first_over < len(rows) and (first_over == 0 or int(rows[first_over - 1, 1]) < n_items - 1):
+                rows = rows[: first_over + 1].copy()
+                rows[-1, 1] = n_items - 1
+            else:
+                rows = rows[:first_over]
+            self.chunk_ids.rows = rows
+        self.tiles.entries = {k: v for k, v in self.tiles.entries.items() if k < n_items}
+
+    # ------------------------------------------------------------------------------------------
+    # properties
+    @property
+    def num_items(self) -> int:
+        return self.meta.length
+
+    @property
+    def num_samples(self) -> int:
+        if self.seq is not None:
+            return self.seq.num_samples
+        return self.meta.length
+
+    @property
+    def max_chunk_size(self) -> int:
+        return int(self.meta.max_chunk_size or C.DEFAULT_MAX_CHUNK_SIZE)
+
+    @property
+    def tiling_threshold(self) -> int:
+        t = self.meta.tiling_threshold
+        if t is None:
+            return C.DEFAULT_TILING_THRESHOLD
+        return int(t) if int(t) >= 0 else 1 << 62
+
+    @property
+    def chunk_compression(self) -> Optional[str]:
+        return self.meta.chunk_compression
+
+    def _check_writable(self) -> None:
+        if self.storage.read_only:
+            raise ReadOnlyError(f"Tensor {self.meta.name!r} is read-only.")
+
+    # ------------------------------------------------------------------------------------------
+    # chunk access
+    def chunk_key_of(self, name: str) -> str:
+        if self.commit_id == C.FIRST_COMMIT_ID or (self.chunk_set is not None and name in self.chunk_set and not self.chunk_set.chunks[name]):
+            return keys.chunk_key(self.key, name, self.commit_id)
+        cid, tkey = self.vs.chunk_location(self.key, name)
+        return keys.chunk_key(tkey, name, cid)
+
+    def _chunk_in_current_commit(self, name: str) -> bool:
+        if self.commit_id == C.FIRST_COMMIT_ID:
+            return True
+        return self.chunk_set is not None and name in self.chunk_set and not self.chunk_set.chunks[name]
+
+    def _unflushed_chunk(self, name: str) -> Optional[Chunk]:
+        b = self.builder
+        if b is not None and ChunkIdEncoder.name_of(b.chunk_id) == name:
+            return Chunk.parse(b.serialize(None), None, name)
+        b = self.dirty_builders.get(name)
+        if b is not None:
+            return Chunk.parse(b.serialize(None), None, name)
+        k = keys.chunk_key(self.key, name, self.commit_id)
+        if k in self.staged:
+            return Chunk.parse(self.staged[k], self.chunk_compression, k)
+        return None
+
+    def get_chunks(self, names: Sequence[str]) -> Dict[str, Chunk]:
+        """Parsed chunks by name, fetched with one batched storage call."""
+        out: Dict[str, Chunk] = {}
+        want: Dict[str, str] = {}
+        for n in names:
+            if n in out or n in want.values():
+                continue
+            c = self._unflushed_chunk(n)
+            if c is None:
+                c = self._parsed.get(n)
+            if c is not None:
+                out[n] = c
+            else:
+                want[self.chunk_key_of(n)] = n
+        if want:
+            try:
+                got = self.storage.get_many(list(want))
+            except KeyError as e:
+                raise CorruptDataError(f"chunk missing from storage in tensor {self.meta.name!r}", str(e)) from None
+            for k, raw in got.items():
+                c = Chunk.parse(raw, self.chunk_compression, k)
+                out[want[k]] = c
+                self._remember(want[k], c)
+        return out
+
+    def _remember(self, name: str, c: Chunk) -> None:
+        with self._lock:
+            if len(self._parsed) >= _PARSED_CACHE_CHUNKS:
+                self._parsed.pop(next(iter(self._parsed)))
+            self._parsed[name] = c
+
+    def raw_chunk_bytes(self, name: str) -> bytes:
+        return self.storage.get(self.chunk_key_of(name))
+
+    # ------------------------------------------------------------------------------------------
+    # writes
+    def extend(self, batch: SerializedBatch) -> None:
+        self._check_writable()
+        n = batch.num_items
+        first_item = self.meta.length
+        if batch.dtype and not self.meta.dtype:
+            self.meta.set("dtype", batch.dtype)
+        if n:
+            self._pack(batch, first_item)
+            shapes = batch.real_shapes if batch.real_shapes is not None else batch.shapes
+            nonempty = shapes
+            if len(nonempty):
+                self.meta.update_shape_interval(nonempty.min(axis=0), nonempty.max(axis=0))
+            self.meta.length = first_item + n
+        if batch.seq_lengths is not None and self.seq is not None:
+            self.seq.extend(batch.seq_lengths)
+        if batch.creds is not None and self.creds is not None:
+            self.creds.extend(batch.creds)
+        if batch.new_class_names:
+            self.info.setdefault("class_names", [])
+            self.info["class_names"] = list(self.info["class_names"]) + batch.new_class_names
+            self.info_dirty = True
+        self.commit_diff.add_data(batch.num_samples)
+        self.meta_dirty = self.encoders_dirty = True
+
+    def _open_builder(self, ndim: int) -> Optional[ChunkBuilder]:
+        """The chunk to append to: the open one, or the last one if it is ours and not full."""
+        if self.builder is not None:
+            return self.builder
+        if not self.chunk_ids.num_chunks:
+            return None
+        last_row = self.chunk_ids.num_chunks - 1
+        if len(self.chunk_ids.rows) > 1 and self.chunk_ids.rows[-1, 1] == self.chunk_ids.rows[-2, 1]:
+            return None  # ends with a tiled sample
+        if int(self.chunk_ids.rows[last_row, 1]) in self.tiles:
+            return None
+        name = self.chunk_ids.names()[-1]
+        if not self._chunk_in_current_commit(name) or name in self.dirty_builders:
+            return None
+        c = self.get_chunks([name])[name]
+        if c.is_tile or c.ndim != ndim or len(c.data) >= self.max_chunk_size:
+            return None
+        b = ChunkBuilder.from_chunk(int(self.chunk_ids.rows[last_row, 0]), c)
+        self._parsed.pop(name, None)
+        self.builder = b
+        return b
+
+    def _seal(self) -> None:
+        b = self.builder
+        if b is None:
+            return
+        name = ChunkIdEncoder.name_of(b.chunk_id)
+        self.staged[keys.chunk_key(self.key, name, self.commit_id)] = b.serialize(self.chunk_compression, self.meta.zstd_level)
+        self.builder = None
+
+    def _new_builder(self, ndim: int, first_item: int) -> ChunkBuilder:
+        self._seal()
+        cid = ChunkIdEncoder.new_id()
+        self.chunk_ids.append_chunk(cid, first_item)  # last index fixed up as items arrive
+        self._register_chunk(ChunkIdEncoder.name_of(cid))
+        b = ChunkBuilder(cid, ndim)
+        self.builder = b
+        return b
+
+    def _register_chunk(self, name: str) -> None:
+        if self.chunk_set is not None:
+            self.chunk_set.add(name)
+
+    def _pack(self, batch: SerializedBatch, first_item: int) -> None:
+        n = batch.num_items
+        sizes = batch.sizes
+        shapes = batch.shapes
+        ndim = shapes.shape[1]
+        per_item_parts = len(batch.parts) == n
+        ends = np.cumsum(sizes)
+        starts = ends - sizes
+        limit = self.max_chunk_size
+        tiled = sorted(batch.arrays) if batch.arrays else []
+        tiled_set = set(tiled)
+        i = 0
+        builder = self._open_builder(ndim)
+        while i < n:
+            if i in tiled_set:
+                self._seal()
+                self._write_tiled(batch.arrays[i], first_item + i)
+                builder = None
+                i += 1
+                continue
+            if builder is None:
+                builder = self._new_builder(ndim, first_item + i)
+            room = limit - builder.nbytes
+            stop = tiled[np.searchsorted(tiled, i)] if tiled and np.searchsorted(tiled, i) < len(tiled) else n
+            j = int(np.searchsorted(ends, starts[i] + room, side="right"))
+            j = min(j, stop)
+            if j <= i:
+                if builder.num_samples == 0:
+                    j = i + 1  # a sample bigger than a chunk but under the tiling threshold
+                else:
+                    self._seal()
+                    builder = None
+                    continue
+            if per_item_parts:
+                parts = batch.parts[i:j]
+            elif batch.parts:
+                parts = [batch.parts[0][int(starts[i]) : int(ends[j - 1])]]
+            else:
+                parts = []
+            builder.add(parts, sizes[i:j], shapes[i:j])
+            if self.chunk_ids.num_chunks and ChunkIdEncoder.name_of(self.chunk_ids.rows[-1, 0]) == ChunkIdEncoder.name_of(builder.chunk_id):
+                self.chunk_ids.set_last_index(self.chunk_ids.num_chunks - 1, first_item + j - 1)
+            i = j
+            if builder.nbytes >= limit:
+                self._seal()
+                builder = None
+
+    def _write_tiled(self, arr: np.ndarray, item: int) -> None:
+        sc = self.meta.sample_compression
+        tile_shape = choose_tile_shape(arr.shape, arr.dtype.itemsize, self.max_chunk_size)
+        for tile in split_tiles(arr, tile_shape):
+            tile = np.ascontiguousarray(tile)
+            if sc in IMAGE_COMPRESSIONS:
+                data = compress_image(tile, sc)
+            elif sc in BYTE_COMPRESSIONS:
+                from lakeformat.codecs import compress_bytes
+
+                data = compress_bytes(memoryview(tile).cast("B"), sc)
+            else:
+                data = memoryview(tile).cast("B")
+            cid = ChunkIdEncoder.new_id()
+            self.chunk_ids.append_chunk(cid, item)
+            name = ChunkIdEncoder.name_of(cid)
+            self._register_chunk(name)
+            shp = np.asarray([tile.shape], dtype=np.int64)
+            self.staged[keys.chunk_key(self.key, name, self.commit_id)] = serialize_chunk(
+                [data], np.asarray([len(data)], np.int64), shp, self.chunk_compression, self.meta.zstd_level, tile=True
+            )
+        self.tiles.entries[item] = (tuple(int(s) for s in arr.shape), tuple(int(s) for s in tile_shape))
+
+    # ------------------------------------------------------------------------------------------
+    # reads
+    def item_locations(self, items: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """(chunk row, local index) of each item (for a tiled item: its first tile's row)."""
+        rows = self.chunk_ids.row_of(items)
+        first = self.chunk_ids.first_indices()
+        return rows, items - first[rows]
+
+    def check_items(self, items: np.ndarray) -> None:
+        if len(items) and (items.min() < 0 or items.max() >= self.num_items):
+            bad = int(items[(items < 0) | (items >= self.num_items)][0])
+            raise IndexOutOfRangeError(f"index {bad} is out of range for tensor {self.meta.name!r} of length {self.num_items}")
+
+    def read_items_bytes(self, items: np.ndarray) -> Tuple[List[memoryview], np.ndarray]:
+        """The stored bytes and chunk-level shapes of each item (tiled items excluded)."""
+        rows, local = self.item_locations(items)
+        names = self.chunk_ids.names()
+        chunks = self.get_chunks([names[r] for r in np.unique(rows)])
+        out: List[Any] = [None] * len(items)
+        shapes = None
+        for r in np.unique(rows):
+            sel = np.nonzero(rows == r)[0]
+            c = chunks[names[r]]
+            s, e = c.byte_ranges(local[sel])
+            shp = c.shapes(local[sel])
+            if shapes is None:
+                shapes = np.zeros((len(items), shp.shape[1]), np.int64)
+            shapes[sel] = shp
+            data = c.data
+            for k, a, b in zip(sel.tolist(), s.tolist(), e.tolist()):
+                out[k] = data[a:b]
+        return out, shapes if shapes is not None else np.zeros((len(items), 1), np.int64)
+
+    def read_fixed(self, items: np.ndarray, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """Fast path: items of one known shape, stored raw -> one preallocated array, filled by
+        the native gather kernel straight from the chunks' bytes."""
+        n = len(items)
+        out = np.empty((n,) + tuple(shape), dtype=dtype)
+        if n == 0:
+            return out
+        item_nbytes = int(np.prod(shape)) * dtype.itemsize
+        rows, local = self.item_locations(items)
+        names = self.chunk_ids.names()
+        uniq = np.unique(rows)
+        use_ranges = self.chunk_compression is None and self._few_per_chunk(len(items), len(uniq))
+        if use_ranges:
+            return self._read_fixed_ranged(items, rows, local, uniq, names, out, item_nbytes)
+        sources: List[Any] = []
+        src_id = np.empty(n, np.int64)
+        src_start = np.empty(n, np.int64)
+        # fetch in groups so that a full scan of a big tensor holds a bounded number of chunks
+        group: List[int] = []
+        budget = 0
+        groups: List[List[int]] = []
+        for r in uniq:
+            group.append(int(r))
+            budget += self.max_chunk_size
+            if budget >= 256 * 1024 * 1024:
+                groups.append(group)
+                group, budget = [], 0
+        if group:
+            groups.append(group)
+        for g in groups:
+            chunks = self.get_chunks([names[r] for r in g])
+            sources = []
+            sel_all = []
+            for r in g:
+                c = chunks[names[r]]
+                sel = np.nonzero(rows == r)[0]
+                s, e = c.byte_ranges(local[sel])
+                if np.any(e - s != item_nbytes):
+                    raise CorruptDataError(f"sample size differs from its shape in tensor {self.meta.name!r}", c.key)
+                src_id[sel] = len(sources)
+                src_start[sel] = s
+                sources.append(c.data)
+                sel_all.append(sel)
+            sel = np.concatenate(sel_all)
+            _native.gather(sources, src_id[sel], src_start[sel], np.full(len(sel), item_nbytes, np.int64), out.reshape(-1).view(np.uint8), sel * item_nbytes)
+        return out
+
+    def _few_per_chunk(self, n_items: int, n_chunks: int) -> bool:
+        # byte-range reads pay off when only a small part of each chunk is wanted
+        return n_items < n_chunks * 4 and self.max_chunk_size >= 1_000_000
+
+    def _header(self, name: str) -> Chunk:
+        h = self._headers.get(name)
+        if h is None:
+            k = self.chunk_key_of(name)
+            raw = self.storage.get_range(k, 0, 4096)
+            try:
+                h = Chunk.parse(raw, None, k, header_only=True)
+            except CorruptDataError:
+                raw = self.storage.get(k)
+                h = Chunk.parse(raw, None, k, header_only=True)
+            with self._lock:
+                self._headers[name] = h
+        return h
+
+    def _read_fixed_ranged(self, items, rows, local, uniq, names, out, item_nbytes) -> np.ndarray:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pending = {names[r] for r in uniq}
+        unflushed = {n: self._unflushed_chunk(n) for n in pending}
+        jobs = []
+        for r in uniq:
+            name = names[r]
+            sel = np.nonzero(rows == r)[0]
+            c = unflushed[name]
+            if c is not None:
+                s, e = c.byte_ranges(local[sel])
+                for k, a in zip(sel.tolist(), s.tolist()):
+                    out.reshape(len(items), -1).view(np.uint8)[k] = np.frombuffer(c.data[a : a + item_nbytes], np.uint8)
+                continue
+            h = self._header(name)
+            s, e = h.byte_ranges(local[sel])
+            key = self.chunk_key_of(name)
+            for k, a in zip(sel.tolist(), s.tolist()):
+                jobs.append((k, key, h.header_nbytes + a))
+        flat = out.reshape(len(items), -1).view(np.uint8)
+
+        def fetch(job):
+            k, key, a = job
+            flat[k] = np.frombuffer(self.storage.get_range(key, a, a + item_nbytes), np.uint8)
+
+        if jobs:
+            workers = min(len(jobs), getattr(self.storage, "concurrency", 4))
+            if workers <= 1:
+                for j in jobs:
+                    fetch(j)
+            else:
+                with ThreadPoolExecutor(workers) as pool:
+                    list(pool.map(fetch, jobs))
+        return out
+
+    def read_tiled(self, item: int) -> np.ndarray:
+        sample_shape, tile_shape = self.tiles.entries[item]
+        rows = self.chunk_ids.rows_of_sample(item)
+        names = self.chunk_ids.names()
+        chunks = self.get_chunks([names[r] for r in rows])
+        dtype = np.dtype(self.meta.dtype or "uint8")
+        sc = self.meta.sample_compression
+        tiles = []
+        for r in rows:
+            c = chunks[names[r]]
+            tshape = tuple(int(x) for x in c.shape_rows[0, :-1])
+            data = c.data
+            if sc in IMAGE_COMPRESSIONS:
+                t = decompress_image(data, tshape)
+            elif sc in BYTE_COMPRESSIONS:
+                t = np.frombuffer(decompress_bytes(data, sc), dtype=dtype).reshape(tshape)
+            else:
+                t = np.frombuffer(data, dtype=dtype)[: int(np.prod(tshape))].reshape(tshape)
+            tiles.append(t)
+        return assemble_tiles(tiles, sample_shape, tile_shape, dtype)
+
+    # ------------------------------------------------------------------------------------------
+    # updates and pops
+    def _builder_for_row(self, row: int) -> ChunkBuilder:
+        names = self.chunk_ids.names()
+        name = names[row]
+        cid = int(self.chunk_ids.rows[row, 0])
+        if self.builder is not None and self.builder.chunk_id == cid:
+            return self.builder
+        if name in self.dirty_builders:
+            return self.dirty_builders[name]
+        k = keys.chunk_key(self.key, name, self.commit_id)
+        if k in self.staged:
+            c = Chunk.parse(self.staged.pop(k), self.chunk_compression, k)
+        else:
+            c = self.get_chunks([name])[name]
+        b = ChunkBuilder.from_chunk(cid, c)
+        self._parsed.pop(name, None)
+        self._headers.pop(name, None)
+        # copy-on-write: a chunk of an older commit is rewritten under the current one
+        self._register_chunk(name)
+        self.dirty_builders[name] = b
+        return b
+
+    def update_item(self, item: int, batch: SerializedBatch) -> None:
+        """Replace one stored item with the single item of `batch`."""
+        self._check_writable()
+        if item in self.tiles or batch.arrays:
+            self._rewrite_tiled(item, batch)
+        else:
+            rows, local = self.item_locations(np.array([item]))
+            b = self._builder_for_row(int(rows[0]))
+            part = batch.parts[0] if batch.parts else b""
+            b.replace(int(local[0]), bytes(part), batch.shapes[0])
+        shapes = batch.real_shapes if batch.real_shapes is not None else batch.shapes
+        self.meta.update_shape_interval(shapes[0], shapes[0])
+        if batch.creds is not None and self.creds is not None:
+            vals = self.creds.all_values()
+            vals[item] = batch.creds[0]
+            self.creds.set_values(vals)
+        if batch.new_class_names:
+            self.info["class_names"] = list(self.info.get("class_names", [])) + batch.new_class_names
+            self.info_dirty = True
+        self.meta_dirty = self.encoders_dirty = True
+
+    def _rewrite_tiled(self, item: int, batch: SerializedBatch) -> None:
+        raise NotImplementedError(
+            f"tensor {self.meta.name!r}: updating a tiled sample in place is not supported yet; pop it and append"
+        )
+
+    def pop_item(self, item: int) -> None:
+        self._check_writable()
+        rows = self.chunk_ids.rows_of_sample(item)
+        if item in self.tiles:
+            for r in rows:
+                self._forget_chunk(self.chunk_ids.names()[r])
+            self.chunk_ids.rows = np.delete(self.chunk_ids.rows, rows, axis=0)
+            self.chunk_ids.rows[rows[0]:, 1] -= 1
+            self.tiles.pop(item)
+        else:
+            row = int(rows[0])
+            first = self.chunk_ids.first_indices()[row]
+            b = self._builder_for_row(row)
+            b.remove(int(item - first))
+            if b.num_samples == 0:
+                name = self.chunk_ids.names()[row]
+                if self.builder is b:
+                    self.builder = None
+                self.dirty_builders.pop(name, None)
+                self._forget_chunk(name)
+                self.chunk_ids.rows = np.delete(self.chunk_ids.rows, row, axis=0)
+                self.chunk_ids.rows[row:, 1] -= 1
+            else:
+                self.chunk_ids.rows[row:, 1] -= 1
+            self.tiles.entries = {(k - 1 if k > item else k): v for k, v in self.tiles.entries.items()}
+        if self.creds is not None:
+            self.creds.set_values(np.delete(self.creds.all_values(), item))
+        self.meta.length = self.meta.length - 1
+        self.meta_dirty = self.encoders_dirty = True
+
+    def _forget_chunk(self, name: str) -> None:
+        k = keys.chunk_key(self.key, name, self.commit_id)
+        self.staged.pop(k, None)
+        if self._chunk_in_current_commit(name):
+            self.deleted_chunks.append(k)
+        if self.chunk_set is not None:
+            self.chunk_set.chunks.pop(name, None)
+            self.chunk_set.dirty = True
+        self._parsed.pop(name, None)
+        self._headers.pop(name, None)
+
+    def pop_sample(self, index: int, sample_id: Optional[int]) -> None:
+        """Pop one sample (all its items for a sequence tensor)."""
+        if self.seq is not None:
+            s, e = self.seq.item_ranges(np.array([index]))
+            for item in range(int(e[0]) - 1, int(s[0]) - 1, -1):
+                self.pop_item(item)
+            lengths = self.seq.all_lengths()
+            self.seq.set_lengths(np.delete(lengths, index))
+        else:
+            self.pop_item(index)
+        self.commit_diff.pop(index, sample_id)
+
+    # ------------------------------------------------------------------------------------------
+    # flush
+    @property
+    def is_dirty(self) -> bool:
+        return bool(self.meta_dirty or self.encoders_dirty or self.info_dirty or self.staged or self.dirty_builders or (self.builder and self.builder.dirty) or self.commit_diff.dirty)
+
+    def write_chunks(self) -> None:
+        """Write staged chunks (invisible until the encoders and meta point at them)."""
+        if self.staged:
+            self.storage.set_many(dict(self.staged))
+            self.staged.clear()
+
+    def staged_nbytes(self) -> int:
+        return sum(len(v) for v in self.staged.values())
+
+    def flush(self) -> None:
+        if not self.is_dirty:
+            return
+        self._check_writable()
+        c = self.commit_id
+        chunks: Dict[str, bytes] = dict(self.staged)
+        for name, b in self.dirty_builders.items():
+            chunks[keys.chunk_key(self.key, name, c)] = b.serialize(self.chunk_compression, self.meta.zstd_level)
+            b.dirty = False
+        if self.builder is not None and self.builder.dirty:
+            name = ChunkIdEncoder.name_of(self.builder.chunk_id)
+            chunks[keys.chunk_key(self.key, name, c)] = self.builder.serialize(self.chunk_compression, self.meta.zstd_level)
+            self.builder.dirty = False
+        if chunks:
+            self.storage.set_many(chunks)
+        self.staged.clear()
+        self.dirty_builders.clear()
+        self._parsed.clear()
+        self._headers.clear()
+        meta_side: Dict[str, bytes] = {}
+        if self.encoders_dirty:
+            meta_side[keys.chunk_id_encoder_key(self.key, c)] = self.chunk_ids.to_bytes()
+            meta_side[keys.tile_encoder_key(self.key, c)] = self.tiles.to_bytes()
+            if self.seq is not None:
+                meta_side[keys.sequence_encoder_key(self.key, c)] = self.seq.to_bytes()
+            if self.creds is not None:
+                meta_side[keys.creds_encoder_key(self.key, c)] = self.creds.to_bytes()
+        if self.commit_diff.dirty:
+            meta_side[keys.commit_diff_key(self.key, c)] = self.commit_diff.to_bytes()
+        if self.chunk_set is not None and (self.chunk_set.dirty or self.encoders_dirty):
+            meta_side[keys.chunk_set_key(self.key, c)] = self.chunk_set.to_bytes()
+        if self.info_dirty:
+            meta_side[keys.tensor_info_key(self.key, c)] = json.dumps(self.info, sort_keys=True, indent=4).encode()
+        if meta_side:
+            self.storage.set_many(meta_side)
+        # the meta last: it is the commit point of this tensor
+        self.storage.set(keys.tensor_meta_key(self.key, c), self.meta.to_bytes())
+        for k in self.deleted_chunks:
+            self.storage.delete(k)
+        self.deleted_chunks.clear()
+        if self.chunk_set is not None:
+            self.chunk_set.dirty = False
+        self.commit_diff.dirty = False
+        self.meta_dirty = self.encoders_dirty = self.info_dirty = False

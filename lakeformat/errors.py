@@ -1,0 +1,155 @@
+"""Every error lakeformat raises. One root, `LakeFormatError`; each leaf also subclasses the
+builtin a caller would naturally catch (a missing dataset is a `FileNotFoundError`, a bad
+sample a `ValueError` or `TypeError`)."""
+from __future__ import annotations
+
+from typing import Optional
+
+
+class LakeFormatError(Exception):
+    """Root of every lakeformat error."""
+
+
+# --- datasets and storage -------------------------------------------------------------
+class DatasetNotFoundError(LakeFormatError, FileNotFoundError):
+    """No dataset at the given URL."""
+
+
+class NotADatasetError(LakeFormatError, ValueError):
+    """The location holds files, but not a dataset."""
+
+
+class DatasetExistsError(LakeFormatError, FileExistsError):
+    """A dataset already exists where a new one was asked for."""
+
+
+class UnsupportedFormatVersionError(LakeFormatError, ValueError):
+    """The dataset was written by a newer, unknown version of the format."""
+
+
+class StorageError(LakeFormatError, OSError):
+    """The storage backend failed (network, permissions, missing bucket)."""
+
+
+class KeyNotFoundInStorageError(LakeFormatError, KeyError):
+    """A key is not in the storage."""
+
+
+class ReadOnlyError(LakeFormatError, PermissionError):
+    """A write was attempted on a read-only dataset or an old commit."""
+
+
+class CorruptDataError(LakeFormatError, ValueError):
+    """Bytes at rest do not parse (a damaged chunk or encoder)."""
+
+    def __init__(self, message: str, key: Optional[str] = None):
+        super().__init__(f"{message}" + (f" (key {key!r})" if key else ""))
+        self.key = key
+
+
+# --- tensors and samples ----------------------------------------------------------------
+class TensorDoesNotExistError(LakeFormatError, KeyError):
+    def __init__(self, name: str):
+        super().__init__(f"Tensor {name!r} does not exist.")
+        self.name = name
+
+    def __str__(self) -> str:  # KeyError quotes its message otherwise
+        return self.args[0]
+
+
+class TensorAlreadyExistsError(LakeFormatError, ValueError):
+    def __init__(self, name: str):
+        super().__init__(f"Tensor or group {name!r} already exists.")
+        self.name = name
+
+
+class InvalidTensorNameError(LakeFormatError, ValueError):
+    pass
+
+
+class HtypeError(LakeFormatError, ValueError):
+    """An htype, dtype or compression option that does not fit."""
+
+
+class SampleError(LakeFormatError, ValueError):
+    """A sample that cannot be stored in a tensor. Names the tensor and the sample index."""
+
+    def __init__(self, message: str, tensor: Optional[str] = None, index: Optional[int] = None):
+        where = []
+        if tensor is not None:
+            where.append(f"tensor {tensor!r}")
+        if index is not None:
+            where.append(f"sample {index}")
+        prefix = f"[{', '.join(where)}] " if where else ""
+        super().__init__(prefix + message)
+        self.tensor = tensor
+        self.index = index
+        self.reason = message
+
+
+class SampleDtypeError(SampleError, TypeError):
+    """The sample's dtype cannot be cast safely to the tensor's dtype."""
+
+
+class SampleShapeError(SampleError):
+    """The sample's rank or shape does not fit the tensor."""
+
+
+class HtypeViolationError(SampleError):
+    """The sample breaks a rule of the tensor's htype (a bbox without 4 coordinates...)."""
+
+
+class SampleDecodeError(SampleError):
+    """Compressed sample bytes (png, jpeg) could not be decoded."""
+
+
+class DynamicShapeError(LakeFormatError, ValueError):
+    """`.numpy()` on samples of different shapes; use `aslist=True`."""
+
+
+class IndexOutOfRangeError(LakeFormatError, IndexError):
+    pass
+
+
+class LinkError(LakeFormatError, OSError):
+    """A linked sample could not be fetched or decoded."""
+
+
+class CredsKeyError(LakeFormatError, KeyError):
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+# --- version control ----------------------------------------------------------------------
+class VersionControlError(LakeFormatError, ValueError):
+    pass
+
+
+class CheckoutError(VersionControlError):
+    pass
+
+
+class CommitError(VersionControlError):
+    pass
+
+
+class EmptyCommitError(CommitError):
+    pass
+
+
+class MergeError(VersionControlError):
+    pass
+
+
+class MergeConflictError(MergeError):
+    def __init__(self, conflicts: dict):
+        self.conflicts = conflicts
+        details = "; ".join(f"{t}: samples {sorted(idx)[:20]}" for t, idx in conflicts.items())
+        super().__init__(
+            "Merge conflict: the same samples changed on both sides. "
+            f"{details}. Pass conflict_resolution='ours' or 'theirs'."
+        )
+
+
+class LockedError(LakeFormatError, PermissionError):
+    """Another writer holds the lock of this branch."""

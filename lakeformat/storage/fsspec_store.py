@@ -1,0 +1,165 @@
+"""Object stores and any other fsspec filesystem (s3, gcs, azure, http...)."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Optional, Sequence
+
+from lakeformat.errors import KeyNotFoundInStorageError, StorageError
+from lakeformat.storage.base import StorageProvider
+
+logger = logging.getLogger(__name__)
+
+# deeplake 3.x creds names -> fsspec/s3fs storage options
+_S3_CREDS_ALIASES = {
+    "aws_access_key_id": "key",
+    "aws_secret_access_key": "secret",
+    "aws_session_token": "token",
+}
+
+
+def storage_options_from_creds(protocol: str, creds: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """Turn deeplake-style creds or plain fsspec options into fsspec storage options."""
+    if not creds:
+        return {}
+    opts = dict(creds)
+    if protocol in ("s3", "s3a"):
+        for alias, name in _S3_CREDS_ALIASES.items():
+            if alias in opts:
+                opts[name] = opts.pop(alias)
+        endpoint = opts.pop("endpoint_url", None)
+        if endpoint:
+            opts.setdefault("client_kwargs", {})["endpoint_url"] = endpoint
+        region = opts.pop("aws_region", None)
+        if region:
+            opts.setdefault("client_kwargs", {})["region_name"] = region
+    return opts
+
+
+class FsspecStorage(StorageProvider):
+    concurrency = 16
+
+    def __init__(self, url: str, storage_options: Optional[Dict[str, Any]] = None, read_only: bool = False):
+        import fsspec
+
+        self.url = url.rstrip("/")
+        self.read_only = read_only
+        protocol = url.split("://", 1)[0] if "://" in url else "file"
+        try:
+            self.fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+        except ImportError as e:
+            raise StorageError(f"No filesystem for {protocol!r}: {e}. Install the matching fsspec package.") from e
+        self.path = path.rstrip("/")
+        self.root = self.url
+
+    def _p(self, key: str) -> str:
+        return f"{self.path}/{key}" if key else self.path
+
+    def _wrap(self, key: str, exc: Exception) -> Exception:
+        if isinstance(exc, (FileNotFoundError, KeyError)):
+            return KeyNotFoundInStorageError(key)
+        return StorageError(f"Storage request for {key!r} under {self.url!r} failed: {type(exc).__name__}: {exc}")
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.fs.cat_file(self._p(key))
+        except Exception as e:  # noqa: BLE001 - every backend raises its own types
+            raise self._wrap(key, e) from e
+
+    def get_range(self, key: str, start: int, end: Optional[int]) -> bytes:
+        try:
+            return self.fs.cat_file(self._p(key), start=start, end=end)
+        except Exception as e:  # noqa: BLE001
+            raise self._wrap(key, e) from e
+
+    def get_many(self, keys: Sequence[str], missing_ok: bool = False) -> Dict[str, Optional[bytes]]:
+        keys = list(keys)
+        if not keys:
+            return {}
+        paths = [self._p(k) for k in keys]
+        try:
+            # async filesystems (s3, gcs, azure) send these concurrently in one event loop
+            got = self.fs.cat(paths, on_error="return")
+        except Exception as e:  # noqa: BLE001
+            raise self._wrap(keys[0], e) from e
+        out: Dict[str, Optional[bytes]] = {}
+        for k, p in zip(keys, paths):
+            v = got.get(p) if isinstance(got, dict) else got
+            if isinstance(v, Exception) or v is None:
+                if missing_ok and (v is None or isinstance(v, (FileNotFoundError, KeyError))):
+                    out[k] = None
+                    continue
+                raise self._wrap(k, v if isinstance(v, Exception) else FileNotFoundError(k))
+            out[k] = v
+        return out
+
+    def set(self, key: str, value: bytes) -> None:
+        self.check_writable()
+        try:
+            # one PUT: object stores make it visible whole or not at all
+            self.fs.pipe_file(self._p(key), bytes(value))
+        except Exception as e:  # noqa: BLE001
+            raise self._wrap(key, e) from e
+
+    def set_many(self, items: Dict[str, bytes]) -> None:
+        self.check_writable()
+        if not items:
+            return
+        try:
+            self.fs.pipe({self._p(k): bytes(v) for k, v in items.items()})
+        except Exception as e:  # noqa: BLE001
+            raise self._wrap(next(iter(items)), e) from e
+
+    def delete(self, key: str) -> None:
+        self.check_writable()
+        try:
+            self.fs.rm_file(self._p(key))
+        except FileNotFoundError:
+            pass
+        except Exception as e:  # noqa: BLE001
+            raise self._wrap(key, e) from e
+
+    def exists(self, key: str) -> bool:
+        try:
+            return bool(self.fs.isfile(self._p(key)))
+        except FileNotFoundError:
+            return False
+        except Exception as e:  # noqa: BLE001
+            raise self._wrap(key, e) from e
+
+    def size(self, key: str) -> int:
+        try:
+            return int(self.fs.size(self._p(key)))
+        except Exception as e:  # noqa: BLE001
+            raise self._wrap(key, e) from e
+
+    def list(self, prefix: str = "") -> List[str]:
+        base = self._p(prefix)
+        try:
+            self.fs.invalidate_cache()
+            found = self.fs.find(base)
+        except FileNotFoundError:
+            return []
+        except Exception as e:  # noqa: BLE001
+            raise self._wrap(prefix, e) from e
+        root = self.path.strip("/") + "/"
+        out = []
+        for p in found:
+            p = p.strip("/")
+            if p.startswith(root):
+                out.append(p[len(root):])
+        return sorted(out)
+
+    def delete_prefix(self, prefix: str) -> None:
+        self.check_writable()
+        keys = self.list(prefix)
+        if keys:
+            try:
+                self.fs.rm([self._p(k) for k in keys])
+            except FileNotFoundError:
+                pass
+            except Exception as e:  # noqa: BLE001
+                raise self._wrap(prefix, e) from e
+        self.fs.invalidate_cache()
+
+    def clear(self) -> None:
+        self.delete_prefix("")

@@ -1,0 +1,115 @@
+"""A read cache of bounded size in front of a store. Writes go through to the store at once
+(the chunk engines buffer their own dirty state and decide when to flush)."""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence
+
+from lakeformat.storage.base import StorageProvider
+
+
+class LRUCache(StorageProvider):
+    def __init__(self, base: StorageProvider, cache_size: int):
+        self.base = base
+        self.root = base.root
+        self.read_only = base.read_only
+        self.cache_size = int(cache_size)
+        self._cache: "OrderedDict[str, bytes]" = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    # -- cache bookkeeping --------------------------------------------------------------------
+    def _remember(self, key: str, value: bytes) -> None:
+        n = len(value)
+        if n > self.cache_size // 4:  # one huge object should not wipe the cache
+            return
+        with self._lock:
+            old = self._cache.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old)
+            self._cache[key] = value
+            self._bytes += n
+            while self._bytes > self.cache_size and self._cache:
+                _, v = self._cache.popitem(last=False)
+                self._bytes -= len(v)
+
+    def _forget(self, key: str) -> None:
+        with self._lock:
+            old = self._cache.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old)
+
+    def _hit(self, key: str) -> Optional[bytes]:
+        with self._lock:
+            v = self._cache.get(key)
+            if v is not None:
+                self._cache.move_to_end(key)
+            return v
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._cache.clear()
+            self._bytes = 0
+
+    # -- StorageProvider ------------------------------------------------------------------------
+    def get(self, key: str) -> bytes:
+        v = self._hit(key)
+        if v is None:
+            v = self.base.get(key)
+            self._remember(key, v)
+        return v
+
+    def get_range(self, key: str, start: int, end: Optional[int]) -> bytes:
+        v = self._hit(key)
+        if v is not None:
+            return v[start:end]
+        return self.base.get_range(key, start, end)
+
+    def get_many(self, keys: Sequence[str], missing_ok: bool = False) -> Dict[str, Optional[bytes]]:
+        out: Dict[str, Optional[bytes]] = {}
+        missing = []
+        for k in keys:
+            v = self._hit(k)
+            if v is None:
+                missing.append(k)
+            else:
+                out[k] = v
+        if missing:
+            got = self.base.get_many(missing, missing_ok)
+            for k, v in got.items():
+                if v is not None:
+                    self._remember(k, v)
+                out[k] = v
+        return out
+
+    def set(self, key: str, value: bytes) -> None:
+        self.base.set(key, value)
+        self._forget(key)
+
+    def set_many(self, items: Dict[str, bytes]) -> None:
+        self.base.set_many(items)
+        for k in items:
+            self._forget(k)
+
+    def delete(self, key: str) -> None:
+        self.base.delete(key)
+        self._forget(key)
+
+    def exists(self, key: str) -> bool:
+        return self._hit(key) is not None or self.base.exists(key)
+
+    def size(self, key: str) -> int:
+        v = self._hit(key)
+        return len(v) if v is not None else self.base.size(key)
+
+    def list(self, prefix: str = "") -> List[str]:
+        return self.base.list(prefix)
+
+    def delete_prefix(self, prefix: str) -> None:
+        self.base.delete_prefix(prefix)
+        self.invalidate()
+
+    def clear(self) -> None:
+        self.base.clear()
+        self.invalidate()

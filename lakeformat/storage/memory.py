@@ -1,0 +1,52 @@
+"""An in-process store (`memory://name`). Stores of the same name share their contents, so a
+dataset created at memory://x can be loaded again at memory://x in the same process."""
+from __future__ import annotations
+
+import threading
+from typing import Dict, List, Optional
+
+from lakeformat.errors import KeyNotFoundInStorageError
+from lakeformat.storage.base import StorageProvider
+
+_SPACES: Dict[str, Dict[str, bytes]] = {}
+_LOCK = threading.Lock()
+
+
+class MemoryStorage(StorageProvider):
+    def __init__(self, root: str = "memory://", read_only: bool = False):
+        self.root = root
+        self.read_only = read_only
+        with _LOCK:
+            self._data = _SPACES.setdefault(root.rstrip("/"), {})
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._data[key]
+        except KeyError:
+            raise KeyNotFoundInStorageError(key) from None
+
+    def get_range(self, key: str, start: int, end: Optional[int]) -> bytes:
+        return self.get(key)[start:end]
+
+    def get_many(self, keys, missing_ok: bool = False):
+        return {k: self._get_or_none(k, missing_ok) for k in keys}
+
+    def set(self, key: str, value: bytes) -> None:
+        self.check_writable()
+        self._data[key] = bytes(value)
+
+    def delete(self, key: str) -> None:
+        self.check_writable()
+        self._data.pop(key, None)
+
+    def exists(self, key: str) -> bool:
+        return key in self._data
+
+    def size(self, key: str) -> int:
+        return len(self.get(key))
+
+    def list(self, prefix: str = "") -> List[str]:
+        if prefix and not prefix.endswith("/") and prefix in self._data:
+            return [prefix]
+        p = prefix.rstrip("/") + "/" if prefix else ""
+        return sorted(k for k in list(self._data) if k.startswith(p))

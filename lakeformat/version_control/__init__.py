@@ -1,0 +1,1 @@
+"""Version control inside the format: commits, branches, diffs and merges."""
