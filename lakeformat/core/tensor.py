@@ -273,7 +273,7 @@ class Tensor:
         base = m.base_htype
         sc = m.sample_compression
         if base in ("text", "json", "list", "tag"):
-            return [self._decode_text(d, base) for d in datas]
+            return [self._decode_text(d, base, shapes[k]) for k, d in enumerate(datas)]
         dtype = np.dtype(m.dtype) if m.dtype not in (None, "Any", "List", "str") else np.dtype("uint8")
         if sc in IMAGE_COMPRESSIONS:
             def dec(args):
@@ -298,8 +298,10 @@ class Tensor:
         return out
 
     @staticmethod
-    def _decode_text(d: memoryview, base: str) -> Any:
+    def _decode_text(d: memoryview, base: str, shape: Any = (1,)) -> Any:
         if base == "text":
+            if len(d) == 0 and len(shape) and shape[0] == 0:
+                return None  # a null, stored as an empty sample: distinct from ""
             return bytes(d).decode("utf-8")
         if len(d) == 0:
             return None if base == "json" else []

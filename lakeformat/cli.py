@@ -1,0 +1,95 @@
+"""The `lakeformat` command: info, summary, verify, log, diff, ingest."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Callable, List, Optional
+
+# modules that add subcommands: each has register(subparsers) -> None
+_PLUGINS = [
+    "lakeformat.version_control.cli",
+    "connectors.sql.cli",
+]
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import lakeformat
+
+    ds = lakeformat.load(args.url, read_only=True, creds=_creds(args))
+    out = {
+        "path": args.url,
+        "length": len(ds),
+        "branch": ds.branch,
+        "commit_id": ds.commit_id,
+        "tensors": {
+            name: {"htype": t.htype, "dtype": str(t.meta.dtype), "length": t.num_samples, "min_shape": list(t.shape_interval[0]), "max_shape": list(t.shape_interval[1]), "sample_compression": t.sample_compression, "chunk_compression": t.chunk_compression}
+            for name, t in ds.tensors.items()
+        },
+        "info": dict(ds.info),
+    }
+    print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    import lakeformat
+
+    lakeformat.load(args.url, read_only=True, creds=_creds(args)).summary()
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from lakeformat.verify import verify
+
+    report = verify(args.url, creds=_creds(args), deep=not args.quick)
+    for line in report.lines():
+        print(line)
+    return 0 if report.ok else 1
+
+
+def _creds(args: argparse.Namespace):
+    if getattr(args, "creds", None):
+        return json.loads(args.creds)
+    return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lakeformat", description="Inspect and check lakeformat (Deep Lake 3.x layout) datasets.")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, fn, help_ in (("info", _cmd_info, "print a dataset's tensors as JSON"), ("summary", _cmd_summary, "print a dataset's summary table"), ("verify", _cmd_verify, "check a dataset's consistency")):
+        sp = sub.add_parser(name, help=help_)
+        sp.add_argument("url")
+        sp.add_argument("--creds", help="JSON object of storage options (endpoint_url, key, secret...)")
+        if name == "verify":
+            sp.add_argument("--quick", action="store_true", help="check metas and encoders, not every chunk")
+        sp.set_defaults(func=fn)
+    import importlib
+
+    for mod in _PLUGINS:
+        try:
+            m = importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name and mod.startswith(e.name):
+                continue  # that plugin is not part of this install
+            raise
+        m.register(sub)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from lakeformat.errors import LakeFormatError
+
+    try:
+        return int(args.func(args) or 0)
+    except LakeFormatError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
