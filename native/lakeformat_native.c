@@ -5,11 +5,12 @@
  * buffers the caller allocated (np.empty(...)), so the build needs no NumPy
  * headers. Each function first acquires and checks all of its buffers with
  * the GIL held (item type, C-contiguity, lengths, overlap), then runs its
- * loop over plain C memory with the GIL released, then raises any error the
- * loop reported. Bad input raises TypeError / ValueError / IndexError /
- * OverflowError; nothing here may read or write outside a buffer.
+ * loop over plain C memory with the GIL released (see LF_BEGIN_NOGIL), then
+ * raises any error the loop reported. Bad input raises TypeError /
+ * ValueError / IndexError / OverflowError; nothing here may read or write
+ * outside a buffer, whatever the input.
  *
- * Encoders (see lakeformat/core/meta*):
+ * Encoders of the Deep Lake 3.x layout handled here:
  *   ShapeEncoder rows          [dim_0 .. dim_{k-1}, last_index]   uint32
  *   BytePositionsEncoder rows  [num_bytes, start_byte, last_index] uint32
  *   ChunkIdEncoder             last-index column in uint32 or uint64

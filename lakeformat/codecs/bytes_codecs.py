@@ -9,6 +9,7 @@ import threading
 from typing import Optional
 
 import lz4.block
+import lz4.frame
 import zstandard
 
 from lakeformat.errors import CorruptDataError
@@ -57,8 +58,6 @@ def decompress_bytes(data, compression: Optional[str]) -> bytes:
     try:
         if compression == "lz4":
             if bytes(data[:4]) == b'\x04"M\x18':  # an lz4 frame, which some old writers used
-                import lz4.frame
-
                 return lz4.frame.decompress(data)
             return lz4.block.decompress(data)
         if compression == "zstd":

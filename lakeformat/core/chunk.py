@@ -165,9 +165,10 @@ class ChunkBuilder:
         self.dirty = True
 
     @classmethod
-    def from_chunk(cls, chunk_id: int, chunk: Chunk) -> "ChunkBuilder":
+    def from_chunk(cls, chunk_id: int, chunk: Chunk, num_samples: Optional[int] = None) -> "ChunkBuilder":
         b = cls(chunk_id, chunk.ndim)
-        n = chunk.num_samples
+        # a crash between a chunk write and its tensor meta leaves samples the meta does not count
+        n = chunk.num_samples if num_samples is None else max(0, min(int(num_samples), chunk.num_samples))
         if n:
             local = np.arange(n, dtype=np.int64)
             start, end = chunk.byte_ranges(local)
@@ -177,7 +178,7 @@ class ChunkBuilder:
             b.shapes = [chunk.shapes(local)]
             b.nbytes = int(end[-1])
             b.num_samples = n
-        b.dirty = False
+        b.dirty = n != chunk.num_samples
         return b
 
     def add(self, parts: Sequence, sizes: np.ndarray, shapes: np.ndarray) -> None:

@@ -33,6 +33,25 @@ logger = logging.getLogger(__name__)
 _PARSED_CACHE_CHUNKS = 8  # parsed chunks kept per tensor for repeated reads
 
 
+def group_by_row(rows: np.ndarray) -> List[Tuple[int, np.ndarray]]:
+    """[(row, positions of the items in that row)], rows ascending; linear when sorted."""
+    if not len(rows):
+        return []
+    if len(rows) > 1 and not np.all(rows[1:] >= rows[:-1]):
+        order = np.argsort(rows, kind="stable")
+        srt = rows[order]
+    else:
+        order = None
+        srt = rows
+    cuts = np.flatnonzero(srt[1:] != srt[:-1]) + 1
+    bounds = np.concatenate([[0], cuts, [len(srt)]])
+    out = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        sel = order[a:b] if order is not None else np.arange(a, b)
+        out.append((int(srt[a]), sel))
+    return out
+
+
 class ChunkEngine:
     def __init__(self, key: str, storage: StorageProvider, vs: VersionState, meta: Optional[TensorMeta] = None):
         self.key = key
@@ -59,6 +78,7 @@ class ChunkEngine:
             self.info_dirty = True
         else:
             self._load()
+        self.flushed_items = 0 if meta is not None else self.meta.length  # items at rest
         self.builder: Optional[ChunkBuilder] = None
         self.staged: Dict[str, bytes] = {}  # chunk key -> bytes, written at flush
         self.dirty_builders: Dict[str, ChunkBuilder] = {}  # chunk name -> rewritten older chunk
@@ -112,6 +132,21 @@ class ChunkEngine:
                 rows = rows[:first_over]
             self.chunk_ids.rows = rows
         self.tiles.entries = {k: v for k, v in self.tiles.entries.items() if k < n_items}
+
+    def clamp(self, n_items: int) -> None:
+        """Forget items past `n_items` (a hidden tensor flushed ahead of its parent by a crash)."""
+        if n_items >= self.meta.length:
+            return
+        self.meta.length = n_items
+        self._reconcile()
+        if self.seq is not None:
+            lengths = self.seq.all_lengths()
+            keep = int(np.searchsorted(np.cumsum(lengths), n_items, side="right"))
+            self.seq.set_lengths(lengths[:keep])
+        self.commit_diff.data_added[1] = min(self.commit_diff.data_added[1], n_items)
+        if self.creds is not None and self.creds.num_samples > n_items:
+            self.creds.set_values(self.creds.all_values()[:n_items])
+        self.meta_dirty = self.encoders_dirty = True
 
     # ------------------------------------------------------------------------------------------
     # properties
@@ -246,7 +281,7 @@ class ChunkEngine:
         c = self.get_chunks([name])[name]
         if c.is_tile or c.ndim != ndim or len(c.data) >= self.max_chunk_size:
             return None
-        b = ChunkBuilder.from_chunk(int(self.chunk_ids.rows[last_row, 0]), c)
+        b = ChunkBuilder.from_chunk(int(self.chunk_ids.rows[last_row, 0]), c, self.meta.length - self.chunk_ids.first_index_of_row(last_row))
         self._parsed.pop(name, None)
         self.builder = b
         return b
@@ -355,15 +390,44 @@ class ChunkEngine:
             bad = int(items[(items < 0) | (items >= self.num_items)][0])
             raise IndexOutOfRangeError(f"index {bad} is out of range for tensor {self.meta.name!r} of length {self.num_items}")
 
+    def read_texts(self, items: np.ndarray) -> List[Optional[str]]:
+        """Text items decoded chunk by chunk (a null, stored with shape (0,), reads None)."""
+        rows, local = self.item_locations(items)
+        names = self.chunk_ids.names()
+        groups = group_by_row(rows)
+        chunks = self.get_chunks([names[r] for r, _ in groups])
+        out: List[Optional[str]] = [None] * len(items)
+        for r, sel in groups:
+            c = chunks[names[r]]
+            s, e = c.byte_ranges(local[sel])
+            raw = bytes(c.data[: int(e.max())]) if len(e) else b""
+            text = raw.decode("utf-8")
+            if len(text) != len(raw):  # not ASCII: byte offsets differ from str offsets
+                vals = [raw[a:b].decode("utf-8") for a, b in zip(s.tolist(), e.tolist())]
+            else:
+                vals = [text[a:b] for a, b in zip(s.tolist(), e.tolist())]
+            empty = np.flatnonzero(e == s)
+            if len(empty):
+                shp = c.shapes(local[sel][empty])
+                for k, z in zip(empty.tolist(), (shp[:, 0] == 0).tolist()):
+                    if z:
+                        vals[k] = None
+            if len(sel) == len(items) and np.array_equal(sel, np.arange(len(items))):
+                out = vals
+            else:
+                for k, v in zip(sel.tolist(), vals):
+                    out[k] = v
+        return out
+
     def read_items_bytes(self, items: np.ndarray) -> Tuple[List[memoryview], np.ndarray]:
         """The stored bytes and chunk-level shapes of each item (tiled items excluded)."""
         rows, local = self.item_locations(items)
         names = self.chunk_ids.names()
-        chunks = self.get_chunks([names[r] for r in np.unique(rows)])
+        groups = group_by_row(rows)
+        chunks = self.get_chunks([names[r] for r, _ in groups])
         out: List[Any] = [None] * len(items)
         shapes = None
-        for r in np.unique(rows):
-            sel = np.nonzero(rows == r)[0]
+        for r, sel in groups:
             c = chunks[names[r]]
             s, e = c.byte_ranges(local[sel])
             shp = c.shapes(local[sel])
@@ -385,19 +449,19 @@ class ChunkEngine:
         item_nbytes = int(np.prod(shape)) * dtype.itemsize
         rows, local = self.item_locations(items)
         names = self.chunk_ids.names()
-        uniq = np.unique(rows)
-        use_ranges = self.chunk_compression is None and self._few_per_chunk(len(items), len(uniq))
+        by_row = group_by_row(rows)
+        use_ranges = self.chunk_compression is None and self._few_per_chunk(len(items), len(by_row))
         if use_ranges:
-            return self._read_fixed_ranged(items, rows, local, uniq, names, out, item_nbytes)
+            return self._read_fixed_ranged(items, rows, local, by_row, names, out, item_nbytes)
         sources: List[Any] = []
         src_id = np.empty(n, np.int64)
         src_start = np.empty(n, np.int64)
         # fetch in groups so that a full scan of a big tensor holds a bounded number of chunks
-        group: List[int] = []
+        group: List[Tuple[int, np.ndarray]] = []
         budget = 0
-        groups: List[List[int]] = []
-        for r in uniq:
-            group.append(int(r))
+        groups: List[List[Tuple[int, np.ndarray]]] = []
+        for r, sel in by_row:
+            group.append((r, sel))
             budget += self.max_chunk_size
             if budget >= 256 * 1024 * 1024:
                 groups.append(group)
@@ -405,12 +469,11 @@ class ChunkEngine:
         if group:
             groups.append(group)
         for g in groups:
-            chunks = self.get_chunks([names[r] for r in g])
+            chunks = self.get_chunks([names[r] for r, _ in g])
             sources = []
             sel_all = []
-            for r in g:
+            for r, sel in g:
                 c = chunks[names[r]]
-                sel = np.nonzero(rows == r)[0]
                 s, e = c.byte_ranges(local[sel])
                 if np.any(e - s != item_nbytes):
                     raise CorruptDataError(f"sample size differs from its shape in tensor {self.meta.name!r}", c.key)
@@ -440,15 +503,14 @@ class ChunkEngine:
                 self._headers[name] = h
         return h
 
-    def _read_fixed_ranged(self, items, rows, local, uniq, names, out, item_nbytes) -> np.ndarray:
+    def _read_fixed_ranged(self, items, rows, local, by_row, names, out, item_nbytes) -> np.ndarray:
         from concurrent.futures import ThreadPoolExecutor
 
-        pending = {names[r] for r in uniq}
+        pending = {names[r] for r, _ in by_row}
         unflushed = {n: self._unflushed_chunk(n) for n in pending}
         jobs = []
-        for r in uniq:
+        for r, sel in by_row:
             name = names[r]
-            sel = np.nonzero(rows == r)[0]
             c = unflushed[name]
             if c is not None:
                 s, e = c.byte_ranges(local[sel])
@@ -512,7 +574,8 @@ class ChunkEngine:
             c = Chunk.parse(self.staged.pop(k), self.chunk_compression, k)
         else:
             c = self.get_chunks([name])[name]
-        b = ChunkBuilder.from_chunk(cid, c)
+        covered = int(self.chunk_ids.rows[row, 1]) - int(self.chunk_ids.first_indices()[row]) + 1
+        b = ChunkBuilder.from_chunk(cid, c, covered)
         self._parsed.pop(name, None)
         self._headers.pop(name, None)
         # copy-on-write: a chunk of an older commit is rewritten under the current one
@@ -595,6 +658,8 @@ class ChunkEngine:
                 self.pop_item(item)
             lengths = self.seq.all_lengths()
             self.seq.set_lengths(np.delete(lengths, index))
+            # an empty sequence pops no item, so nothing above marked the encoders dirty
+            self.meta_dirty = self.encoders_dirty = True
         else:
             self.pop_item(index)
         self.commit_diff.pop(index, sample_id)
@@ -651,6 +716,7 @@ class ChunkEngine:
             self.storage.set_many(meta_side)
         # the meta last: it is the commit point of this tensor
         self.storage.set(keys.tensor_meta_key(self.key, c), self.meta.to_bytes())
+        self.flushed_items = self.meta.length
         for k in self.deleted_chunks:
             self.storage.delete(k)
         self.deleted_chunks.clear()

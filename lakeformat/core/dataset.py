@@ -84,6 +84,11 @@ class _DatasetState:
         except KeyError:
             self.diff = DatasetDiff()
         self.tree_dirty = False
+        # a marker left by a flush that did not finish: roll its tensors back to before it
+        try:
+            self.rollback: Dict[str, int] = json.loads(self.storage.get(keys.flush_marker_key(commit_id)))["lengths"]
+        except (KeyError, ValueError):
+            self.rollback = {}
 
 
 class Dataset:
@@ -140,7 +145,25 @@ class Dataset:
                 if eng is None:
                     eng = ChunkEngine(key, st.storage, st.vs)
                     st.engines[key] = eng
+                    if key in st.rollback:
+                        eng.clamp(int(st.rollback[key]))
+                    self._align_hidden(eng)
         return eng
+
+    def _align_hidden(self, eng: ChunkEngine) -> None:
+        """Hidden tensors are flushed before their parent; after a crash one may be ahead of
+        it. The parent's meta is the commit point: clamp them to it."""
+        st = self._state
+        for hkey, link in (eng.meta.links or {}).items():
+            if hkey not in st.meta.tensors or hkey in st.engines:
+                continue
+            h = ChunkEngine(hkey, st.storage, st.vs)
+            st.engines[hkey] = h
+            if hkey in st.rollback:
+                h.clamp(int(st.rollback[hkey]))
+            want = eng.num_items if link.get("flatten_sequence") else eng.num_samples
+            if h.num_samples > want and h.seq is None:
+                h.clamp(want)
 
     def _full_name(self, name: str) -> str:
         name = name.strip("/")
@@ -546,12 +569,18 @@ class Dataset:
             if not 0 <= index < n:
                 raise IndexError(f"pop index {index} out of range for tensor {eng.meta.name!r} of length {n}")
             sample_id = self._sample_id(key, index)
+            # hidden tensors linked with flatten_sequence hold one row per item of a sequence
+            item_range = eng.seq.item_ranges(np.array([index])) if eng.seq is not None else None
             eng.pop_sample(index, sample_id)
             for hkey in (eng.meta.links or {}):
                 if hkey in self.meta.tensors:
                     h = self._engine(hkey)
-                    if h.num_samples > index:
-                        h.pop_sample(index if not eng.meta.is_sequence or not eng.meta.links[hkey].get("flatten_sequence") else index, None)
+                    if item_range is not None and eng.meta.links[hkey].get("flatten_sequence"):
+                        for item in range(int(item_range[1][0]) - 1, int(item_range[0][0]) - 1, -1):
+                            if item < h.num_samples:
+                                h.pop_sample(item, None)
+                    elif h.num_samples > index:
+                        h.pop_sample(index, None)
             self._after_write()
 
     def _sample_id(self, key: str, index: int) -> Optional[int]:
@@ -595,9 +624,22 @@ class Dataset:
         if st.read_only:
             return
         with st.lock:
-            for eng in list(st.engines.values()):
-                eng.flush()
             c = st.vs.commit_id
+            # Several tensors grow in one flush: a marker holding their lengths before it makes
+            # the flush all-or-nothing (a reader finding the marker rolls them back to it).
+            if st.rollback:
+                for key in list(st.rollback):
+                    self._engine(key) if key in st.meta.tensors else None
+            grown = {e.key: e.flushed_items for e in st.engines.values() if e.meta.length != e.flushed_items}
+            marker = keys.flush_marker_key(c)
+            if st.rollback:
+                grown = {**{k: int(v) for k, v in st.rollback.items()}, **grown}
+            if len(grown) > 1:
+                st.storage.set(marker, json.dumps({"lengths": grown}).encode())
+            # hidden tensors before their parents: a crash leaves them ahead, never behind
+            engines = sorted(st.engines.values(), key=lambda e: not e.meta.hidden)
+            for eng in engines:
+                eng.flush()
             if st.meta_dirty:
                 st.storage.set(keys.dataset_meta_key(c), st.meta.to_bytes())
                 st.meta_dirty = False
@@ -615,6 +657,9 @@ class Dataset:
 
                 save_tree(self)
                 st.tree_dirty = False
+            if len(grown) > 1 or st.rollback:
+                st.storage.delete(marker)
+                st.rollback = {}
             st.storage.flush()
 
     # ==========================================================================================

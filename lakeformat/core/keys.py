@@ -83,3 +83,8 @@ def hidden_key(tensor_key: str, kind: str) -> str:
     """'a/b/img', 'shape' -> 'a/b/_img_shape'."""
     group, name = posixpath.split(tensor_key)
     return posixpath.join(group, f"_{name}_{kind}")
+
+
+def flush_marker_key(commit_id: str) -> str:
+    """Our own marker, present only while a multi-tensor flush is under way."""
+    return _versioned(commit_id, "lakeformat_flush.json")

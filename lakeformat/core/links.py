@@ -72,9 +72,9 @@ class LinkCreds:
             raise CredsKeyError(f"creds key number {number} is unknown")
         return self.creds_keys[number - 1]
 
-    def creds_for(self, name: Optional[str]) -> Optional[Dict[str, Any]]:
-        if name is None:
-            return None
+    def creds_for(self, name: Optional[str], path: str = "") -> Optional[Dict[str, Any]]:
+        if name is None or (path and not path.startswith(_CLOUD)):
+            return None  # local files and plain http need no creds
         if name not in self.creds and name != "ENV":
             raise CredsKeyError(f"creds key {name!r} is not populated; call ds.populate_creds({name!r}, {{...}})")
         return self.creds.get(name)
@@ -85,7 +85,7 @@ class LinkResolver:
         self.creds = creds
 
     def shape_of(self, path: str, creds_key: Optional[str]) -> Sequence[int]:
-        data = fetch_bytes(path, self.creds.creds_for(creds_key))
+        data = fetch_bytes(path, self.creds.creds_for(creds_key, path))
         return image_shape(data)
 
     def resolve_many(self, tensor: "Tensor", datas: List[memoryview], items: np.ndarray) -> List[Any]:
@@ -102,7 +102,7 @@ class LinkResolver:
                 return np.zeros((0,) * ndim, dtype)
             name = self.creds.decode(int(numbers[k]))
             try:
-                raw = fetch_bytes(p, self.creds.creds_for(name))
+                raw = fetch_bytes(p, self.creds.creds_for(name, p))
             except LinkError as e:
                 raise LinkError(f"tensor {tensor.name!r}, sample {int(items[k])}: {e}") from e
             if base.startswith("image") or base in ("binary_mask", "segment_mask"):

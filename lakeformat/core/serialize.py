@@ -172,6 +172,21 @@ def _labels(value: Any, ctx: Context, batch: SerializedBatch, i: int) -> np.ndar
     return np.asarray(out, dtype=np.uint32).reshape(np.shape(value) if np.ndim(value) else (1,))
 
 
+def _encode_all_str(values: List[Any]):
+    """All-str batches in one buffer: one join and one encode when the text is ASCII (the
+    byte lengths are then the character lengths), else one encode per string."""
+    try:
+        joined = "".join(values)
+    except TypeError:
+        return None  # a null or a non-str: the per-sample path names it
+    lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+    data = joined.encode("utf-8")
+    if len(data) == len(joined):
+        return [data], lengths
+    encoded = [v.encode("utf-8") for v in values]
+    return [b"".join(encoded)], np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+
+
 class Serializer:
     """Turns a batch of user values into a SerializedBatch for one tensor."""
 
@@ -212,6 +227,10 @@ class Serializer:
             return self._links(values, item_owner)
         if self.base in ("text", "json", "list", "tag"):
             return self._texts(values, item_owner)
+        if self.base == "class_label" and self.sc is None:
+            dense = self._scalar_labels(values)
+            if dense is not None:
+                return self._dense(dense, item_owner, labels=True)
         if (
             isinstance(values, np.ndarray)
             and values.dtype != object
@@ -223,14 +242,66 @@ class Serializer:
             return self._dense(values, item_owner)
         return self._arrays(values, item_owner)
 
+    def _scalar_labels(self, values: Any) -> Optional[np.ndarray]:
+        """A batch of one label per sample (ints or names) -> an (n,) integer array, checked
+        as a whole; None when the batch has lists of labels or nulls."""
+        if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind in "iu":
+            arr = values.astype(np.int64, copy=False)
+        else:
+            vals = values.tolist() if isinstance(values, np.ndarray) and values.ndim == 1 else values
+            if not isinstance(vals, (list, tuple)) or not vals:
+                return None
+            first = vals[0]
+            if isinstance(first, str):
+                if not all(isinstance(v, str) for v in vals):
+                    return None
+                names = {n: i for i, n in enumerate(self.ctx.class_names)}
+                out = np.empty(len(vals), np.int64)
+                new_names: List[str] = []
+                for i, v in enumerate(vals):
+                    k = names.get(v)
+                    if k is None:
+                        if self.ctx.class_names_fixed:
+                            raise _fail(HtypeViolationError, f"label {v!r} is not one of the class names {self.ctx.class_names}", self.ctx, i)
+                        k = names[v] = len(names)
+                        new_names.append(v)
+                    out[i] = k
+                self._pending_names = new_names
+                return out
+            if isinstance(first, (int, np.integer)) and not isinstance(first, bool):
+                try:
+                    arr = np.asarray(vals)
+                except ValueError:
+                    return None
+                if arr.ndim != 1 or arr.dtype.kind not in "iu":
+                    return None
+                arr = arr.astype(np.int64, copy=False)
+            else:
+                return None
+        if len(arr):
+            lo, hi = int(arr.min()), int(arr.max())
+            if lo < 0:
+                raise _fail(HtypeViolationError, f"label {lo} is negative", self.ctx, int(np.argmin(arr)))
+            if self.ctx.class_names_fixed and hi >= len(self.ctx.class_names):
+                raise _fail(HtypeViolationError, f"label {hi} is outside the {len(self.ctx.class_names)} class names", self.ctx, int(np.argmax(arr)))
+        return arr
+
     def _idx(self, i: int, item_owner: Optional[np.ndarray]) -> int:
         return int(item_owner[i]) if item_owner is not None and i < len(item_owner) else i
 
-    def _dense(self, arr: np.ndarray, item_owner) -> SerializedBatch:
+    def _dense(self, arr: np.ndarray, item_owner, labels: bool = False) -> SerializedBatch:
         """A whole batch in one array: one cast, one buffer."""
         batch = SerializedBatch()
         n = arr.shape[0]
         sample_shape = arr.shape[1:] if arr.ndim > 1 else (1,)
+        if self._pads_gray() and len(sample_shape) < (self.ndim or 3):
+            sample_shape = tuple(sample_shape) + (1,) * ((self.ndim or 3) - len(sample_shape))
+            arr = arr.reshape((n,) + sample_shape)
+        if labels:
+            batch.new_class_names = getattr(self, "_pending_names", [])
+            if self.dtype is None:
+                self.dtype = np.dtype("uint32")
+                batch.dtype = "uint32"
         if self.dtype is None:
             self.dtype = arr.dtype
             batch.dtype = arr.dtype.name
@@ -257,11 +328,19 @@ class Serializer:
             if v is None:
                 continue
             if isinstance(v, Sample):
-                return len(v.shape)
+                return self._image_ndim(len(v.shape))
             a = np.asarray(v) if not isinstance(v, (str, bytes)) else None
             if a is not None:
-                return max(a.ndim, 1)
-        return DEFAULT_NDIM.get(self.base, 1)
+                return self._image_ndim(max(a.ndim, 1))
+        return self._image_ndim(DEFAULT_NDIM.get(self.base, 1))
+
+    def _pads_gray(self) -> bool:
+        # deeplake 3.x stores an (H, W) sample of an `image` tensor, or of any tensor with an
+        # image compression, as (H, W, 1); image.gray without compression keeps (H, W)
+        return self.base == "image" or self.sc in IMAGE_COMPRESSIONS
+
+    def _image_ndim(self, ndim: int) -> int:
+        return max(ndim, 3) if self._pads_gray() else ndim
 
     def _arrays(self, values: Any, item_owner) -> SerializedBatch:
         batch = SerializedBatch()
@@ -307,6 +386,8 @@ class Serializer:
                 arr = cast_array(arr, self.dtype, self.ctx, gi, python_value)
             if arr.ndim == 0:
                 arr = arr.reshape(1)
+            if arr.ndim < ndim and self._pads_gray():
+                arr = arr.reshape(arr.shape + (1,) * (ndim - arr.ndim))
             if arr.ndim != ndim:
                 raise _fail(SampleShapeError, f"sample has {arr.ndim} dimensions {arr.shape}, the tensor has {ndim}", self.ctx, gi)
             _check_htype(self.base, arr, self.ctx, gi)
@@ -372,9 +453,16 @@ class Serializer:
         if isinstance(values, np.ndarray) and values.dtype.kind in "US" and self.base == "text":
             values = values.reshape(len(values), -1)[:, 0].tolist() if values.ndim > 1 else values.tolist()
         values = list(values)
+        base = self.base
+        if base == "text" and values:
+            fast = _encode_all_str(values)
+            if fast is not None:
+                batch.parts, batch.sizes = fast
+                batch.shapes = np.ones((len(values), 1), dtype=np.int64)
+                batch.num_samples = len(values)
+                return batch
         parts: List[bytes] = []
         shapes = np.ones((len(values), 1), dtype=np.int64)
-        base = self.base
         for i, v in enumerate(values):
             if base == "text":
                 if isinstance(v, str):

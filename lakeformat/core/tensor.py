@@ -57,6 +57,8 @@ class Tensor:
     @property
     def dtype(self) -> Optional[np.dtype]:
         d = self.meta.dtype
+        if self.meta.base_htype in ("json", "list", "tag"):
+            return np.dtype(str)  # what deeplake 3.x's Tensor.dtype says for these htypes
         if d in (None, "Any", "List"):
             return None if d is None else np.dtype(object)
         if d == "str":
@@ -234,6 +236,9 @@ class Tensor:
         if fixed is not None and not tiled:
             arr = eng.read_fixed(items, fixed, np.dtype(m.dtype))
             return list(arr) if aslist else arr
+        if m.base_htype == "text" and not m.is_link and m.sample_compression is None and not tiled:
+            texts = eng.read_texts(items)
+            return texts if aslist else self._stack_text(texts)
         values: List[Any] = [None] * len(items)
         plain = np.asarray([k for k in range(len(items)) if k not in set(tiled)], dtype=np.int64)
         if len(plain):
@@ -260,6 +265,10 @@ class Tensor:
     def _stack_text(self, values: List[Any]) -> np.ndarray:
         base = self.meta.base_htype
         if base == "text":
+            if any(v is None for v in values):
+                out = np.empty((len(values), 1), dtype=object)
+                out[:, 0] = values
+                return out
             return np.asarray(values, dtype=str).reshape(len(values), 1) if values else np.zeros((0, 1), str)
         out = np.empty((len(values), 1), dtype=object)
         for i, v in enumerate(values):

@@ -1,8 +1,9 @@
 """commit, checkout, log, reset, delete_branch: the version-control verbs of a dataset.
 
-Every verb that changes history writes the new version's files first and
-version_control_info.json last, in one atomic write: a crash leaves the state before or the
-state after, never one between.
+Every verb that changes history writes the new version's files first, into a folder no
+stored tree points at yet, and then rewrites version_control_info.json once (`update_tree`):
+that single atomic write is the switch. A process killed before it leaves the state before
+(plus an unreferenced `versions/<id>/` folder); killed after it, the state after.
 """
 from __future__ import annotations
 
@@ -10,111 +11,92 @@ import getpass
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional
 
 from lakeformat import constants as C
 from lakeformat.core import keys
-from lakeformat.errors import CheckoutError, CommitError, EmptyCommitError, VersionControlError
-from lakeformat.version_control.objects import CommitDiff, DatasetDiff
-from lakeformat.version_control.tree import VersionTree, new_commit_id
+from lakeformat.errors import CheckoutError, CommitError, EmptyCommitError, LockedError, ReadOnlyError, VersionControlError
+from lakeformat.version_control.objects import ChunkSet
+from lakeformat.version_control.tree import VersionTree, load_tree, new_commit_id, update_tree
 
 if TYPE_CHECKING:
     from lakeformat.core.dataset import Dataset
 
 logger = logging.getLogger(__name__)
 
-_TREE_LOCK_KEY = C.VERSION_CONTROL_INFO_LOCK_FILENAME
-_TREE_LOCK_WAIT_S = 30.0
-
 
 def _user() -> str:
     try:
         return getpass.getuser()
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
         return "unknown"
 
 
-# ---- the tree on storage ------------------------------------------------------------------------
-def _tree_locked(storage, fn):
-    """Run fn() holding the short-lived lock of version_control_info.json."""
-    import uuid
-
-    me = uuid.uuid4().hex
-    deadline = time.time() + _TREE_LOCK_WAIT_S
-    while True:
-        try:
-            cur = json.loads(storage.get(_TREE_LOCK_KEY))
-        except (KeyError, ValueError):
-            cur = None
-        if cur is None or cur.get("expires", 0) < time.time():
-            storage.set(_TREE_LOCK_KEY, json.dumps({"owner": me, "expires": time.time() + 10}).encode())
-            try:
-                if json.loads(storage.get(_TREE_LOCK_KEY)).get("owner") == me:
-                    break
-            except (KeyError, ValueError):
-                pass
-        if time.time() > deadline:
-            raise VersionControlError("version_control_info.json stayed locked by another writer")
-        time.sleep(0.02)
-    try:
-        return fn()
-    finally:
-        try:
-            storage.delete(_TREE_LOCK_KEY)
-        except Exception:  # noqa: BLE001
-            pass
-
-
+# ---- the tree of an open dataset -------------------------------------------------------------
 def save_tree(ds: "Dataset") -> None:
-    """Read-merge-write version_control_info.json so that a concurrent branch creation by
-    another writer is never lost."""
+    """Write the in-memory tree, unioned into whatever is stored (dataset creation)."""
     st = ds._state
-    storage = st.storage
-
-    def merge_and_write():
-        try:
-            stored = VersionTree.from_bytes(storage.get(keys.version_control_info_key()))
-            st.vs.tree.merge_from(stored)
-        except KeyError:
-            pass
-        storage.set(keys.version_control_info_key(), st.vs.tree.to_bytes())
-
-    _tree_locked(storage, merge_and_write)
+    mine = st.vs.tree
+    st.vs.tree = update_tree(st.storage, lambda t: t.merge_from(mine))
 
 
 def refresh_tree(ds: "Dataset") -> None:
+    """Pick up branches and commits other writers made since this dataset was opened."""
+    vs = ds._state.vs
     try:
         stored = VersionTree.from_bytes(ds._state.storage.get(keys.version_control_info_key()))
-        ds._state.vs.tree.merge_from(stored)
     except KeyError:
-        pass
+        return
+    if vs.commit_id in stored.commits:
+        vs.tree = stored
 
 
-# ---- queries ------------------------------------------------------------------------------------------
+def write_commit_infos(storage, tree: VersionTree, ids: Iterable[str]) -> None:
+    """commit_info.json of each version: its node, as deeplake writes it (a backup from which
+    the tree can be rebuilt)."""
+    for cid in ids:
+        if cid in tree.commits:
+            storage.set(keys.commit_info_key(cid), json.dumps(tree.commits[cid]).encode("utf-8"))
+
+
+def dataset_at(ds: "Dataset", commit_id: str, tree: Optional[VersionTree] = None) -> "Dataset":
+    """A read-only dataset object on the same storage at another version."""
+    from lakeformat.core.dataset import Dataset, _DatasetState
+    from lakeformat.core.version_state import VersionState
+
+    st = ds._state
+    tree = tree or st.vs.tree
+    branch = tree.node(commit_id)["branch"] if tree.is_head(commit_id) else None
+    vs = VersionState(st.storage, tree, commit_id, branch)
+    return Dataset(_DatasetState(st.storage, vs, True, st.path))
+
+
+# ---- queries ----------------------------------------------------------------------------------------
 def commit_id(ds: "Dataset") -> Optional[str]:
     """The last committed commit at or before the current state (None before any commit)."""
     vs = ds._state.vs
     if vs.is_head:
-        return vs.tree.commits[vs.commit_id]["parent"]
+        return vs.tree.node(vs.commit_id)["parent"]
     return vs.commit_id
 
 
 def has_head_changes(ds: "Dataset") -> bool:
+    """Whether the branch head holds changes not yet committed."""
     st = ds._state
     if not st.vs.is_head:
         return False
-    if st.meta_dirty or st.diff.dirty or st.diff.renamed or st.diff.deleted or st.diff.info_updated:
+    if st.meta_dirty or st.info_dirty or st.diff.renamed or st.diff.deleted or st.diff.info_updated:
         return True
     for key in st.meta.tensors:
         eng = ds._engine(key)
-        cd = eng.commit_diff
-        if eng.is_dirty or cd.created or cd.num_samples_added or cd.data_updated or cd.data_deleted or cd.info_updated or cd.cleared:
+        if eng.is_dirty or eng.commit_diff.has_changes:
             return True
     return False
 
 
-def log(ds: "Dataset", print_out: bool = True) -> List[Dict[str, Any]]:
-    """Commits from the current one back to the first: id, author, time, message, branch."""
+def log(ds: "Dataset", print_out: bool = False) -> List[Dict[str, Any]]:
+    """Commits from the current one back to the first, newest first: commit id, author,
+    time (a POSIX timestamp), message and branch."""
     vs = ds._state.vs
     out = []
     for cid in vs.chain:
@@ -134,22 +116,22 @@ def log(ds: "Dataset", print_out: bool = True) -> List[Dict[str, Any]]:
 
 
 def format_log(entries: List[Dict[str, Any]], branch: Optional[str]) -> str:
-    lines = [f"---------------\nLakeformat Version Log\n---------------\n\nCurrent Branch: {branch}"]
+    lines = [f"Current branch: {branch if branch is not None else '(detached: an old commit)'}", ""]
+    if not entries:
+        lines.append("No commits yet.")
     for e in entries:
-        t = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["time"])) if e["time"] else "-"
-        lines.append(f"Commit : {e['commit']} ({e['branch']})\nAuthor : {e['author']}\nTime   : {t}\nMessage: {e['message']}\n")
+        t = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(e["time"])) if e["time"] else "-"
+        lines.append(f"commit  {e['commit']} ({e['branch']})\nAuthor: {e['author']}\nDate:   {t}\n\n    {e['message'] or ''}\n")
     return "\n".join(lines)
 
 
-# ---- copying a version's metas ---------------------------------------------------------------------
-def _version_files(ds: "Dataset", commit: str) -> List[str]:
-    st = ds._state
+# ---- a new version's files --------------------------------------------------------------------------
+def _version_files(storage, commit: str) -> List[str]:
+    from lakeformat.core.meta import DatasetMeta
+
     ks = [keys.dataset_meta_key(commit), keys.dataset_info_key(commit)]
     try:
-        from lakeformat.core.meta import DatasetMeta
-
-        meta = DatasetMeta.from_bytes(st.storage.get(keys.dataset_meta_key(commit)))
-        tensors = meta.tensors
+        tensors = DatasetMeta.from_bytes(storage.get(keys.dataset_meta_key(commit))).tensors
     except KeyError:
         tensors = []
     for t in tensors:
@@ -164,42 +146,46 @@ def _version_files(ds: "Dataset", commit: str) -> List[str]:
     return ks
 
 
-def copy_version_metas(ds: "Dataset", src: str, dst: str) -> None:
-    """A new version starts as a copy of its parent's metas and encoders (not its chunks)."""
-    st = ds._state
-    src_keys = _version_files(ds, src)
-    got = st.storage.get_many(src_keys, missing_ok=True)
-    out: Dict[str, bytes] = {}
+def copy_version_metas(storage, src: str, dst: str) -> List[str]:
+    """A new version starts as a copy of its parent's metas and encoders (never its chunks),
+    with an empty chunk_set per tensor. Like deeplake, no commit_diff is written until the
+    version changes something. Returns the tensor keys."""
+    from lakeformat.core.meta import DatasetMeta
+
+    got = storage.get_many(_version_files(storage, src), missing_ok=True)
     prefix_src = "" if src == C.FIRST_COMMIT_ID else f"versions/{src}/"
-    prefix_dst = f"versions/{dst}/"
+    out: Dict[str, bytes] = {}
     for k, v in got.items():
-        if v is None:
-            continue
-        rel = k[len(prefix_src):]
-        out[prefix_dst + rel] = v
-    # fresh per-version diffs: nothing added yet, positions start at each tensor's length
-    from lakeformat.core.meta import TensorMeta
+        if v is not None:
+            out[f"versions/{dst}/" + k[len(prefix_src):]] = v
+    tensors: List[str] = []
+    mk = keys.dataset_meta_key(dst)
+    if mk in out:
+        tensors = DatasetMeta.from_bytes(out[mk]).tensors
+    for t in tensors:
+        out[keys.chunk_set_key(t, dst)] = ChunkSet().to_bytes()
+    # the dataset meta last: a folder without it is no version at all
+    meta = out.pop(mk, None)
+    storage.set_many(out)
+    if meta is not None:
+        storage.set(mk, meta)
+    return tensors
 
-    for k, v in list(out.items()):
-        if k.endswith("/" + C.TENSOR_META_FILENAME):
-            tkey = k[len(prefix_dst):-len("/" + C.TENSOR_META_FILENAME)]
-            n = TensorMeta.from_bytes(v).length
-            seq_key = keys.sequence_encoder_key(tkey, dst)
-            if seq_key in out:
-                from lakeformat.core.encoders import RangeEncoder
 
-                n = RangeEncoder.from_bytes(out[seq_key]).num_samples
-            out[keys.commit_diff_key(tkey, dst)] = CommitDiff(n).to_bytes()
-    out[keys.dataset_diff_key(dst)] = DatasetDiff().to_bytes()
-    st.storage.set_many(out)
+def _drop_version_folder(storage, commit: str) -> None:
+    if commit != C.FIRST_COMMIT_ID:
+        try:
+            storage.delete_prefix(f"versions/{commit}/")
+        except Exception as e:  # noqa: BLE001 - a leftover folder is garbage, not damage
+            logger.warning("could not delete versions/%s/: %s", commit, e)
 
 
 # ---- verbs ----------------------------------------------------------------------------------------------
 def commit(ds: "Dataset", message: Optional[str] = None, allow_empty: bool = False) -> str:
     """Snapshot the current branch head; returns the new commit's id."""
-    ds._check_writable()
     if ds.is_view:
-        raise CommitError("commit from the dataset, not a view")
+        raise CommitError("commit from the dataset, not a view of it")
+    ds._check_writable()
     ds.flush()
     if not allow_empty and not has_head_changes(ds):
         raise EmptyCommitError("Nothing to commit: the head has no changes (pass allow_empty=True to commit anyway).")
@@ -209,129 +195,215 @@ def commit(ds: "Dataset", message: Optional[str] = None, allow_empty: bool = Fal
 def _commit(ds: "Dataset", message: Optional[str]) -> str:
     st = ds._state
     vs = st.vs
-    cur = vs.commit_id
-    branch = vs.branch
-    refresh_tree(ds)
+    storage = st.storage
+    cur, branch = vs.commit_id, vs.branch
     new = new_commit_id()
-    copy_version_metas(ds, cur, new)
-    node = vs.tree.commits[cur]
-    node.update({"commit_message": message, "commit_time": time.time(), "commit_user_name": _user()})
-    st.storage.set(keys.commit_info_key(cur), json.dumps(node).encode())
-    vs.tree.commits[new] = VersionTree._node(branch, cur)
-    node["children"].append(new)
-    vs.tree.branches[branch] = new
-    save_tree(ds)  # the switch: before it the commit did not happen, after it it did
+    copy_version_metas(storage, cur, new)
+    user, when = _user(), time.time()
+
+    def mutate(t: VersionTree) -> None:
+        if t.branches.get(branch) != cur:
+            raise CommitError(f"branch {branch!r} moved to {t.branches.get(branch)} under this writer; reopen the dataset")
+        t.stamp(t.node(cur), message, user, when)
+        t.add_node(new, branch, cur)
+        t.branches[branch] = new
+
+    try:
+        vs.tree = update_tree(storage, mutate)
+    except BaseException:
+        _drop_version_folder(storage, new)
+        raise
+    write_commit_infos(storage, vs.tree, [cur, new])
     vs.forget_chunk_sets()
     st.load_commit(new)
     return cur
 
 
+def _valid_branch_name(name: str) -> bool:
+    return bool(name) and "/" not in name and "\\" not in name and ":" not in name and not name.startswith(("-", ".")) and name.strip() == name
+
+
 def checkout(ds: "Dataset", address: str, create: bool = False) -> Optional[str]:
-    """Move to a branch or commit; `create=True` makes branch `address` from the current state."""
+    """Move to a branch or a commit; `create=True` makes branch `address` from the current
+    state (committing the head first if it has changes). Returns the commit id of the new
+    position (its last commit, for a branch head)."""
+    from lakeformat.version_control.locks import acquire_lock, release_lock
+
     st = ds._state
-    if not st.read_only and st.vs.is_head:
+    vs = st.vs
+    storage = st.storage
+    writable = not st.read_only
+    if writable and vs.is_head:
         ds.flush()
     refresh_tree(ds)
-    tree = st.vs.tree
-    from lakeformat.version_control.locks import acquire_branch_lock, release_branch_lock
-
-    old_branch = st.vs.branch
+    tree = vs.tree
+    old_locked = vs.branch if (writable and vs.is_head) else None
     if create:
-        if st.read_only:
-            raise CheckoutError("cannot create a branch on a dataset opened read-only")
+        if not writable:
+            raise ReadOnlyError("cannot create a branch on a dataset opened read-only")
         if address in tree.branches:
             raise CheckoutError(f"Branch {address!r} already exists.")
-        if not address or "/" in address or address.startswith("-"):
-            raise CheckoutError(f"{address!r} is not a valid branch name")
-        if st.vs.is_head:
-            if has_head_changes(ds) or tree.commits[st.vs.commit_id]["parent"] is None:
-                _commit(ds, f"auto-commit before checkout to {address}")
-            base = tree.commits[st.vs.commit_id]["parent"]
+        if address in tree.commits:
+            raise CheckoutError(f"{address!r} is a commit id; pick another branch name.")
+        if not _valid_branch_name(address):
+            raise CheckoutError(f"{address!r} is not a valid branch name (no '/', '\\', ':', leading '-' or '.')")
+        if vs.is_head:
+            if has_head_changes(ds) or tree.node(vs.commit_id)["parent"] is None:
+                _commit(ds, f"auto commit before checkout to {address}")
+            base = vs.tree.node(vs.commit_id)["parent"]
         else:
-            base = st.vs.commit_id
+            base = vs.commit_id
         new = new_commit_id()
-        copy_version_metas(ds, base, new)
-        tree.commits[new] = VersionTree._node(address, base)
-        tree.commits[base]["children"].append(new)
-        tree.branches[address] = new
-        save_tree(ds)
+        copy_version_metas(storage, base, new)
+
+        def mutate(t: VersionTree) -> None:
+            if address in t.branches:
+                raise CheckoutError(f"Branch {address!r} already exists.")
+            t.add_node(new, address, base)
+            t.branches[address] = new
+
+        took = False
+        try:
+            took = acquire_lock(storage, address)
+            vs.tree = update_tree(storage, mutate)
+        except BaseException:
+            if took:
+                release_lock(storage, address)
+            _drop_version_folder(storage, new)
+            raise
+        write_commit_infos(storage, vs.tree, [new])
         target, branch = new, address
     else:
         if address in tree.branches:
             target, branch = tree.branches[address], address
         else:
             target = tree.resolve(address)
-            branch = tree.commits[target]["branch"] if tree.is_head(target) else None
-    if old_branch != branch and old_branch is not None:
-        release_branch_lock(st.storage, old_branch)
-    st.vs.branch = branch
-    st.vs.forget_chunk_sets()
+            branch = tree.node(target)["branch"] if tree.is_head(target) else None
+        if writable and branch is not None and branch != old_locked:
+            acquire_lock(storage, branch)  # LockedError leaves us where we were
+    if old_locked is not None and old_locked != branch:
+        release_lock(storage, old_locked)
+    vs.branch = branch
+    vs.forget_chunk_sets()
     st.load_commit(target)
-    if branch is not None and not st.read_only:
-        acquire_branch_lock(ds)
-    return target
+    return commit_id(ds)
 
 
 def reset(ds: "Dataset") -> None:
     """Drop every uncommitted change of the current branch head."""
     ds._check_writable()
     st = ds._state
-    cur = st.vs.commit_id
-    parent = st.vs.tree.commits[cur]["parent"]
+    vs = st.vs
+    storage = st.storage
+    refresh_tree(ds)
+    cur, branch = vs.commit_id, vs.branch
+    parent = vs.tree.node(cur)["parent"]
     st.engines.clear()
     if parent is None:
-        for k in st.storage.list(""):
-            if k.startswith("versions/") or k.startswith("locks/") or k in (keys.version_control_info_key(), keys.linked_creds_key()):
+        # never committed: back to an empty dataset
+        for k in storage.list(""):
+            if k.startswith(("versions/", "locks/")) or k in (
+                keys.version_control_info_key(), C.VERSION_CONTROL_INFO_LOCK_FILENAME, keys.linked_creds_key(), C.DATASET_LOCK_FILENAME,
+            ):
                 continue
-            st.storage.delete(k)
+            storage.delete(k)
+        vs.forget_chunk_sets()
         st.load_commit(cur)
         st.meta_dirty = True
         ds.flush()
         return
-    st.storage.delete_prefix(f"versions/{cur}/")
-    copy_version_metas(ds, parent, cur)
-    st.vs.forget_chunk_sets()
-    st.load_commit(cur)
+    new = new_commit_id()
+    copy_version_metas(storage, parent, new)
+
+    def mutate(t: VersionTree) -> None:
+        if t.branches.get(branch) != cur:
+            raise VersionControlError(f"branch {branch!r} moved under this writer; reopen the dataset")
+        t.remove_node(cur)
+        t.add_node(new, branch, parent)
+        t.branches[branch] = new
+
+    try:
+        vs.tree = update_tree(storage, mutate)
+    except BaseException:
+        _drop_version_folder(storage, new)
+        raise
+    write_commit_infos(storage, vs.tree, [new])
+    _drop_version_folder(storage, cur)
+    vs.forget_chunk_sets()
+    st.load_commit(new)
+
+
+def _branch_commits(tree: VersionTree, name: str) -> List[str]:
+    out = []
+    c: Optional[str] = tree.branches[name]
+    while c is not None and tree.node(c)["branch"] == name:
+        out.append(c)
+        c = tree.node(c)["parent"]
+    return out
+
+
+def _chunk_pointers_into(storage, tree: VersionTree, targets: set, skip: set) -> Optional[str]:
+    """A commit outside `skip` whose chunk sets point at chunks of a commit in `targets`."""
+    from lakeformat.core.meta import DatasetMeta
+
+    for cid in tree.commits:
+        if cid in skip or cid == C.FIRST_COMMIT_ID:
+            continue
+        try:
+            tensors = DatasetMeta.from_bytes(storage.get(keys.dataset_meta_key(cid))).tensors
+        except KeyError:
+            continue
+        got = storage.get_many([keys.chunk_set_key(t, cid) for t in tensors], missing_ok=True)
+        for raw in got.values():
+            if raw and any(v.get("commit_id") in targets for v in ChunkSet.from_bytes(raw).chunks.values()):
+                return cid
+    return None
 
 
 def delete_branch(ds: "Dataset", name: str) -> None:
+    """Delete branch `name` and its commits. Refused for main, the checked-out branch, a
+    branch with branches made from it, one merged elsewhere, or one a live writer holds."""
+    from lakeformat.version_control.locks import is_locked_by_other, lock_key
+
     st = ds._state
-    ds._check_writable()
+    if st.read_only:
+        raise ReadOnlyError("cannot delete a branch of a dataset opened read-only")
+    storage = st.storage
     refresh_tree(ds)
     tree = st.vs.tree
     if name not in tree.branches:
         raise CheckoutError(f"Branch {name!r} does not exist.")
     if name == C.DEFAULT_BRANCH:
         raise VersionControlError("The main branch cannot be deleted.")
-    if name == st.vs.branch:
+    if name == st.vs.branch or tree.node(st.vs.commit_id)["branch"] == name:
         raise VersionControlError(f"Branch {name!r} is checked out; check out another branch first.")
-    own = [c for c, n in tree.commits.items() if n["branch"] == name]
+    own = _branch_commits(tree, name)
+    own_set = set(own)
     for c in own:
-        for ch in tree.commits[c]["children"]:
-            if tree.commits[ch]["branch"] != name:
-                raise VersionControlError(f"Branch {name!r} has branches made from it; delete those first.")
-    for c in own:
-        parent = tree.commits[c]["parent"]
-        if parent in tree.commits and c in tree.commits[parent]["children"]:
-            tree.commits[parent]["children"].remove(c)
-    for c in own:
-        tree.commits.pop(c, None)
-    tree.branches.pop(name)
-    storage = st.storage
+        for ch in tree.node(c)["children"]:
+            if ch not in own_set:
+                raise VersionControlError(f"Branch {name!r} has branches made from it ({tree.node(ch)['branch']!r}); delete those first.")
+    if st.vs.commit_id in own_set:
+        raise VersionControlError(f"Branch {name!r} is checked out; check out another branch first.")
+    user = _chunk_pointers_into(storage, tree, own_set, own_set)
+    if user is not None:
+        raise VersionControlError(f"Branch {name!r} was merged into {tree.node(user)['branch']!r}; it cannot be deleted.")
+    holder = is_locked_by_other(storage, name)
+    if holder:
+        raise LockedError(f"Branch {name!r} is locked by a writer ({holder}); it cannot be deleted now.")
+    head = tree.branches[name]
 
-    def write():
-        try:
-            stored = VersionTree.from_bytes(storage.get(keys.version_control_info_key()))
-        except KeyError:
-            stored = tree
+    def mutate(t: VersionTree) -> None:
+        if t.branches.get(name) != head:
+            raise VersionControlError(f"branch {name!r} changed while being deleted; try again")
         for c in own:
-            stored.commits.pop(c, None)
-        for n in stored.commits.values():
-            n["children"] = [x for x in n["children"] if x not in own]
-        stored.branches.pop(name, None)
-        st.vs.tree = stored
-        storage.set(keys.version_control_info_key(), stored.to_bytes())
+            t.remove_node(c)
+        t.branches.pop(name)
 
-    _tree_locked(storage, write)
+    st.vs.tree = update_tree(storage, mutate)
     for c in own:
-        storage.delete_prefix(f"versions/{c}/")
+        _drop_version_folder(storage, c)
+    try:
+        storage.delete(lock_key(name))
+    except Exception:  # noqa: BLE001
+        pass

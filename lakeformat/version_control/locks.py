@@ -84,22 +84,29 @@ class _LockHandle:
             pass
 
 
-def acquire_branch_lock(ds: "Dataset") -> None:
-    """Take the write lock of `ds`'s branch, or raise LockedError naming the holder."""
-    st = ds._state
-    branch = st.vs.branch
-    if branch is None or st.read_only:
-        return
-    storage = st.storage
+def _describe(info: Dict[str, Any]) -> str:
+    return f"host {info.get('host')}, pid {info.get('pid')}, until {time.ctime(info.get('expires', 0))}"
+
+
+def is_locked_by_other(storage, branch: str) -> Optional[str]:
+    """Who holds `branch`'s lock, if a live writer other than this process does."""
+    info = read_lock(storage, branch)
+    if info and info.get("owner") != _OWNER and not _is_stale(info):
+        return _describe(info)
+    return None
+
+
+def acquire_lock(storage, branch: str) -> bool:
+    """Take the write lock of `branch`, or raise LockedError naming the holder. Returns False
+    when this process held it already."""
     ident = (storage.root, branch)
     with _HELD_LOCK:
         if ident in _HELD:
-            return  # this process already holds it
+            return False  # this process already holds it
         info = read_lock(storage, branch)
         if info and info.get("owner") != _OWNER and not _is_stale(info):
             raise LockedError(
-                f"Branch {branch!r} of {storage.root!r} is locked by another writer "
-                f"(host {info.get('host')}, pid {info.get('pid')}, until {time.ctime(info.get('expires', 0))}). "
+                f"Branch {branch!r} of {storage.root!r} is locked by another writer ({_describe(info)}). "
                 "Open it with read_only=True to read, or wait for the writer to finish."
             )
         handle = _LockHandle(storage, branch)
@@ -109,13 +116,27 @@ def acquire_branch_lock(ds: "Dataset") -> None:
             raise LockedError(f"Branch {branch!r} of {storage.root!r} was locked by another writer at the same moment.")
         handle.thread.start()
         _HELD[ident] = handle
+        return True
 
 
-def release_branch_lock(storage, branch: Optional[str]) -> None:
+def release_lock(storage, branch: Optional[str]) -> None:
     with _HELD_LOCK:
         h = _HELD.pop((storage.root, branch), None)
     if h is not None:
         h.release()
+
+
+def acquire_branch_lock(ds: "Dataset") -> None:
+    """Take the write lock of `ds`'s branch (if it is writable at a branch head)."""
+    st = ds._state
+    branch = st.vs.branch
+    if branch is None or st.read_only or not st.vs.is_head:
+        return
+    acquire_lock(st.storage, branch)
+
+
+def release_branch_lock(storage, branch: Optional[str]) -> None:
+    release_lock(storage, branch)
 
 
 def release_all() -> None:

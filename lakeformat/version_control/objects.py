@@ -14,8 +14,9 @@ def _b(n: int, width: int = 8) -> bytes:
 
 
 class CommitDiff:
-    """What changed in one tensor within one version. Indices are positions as of this
-    version's start, translated past deletions."""
+    """What changed in one tensor within one version. `data_added` (a range) and
+    `data_updated` are positions in the version's current state; `data_deleted` positions as
+    of the version's start; `data_deleted_ids` the sample ids of the deleted samples."""
 
     def __init__(self, first_index: int = 0, created: bool = False):
         self.created = created
@@ -66,7 +67,8 @@ class CommitDiff:
             cd.data_deleted = {int.from_bytes(d[pos + 8 * i : pos + 8 * i + 8], "big") for i in range(n_del)}
             pos += 8 * n_del
             if len(d) > pos:
-                cd.data_deleted_ids = [int.from_bytes(d[pos + 8 * i : pos + 8 * i + 8], "big") for i in range(n_del)]
+                n_ids = min(n_del, (len(d) - pos) // 8)
+                cd.data_deleted_ids = [int.from_bytes(d[pos + 8 * i : pos + 8 * i + 8], "big") for i in range(n_ids)]
         cd.dirty = False
         return cd
 
@@ -74,17 +76,27 @@ class CommitDiff:
     def num_samples_added(self) -> int:
         return self.data_added[1] - self.data_added[0]
 
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.created or self.info_updated or self.cleared or self.data_transformed or self.num_samples_added or self.data_updated or self.data_deleted)
+
     def translate_index(self, index: int) -> int:
-        if not self.data_deleted:
-            return index
-        return index + sum(1 for i in self.data_deleted if i < index)
+        """A position now -> its position as of this version's start (for samples that were
+        there at the start: below `data_added[0]`)."""
+        for d in sorted(self.data_deleted):
+            if d <= index:
+                index += 1
+            else:
+                break
+        return index
 
     def add_data(self, count: int) -> None:
         self.data_added[1] += count
         self.dirty = True
 
     def update_data(self, index: int) -> None:
-        index = self.translate_index(index)
+        # data_added and data_updated hold positions in the version's current state;
+        # data_deleted holds positions as of its start
         if not (self.data_added[0] <= index < self.data_added[1]):
             self.data_updated.add(index)
             self.dirty = True
@@ -94,13 +106,14 @@ class CommitDiff:
         self.dirty = True
 
     def pop(self, index: int, sample_id: Optional[int]) -> None:
-        index = self.translate_index(index)
-        if not (self.data_added[0] <= index < self.data_added[1]):
-            self.data_deleted.add(index)
+        if self.data_added[0] <= index < self.data_added[1]:
+            self.data_added[1] -= 1
+        else:
+            self.data_deleted.add(self.translate_index(index))
             self.data_added[0] -= 1
+            self.data_added[1] -= 1
             if sample_id is not None:
                 self.data_deleted_ids.append(int(sample_id))
-        self.data_added[1] -= 1
         self.data_updated.discard(index)
         self.data_updated = {i - 1 if i > index else i for i in self.data_updated}
         self.dirty = True

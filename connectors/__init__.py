@@ -1,0 +1,1 @@
+"""Ingestion connectors: the Airbyte destination (`destination_deeplake`) and SQL backfills."""

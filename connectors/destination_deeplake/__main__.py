@@ -1,0 +1,3 @@
+from connectors.destination_deeplake.run import run
+
+run()

@@ -1,0 +1,363 @@
+"""Airbyte JSON schemas -> tensors, and batches of record values -> tensor samples.
+
+Each top-level field of a stream is one tensor. Its *kind* says how values are stored:
+
+=================  ==========================================  ===============================
+kind               from (JSON schema)                          tensor
+=================  ==========================================  ===============================
+int                integer (or number with airbyte_type        generic int64, shape (1,)
+                   integer)
+float              number                                      generic float64, shape (1,)
+bool               boolean                                     generic bool, shape (1,)
+text               string                                      text
+timestamp_tz       date-time / timestamp_with_timezone         int64 microseconds, the
+timestamp_ntz      timestamp_without_timezone                  representation of
+date               date                                        `lakeformat.temporal` (tensor
+time               time_with(out)_timezone                     info says which)
+int_array          array of integers                           generic int64, shape (n,)
+float_array        array of numbers                            generic float64, shape (n,)
+json               object, other arrays, mixed or no type      json
+override / link    `tensor_overrides` / `link_fields`          as configured
+=================  ==========================================  ===============================
+
+A null is stored as a null: an empty sample for numeric and time tensors (shape (0,)), a null
+text, a JSON null. A value that does not fit its tensor is nulled and named in the row's
+`_airbyte_meta.changes`; an integer column that receives a fractional number widens to float.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from lakeformat import temporal
+
+INT = "int"
+FLOAT = "float"
+BOOL = "bool"
+TEXT = "text"
+TIMESTAMP_TZ = "timestamp_tz"
+TIMESTAMP_NTZ = "timestamp_ntz"
+DATE = "date"
+TIME = "time"
+INT_ARRAY = "int_array"
+FLOAT_ARRAY = "float_array"
+JSON = "json"
+OVERRIDE = "override"
+LINK = "link"
+
+TIME_KINDS = {TIMESTAMP_TZ: ("timestamp", "UTC"), TIMESTAMP_NTZ: ("timestamp", None), DATE: ("date", None), TIME: ("time", None)}
+# a tensor of the key kind holds every value of the value kinds too (widening rewrites it)
+WIDENS_TO = {INT: FLOAT, INT_ARRAY: FLOAT_ARRAY}
+
+TYPECAST_ERROR = "DESTINATION_TYPECAST_ERROR"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+_NAME_OK = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+_BAD_CHARS = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+# ------------------------------------------------------------------------------------ schemas
+def _types(schema: Dict[str, Any]) -> List[str]:
+    t = schema.get("type")
+    if t is None:
+        return []
+    return [t] if isinstance(t, str) else list(t)
+
+
+def _ref_kind(ref: str) -> Optional[str]:
+    name = ref.rsplit("/", 1)[-1]
+    return {
+        "Integer": INT, "Number": FLOAT, "Boolean": BOOL, "String": TEXT, "BinaryData": TEXT,
+        "Date": DATE, "TimestampWithTimezone": TIMESTAMP_TZ, "TimestampWithoutTimezone": TIMESTAMP_NTZ,
+        "TimeWithTimezone": TIME, "TimeWithoutTimezone": TIME,
+    }.get(name)
+
+
+def kind_of(schema: Any) -> str:
+    """The kind of one field's JSON schema (see the table in the module docstring)."""
+    if not isinstance(schema, dict):
+        return JSON
+    if "$ref" in schema:
+        return _ref_kind(str(schema["$ref"])) or JSON
+    if any(k in schema for k in ("oneOf", "anyOf", "allOf")):
+        options = [s for s in schema.get("oneOf") or schema.get("anyOf") or [] if isinstance(s, dict) and _types(s) != ["null"]]
+        if len(options) == 1 and "allOf" not in schema:
+            return kind_of(options[0])
+        return JSON
+    types = [t for t in _types(schema) if t != "null"]
+    if len(types) != 1:
+        if set(types) == {"integer", "number"}:
+            return FLOAT
+        return JSON
+    t = types[0]
+    airbyte_type = schema.get("airbyte_type")
+    if t == "integer" or (t == "number" and airbyte_type == "integer"):
+        return INT
+    if t == "number":
+        return FLOAT
+    if t == "boolean":
+        return BOOL
+    if t == "string":
+        fmt = schema.get("format")
+        if airbyte_type == "timestamp_without_timezone":
+            return TIMESTAMP_NTZ
+        if airbyte_type == "timestamp_with_timezone" or fmt == "date-time":
+            return TIMESTAMP_TZ
+        if fmt == "date":
+            return DATE
+        if fmt == "time" or airbyte_type in ("time_with_timezone", "time_without_timezone"):
+            return TIME
+        return TEXT
+    if t == "array":
+        items = schema.get("items")
+        if isinstance(items, dict):
+            k = kind_of(items)
+            if k == INT:
+                return INT_ARRAY
+            if k == FLOAT:
+                return FLOAT_ARRAY
+        return JSON
+    return JSON
+
+
+def kind_of_value(v: Any) -> str:
+    """The kind of a field that no schema declared, from its first non-null value."""
+    if isinstance(v, bool):
+        return BOOL
+    if isinstance(v, int):
+        return INT
+    if isinstance(v, float):
+        return FLOAT
+    if isinstance(v, str):
+        return TEXT
+    return JSON
+
+
+def tensor_args(kind: str) -> Dict[str, Any]:
+    """create_tensor keyword arguments and the tensor info of a kind."""
+    if kind == INT or kind == INT_ARRAY:
+        return {"htype": "generic", "dtype": "int64"}
+    if kind == FLOAT or kind == FLOAT_ARRAY:
+        return {"htype": "generic", "dtype": "float64"}
+    if kind == BOOL:
+        return {"htype": "generic", "dtype": "bool"}
+    if kind == TEXT:
+        return {"htype": "text"}
+    if kind in TIME_KINDS:
+        return {"htype": "generic", "dtype": "int64"}
+    return {"htype": "json"}
+
+
+def tensor_info(kind: str, field_name: str) -> Dict[str, Any]:
+    info: Dict[str, Any] = {"airbyte_kind": kind, "airbyte_field": field_name}
+    if kind in TIME_KINDS:
+        info.update(temporal.info_for(*TIME_KINDS[kind]))
+    return info
+
+
+def tensor_name(field_name: str, taken: Dict[str, str], reserved: Any) -> str:
+    """A valid, unused tensor name for a field (the field's own name when it can be)."""
+    name = field_name if _NAME_OK.match(field_name or "") else _BAD_CHARS.sub("_", field_name or "field") or "field"
+    if not _NAME_OK.match(name):
+        name = "f_" + name
+    if name.startswith("_airbyte_") and field_name not in taken:
+        name = "src" + name
+    base, k = name, 1
+    while name in reserved or (name in taken.values() and taken.get(field_name) != name):
+        name = f"{base}_{k}" if not base.endswith("_") else f"{base}{k}"
+        k += 1
+    return name
+
+
+# ------------------------------------------------------------------------------------ values
+class ColumnResult:
+    """A converted column: what to pass to ds.extend, and the rows nulled on the way."""
+
+    __slots__ = ("values", "nulled", "widen")
+
+    def __init__(self, values: Any, nulled: Optional[List[int]] = None, widen: Optional[str] = None):
+        self.values = values
+        self.nulled = nulled or []
+        self.widen = widen
+
+
+_NONE = type(None)
+_ONE_US = dt.timedelta(microseconds=1)
+_fromiso = dt.datetime.fromisoformat
+
+
+def _scalar(col: List[Any], dtype: Any, ok: Callable[[Any], bool], allowed: set) -> ColumnResult:
+    types = set(map(type, col))
+    if types <= allowed:
+        try:
+            return ColumnResult(np.asarray(col, dtype=dtype).reshape(-1, 1))
+        except (OverflowError, ValueError, TypeError):
+            pass
+    out: List[Any] = []
+    nulled: List[int] = []
+    for i, v in enumerate(col):
+        if v is None:
+            out.append(None)
+        elif ok(v):
+            out.append(np.asarray([v], dtype=dtype))
+        else:
+            out.append(None)
+            nulled.append(i)
+    if not nulled and None not in out:
+        return ColumnResult(np.concatenate(out).reshape(-1, 1) if out else np.zeros((0, 1), dtype))
+    return ColumnResult(out, nulled)
+
+
+def _is_int(v: Any) -> bool:
+    return type(v) is int and INT64_MIN <= v <= INT64_MAX
+
+
+def _is_intlike_float(v: Any) -> bool:
+    return type(v) is float and v.is_integer() and INT64_MIN <= v <= INT64_MAX
+
+
+def _is_num(v: Any) -> bool:
+    return type(v) in (int, float) and (type(v) is float or INT64_MIN * 2**10 <= v <= INT64_MAX * 2**10)
+
+
+def convert_int(col: List[Any]) -> ColumnResult:
+    types = set(map(type, col))
+    if float in types and any(type(v) is float and not v.is_integer() for v in col):
+        return ColumnResult(None, widen=FLOAT)
+    return _scalar(col, np.int64, lambda v: _is_int(v) or _is_intlike_float(v), {int})
+
+
+def convert_float(col: List[Any]) -> ColumnResult:
+    return _scalar(col, np.float64, _is_num, {int, float})
+
+
+def convert_bool(col: List[Any]) -> ColumnResult:
+    return _scalar(col, np.bool_, lambda v: type(v) is bool, {bool})
+
+
+def convert_text(col: List[Any]) -> ColumnResult:
+    types = set(map(type, col))
+    if types <= {str, _NONE}:
+        return ColumnResult(col)
+    import orjson
+
+    # Airbyte's rule for string columns: any JSON value casts to its JSON text
+    return ColumnResult([v if v is None or type(v) is str else orjson.dumps(v).decode() for v in col])
+
+
+def _micros_tz(s: str) -> int:
+    d = _fromiso(s)
+    if d.tzinfo is None:
+        return (d - temporal.EPOCH_NAIVE) // _ONE_US
+    return (d - temporal.EPOCH) // _ONE_US
+
+
+def _micros_ntz(s: str) -> int:
+    d = _fromiso(s)
+    return (d.replace(tzinfo=None) - temporal.EPOCH_NAIVE) // _ONE_US
+
+
+def convert_time(col: List[Any], kind: str) -> ColumnResult:
+    """ISO-8601 strings -> int64 microseconds, exactly as `lakeformat.temporal.to_micros`."""
+    tkind = TIME_KINDS[kind][0]
+    fast = _micros_tz if kind == TIMESTAMP_TZ else _micros_ntz if kind == TIMESTAMP_NTZ else None
+    out: List[Any] = []
+    nulled: List[int] = []
+    has_null = False
+    for i, v in enumerate(col):
+        if v is None:
+            out.append(None)
+            has_null = True
+            continue
+        if type(v) is not str:
+            out.append(None)
+            nulled.append(i)
+            continue
+        try:
+            if fast is not None and len(v) > 10:
+                out.append(fast(v))
+            else:
+                out.append(temporal.to_micros(v, tkind) if kind != TIMESTAMP_NTZ else _ntz_slow(v))
+        except (ValueError, OverflowError, TypeError):
+            try:
+                out.append(temporal.to_micros(v, tkind) if kind != TIMESTAMP_NTZ else _ntz_slow(v))
+            except (ValueError, OverflowError, TypeError):
+                out.append(None)
+                nulled.append(i)
+    if not nulled and not has_null:
+        return ColumnResult(np.asarray(out, dtype=np.int64).reshape(-1, 1))
+    return ColumnResult([None if v is None else np.asarray([v], dtype=np.int64) for v in out], nulled)
+
+
+def _ntz_slow(s: str) -> int:
+    d = temporal.parse_iso(s, "timestamp")
+    if isinstance(d, dt.datetime) and d.tzinfo is not None:
+        d = d.replace(tzinfo=None)
+    return temporal.to_micros(d, "timestamp")
+
+
+def convert_array(col: List[Any], kind: str) -> ColumnResult:
+    dtype = np.int64 if kind == INT_ARRAY else np.float64
+    out: List[Any] = []
+    nulled: List[int] = []
+    for i, v in enumerate(col):
+        if v is None:
+            out.append(None)
+            continue
+        if type(v) is list:
+            if kind == INT_ARRAY and any(type(x) is float and not x.is_integer() for x in v):
+                return ColumnResult(None, widen=FLOAT_ARRAY)
+            if all(type(x) in (int, float) for x in v):
+                try:
+                    out.append(np.asarray(v, dtype=dtype))
+                    continue
+                except (OverflowError, ValueError):
+                    pass
+        out.append(None)
+        nulled.append(i)
+    return ColumnResult(out, nulled)
+
+
+def convert_json(col: List[Any]) -> ColumnResult:
+    return ColumnResult(col)
+
+
+def convert(kind: str, col: List[Any]) -> ColumnResult:
+    """One column of a batch, as values for ds.extend (see the module docstring)."""
+    if kind == INT:
+        return convert_int(col)
+    if kind == FLOAT:
+        return convert_float(col)
+    if kind == BOOL:
+        return convert_bool(col)
+    if kind == TEXT:
+        return convert_text(col)
+    if kind in TIME_KINDS:
+        return convert_time(col, kind)
+    if kind in (INT_ARRAY, FLOAT_ARRAY):
+        return convert_array(col, kind)
+    return convert_json(col)
+
+
+def value_of(kind: str, v: Any) -> Any:
+    """A stored sample (as read with numpy(aslist=True)) -> the Python value it stands for."""
+    if kind in (JSON, TEXT, OVERRIDE, LINK):
+        return v
+    a = np.asarray(v)
+    if kind in (INT_ARRAY, FLOAT_ARRAY):
+        return a.tolist()
+    if a.size == 0:
+        return None
+    return a.reshape(-1)[0].item()
+
+
+def widen_values(values: List[Any], to_kind: str) -> List[Any]:
+    """Samples of an int tensor, as samples of the wider kind."""
+    out = []
+    for v in values:
+        a = np.asarray(v)
+        out.append(None if a.size == 0 and to_kind == FLOAT else a.astype(np.float64))
+    return out

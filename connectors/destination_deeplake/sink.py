@@ -1,0 +1,393 @@
+"""`StreamSink`: the only code of the destination that touches a dataset.
+
+One sink per stream, over the dataset at `<path>/[<namespace>/]<stream>`. It creates tensors
+as fields appear, appends converted batches with one `ds.extend` per batch, flushes when the
+writer asks (before a state is acknowledged) and, at the successful end of a sync, removes
+superseded rows (dedup), rows of older generations (refreshes) and commits once.
+
+Truncating syncs (`overwrite`, or a refresh whose minimum generation is its generation) of a
+dataset that already has commits are built on a staging branch `airbyte-stage-g<generation>`
+cut from the last commit, with every tensor dropped; `main` keeps serving the previous data
+until the sync succeeds, when `main` is moved to the staging branch's commit. A retry of the
+same generation finds the staging branch and goes on from the records it acknowledged.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import orjson
+
+import lakeformat
+from lakeformat.errors import LakeFormatError
+from connectors.destination_deeplake import schema as S
+
+logger = logging.getLogger("airbyte.destination_deeplake")
+
+META_TENSORS = ("_airbyte_raw_id", "_airbyte_extracted_at", "_airbyte_generation_id", "_airbyte_meta")
+STAGE_PREFIX = "airbyte-stage-g"
+DEFAULT_BRANCH = "main"
+
+
+def stream_url(base: str, namespace: Optional[str], name: str) -> str:
+    base = base.rstrip("/")
+    parts = [p for p in (namespace, name) if p]
+    for p in parts:
+        if p in (".", "..") or "/" in p or "\\" in p:
+            raise ValueError(f"stream or namespace name {p!r} cannot be a path segment")
+    return "/".join([base, *parts])
+
+
+def uuid4_strings(n: int) -> List[str]:
+    """n random UUID4 strings, formatted in bulk (no per-row uuid.uuid4())."""
+    if n == 0:
+        return []
+    raw = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
+    hexed = np.frombuffer(raw.tobytes().hex().encode(), dtype=np.uint8).reshape(n, 32)
+    out = np.full((n, 36), ord("-"), dtype=np.uint8)
+    out[:, 0:8], out[:, 9:13], out[:, 14:18], out[:, 19:23], out[:, 24:36] = (
+        hexed[:, 0:8], hexed[:, 8:12], hexed[:, 12:16], hexed[:, 16:20], hexed[:, 20:32])
+    text = out.tobytes().decode("ascii")
+    return [text[i : i + 36] for i in range(0, 36 * n, 36)]
+
+
+class StreamSink:
+    """Writes one configured stream into its dataset."""
+
+    def __init__(self, url: str, creds: Optional[Dict[str, Any]], *, stream_name: str, namespace: Optional[str],
+                 json_schema: Dict[str, Any], sync_mode: str, primary_key: Sequence[Sequence[str]],
+                 cursor_field: Sequence[str], generation_id: int, minimum_generation_id: int,
+                 sync_id: Optional[int], chunk_compression: Optional[str], overrides: Dict[str, Any],
+                 links: Dict[str, Any]):
+        self.url = url
+        self.creds = creds
+        self.stream_name = stream_name
+        self.namespace = namespace
+        self.sync_mode = sync_mode
+        self.primary_key = [list(p) for p in primary_key or []]
+        self.cursor_field = list(cursor_field or [])
+        self.generation_id = int(generation_id or 0)
+        self.minimum_generation_id = int(minimum_generation_id or 0)
+        self.sync_id = sync_id
+        self.chunk_compression = chunk_compression
+        self.overrides = overrides
+        self.links = links
+        self.truncate = sync_mode == "overwrite" or (self.minimum_generation_id > 0 and self.minimum_generation_id == self.generation_id)
+        self.staged = False
+        self.ds: Optional[lakeformat.Dataset] = None
+        self.fields: Dict[str, Tuple[str, str]] = {}  # field -> (tensor name, kind)
+        self.declared = {k: v for k, v in ((json_schema or {}).get("properties") or {}).items()}
+        self.records_written = 0
+        self.rows_nulled = 0
+        self.meta_plain = {"sync_id": sync_id, "changes": []}
+
+    @property
+    def label(self) -> str:
+        return f"{self.namespace}/{self.stream_name}" if self.namespace else self.stream_name
+
+    # ------------------------------------------------------------------------------ opening
+    def open(self) -> None:
+        ds = lakeformat.dataset(self.url, creds=self.creds)
+        if self.truncate and ds.commit_id is not None:
+            stage = f"{STAGE_PREFIX}{self.generation_id}"
+            if stage in ds.branches:
+                logger.info("%s: resuming the staged truncate of generation %s", self.label, self.generation_id)
+                ds.checkout(stage)
+            else:
+                for b in [b for b in ds.branches if b.startswith(STAGE_PREFIX)]:
+                    try:
+                        ds.delete_branch(b)  # a truncate of an older generation that never finished
+                    except LakeFormatError as e:
+                        logger.warning("%s: could not delete stale branch %s: %s", self.label, b, e)
+                if ds.has_head_changes:
+                    ds.commit("airbyte: rows of an interrupted sync, kept before a truncating sync")
+                ds.checkout(stage, create=True)
+                for name in list(ds.tensors):
+                    ds.delete_tensor(name)
+            self.staged = True
+        ds.__enter__()  # one flush when the writer asks, not one per call
+        self.ds = ds
+        self._load_fields()
+        for name, kind in (("_airbyte_raw_id", S.TEXT), ("_airbyte_extracted_at", S.TIMESTAMP_TZ),
+                           ("_airbyte_generation_id", S.INT), ("_airbyte_meta", S.JSON)):
+            if name not in ds.tensors:
+                self._create(name, name, kind)
+        for fname, fschema in self.declared.items():
+            self.ensure_field(fname, self._declared_kind(fname, fschema))
+
+    def _load_fields(self) -> None:
+        assert self.ds is not None
+        for tname, t in self.ds.tensors.items():
+            info = dict(t.info)
+            fname = info.get("airbyte_field")
+            if fname is not None and tname not in META_TENSORS:
+                self.fields[fname] = (tname, info.get("airbyte_kind", S.JSON))
+
+    def _declared_kind(self, fname: str, fschema: Any) -> str:
+        if fname in self.links:
+            return S.LINK
+        if fname in self.overrides:
+            return S.OVERRIDE
+        return S.kind_of(fschema)
+
+    def _create(self, tname: str, fname: str, kind: str) -> None:
+        assert self.ds is not None
+        ds = self.ds
+        rows = max((t.num_samples for t in ds.tensors.values()), default=0)
+        if kind == S.LINK:
+            lf = self.links[fname]
+            if lf.creds_key and lf.creds_key not in ds.get_creds_keys():
+                ds.add_creds_key(lf.creds_key)
+            ds.create_tensor(tname, htype=lf.htype, verify=False, create_shape_tensor=False, create_sample_info_tensor=False)
+        elif kind == S.OVERRIDE:
+            ov = self.overrides[fname]
+            ds.create_tensor(tname, htype=ov.htype, dtype=ov.dtype, sample_compression=ov.sample_compression,
+                             chunk_compression=ov.chunk_compression if ov.sample_compression is None else None)
+        else:
+            args = S.tensor_args(kind)
+            ds.create_tensor(tname, chunk_compression=self.chunk_compression, **args)
+        ds[tname].info.update(S.tensor_info(kind, fname))
+        if rows and ds[tname].num_samples < rows:
+            ds[tname].extend([None] * rows)  # earlier rows hold no value for a new field: nulls
+        if fname is not None and tname not in META_TENSORS:
+            self.fields[fname] = (tname, kind)
+
+    def ensure_field(self, fname: str, kind: str) -> None:
+        """Make the tensor of a field; an existing int tensor widens to a declared float."""
+        cur = self.fields.get(fname)
+        if cur is None:
+            taken = {f: t for f, (t, _) in self.fields.items()}
+            reserved = set(dir(lakeformat.Dataset)) | set(META_TENSORS) | set(self.ds.meta.tensor_names if self.ds else ())
+            self._create(S.tensor_name(fname, taken, reserved), fname, kind)
+        elif S.WIDENS_TO.get(cur[1]) == kind:
+            self.widen(fname, kind)
+
+    def widen(self, fname: str, to_kind: str) -> None:
+        """Rewrite a field's tensor as the wider kind (int64 -> float64), keeping every value."""
+        assert self.ds is not None
+        ds = self.ds
+        tname, kind = self.fields[fname]
+        values = S.widen_values(ds[tname].numpy(aslist=True), to_kind)
+        tmp = f"{tname}__widening"
+        ds.create_tensor(tmp, chunk_compression=self.chunk_compression, **S.tensor_args(to_kind))
+        ds[tmp].extend(values)
+        ds[tmp].info.update(S.tensor_info(to_kind, fname))
+        ds.delete_tensor(tname)
+        ds.rename_tensor(tmp, tname)
+        self.fields[fname] = (tname, to_kind)
+        logger.info("%s: field %r widened from %s to %s", self.label, fname, kind, to_kind)
+
+    # ------------------------------------------------------------------------------ writing
+    def write(self, datas: List[Dict[str, Any]], emitted_at: List[Any]) -> None:
+        """Append one batch of record data (dicts) with their emitted_at (ms)."""
+        assert self.ds is not None
+        n = len(datas)
+        if n == 0:
+            return
+        seen: set = set()
+        for d in datas:
+            seen.update(d)
+        for fname in seen:
+            if fname not in self.fields:
+                first = next((d[fname] for d in datas if d.get(fname) is not None), None)
+                self.ensure_field(fname, self._declared_kind(fname, self.declared.get(fname)) if fname in self.declared or fname in self.links or fname in self.overrides else S.kind_of_value(first))
+        changes: Dict[int, List[Dict[str, str]]] = {}
+        batch: Dict[str, Any] = {}
+        for fname, (tname, kind) in list(self.fields.items()):
+            col = [d.get(fname) for d in datas] if fname in seen else [None] * n
+            if kind == S.LINK:
+                cred = self.links[fname].creds_key
+                batch[tname] = [None if v is None else lakeformat.link(str(v), creds_key=cred) for v in col]
+                continue
+            if kind == S.OVERRIDE:
+                batch[tname] = col
+                continue
+            res = S.convert(kind, col)
+            if res.widen:
+                self.widen(fname, res.widen)
+                res = S.convert(res.widen, col)
+            for i in res.nulled:
+                changes.setdefault(i, []).append({"field": fname, "change": "NULLED", "reason": S.TYPECAST_ERROR})
+            batch[tname] = res.values
+        batch["_airbyte_raw_id"] = uuid4_strings(n)
+        ems = np.asarray([0 if e is None else e for e in emitted_at], dtype=np.float64)
+        batch["_airbyte_extracted_at"] = np.rint(ems * 1000.0).astype(np.int64).reshape(-1, 1)
+        batch["_airbyte_generation_id"] = np.full((n, 1), self.generation_id, dtype=np.int64)
+        plain = self.meta_plain
+        if changes:
+            self.rows_nulled += len(changes)
+            batch["_airbyte_meta"] = [plain if i not in changes else {"sync_id": self.sync_id, "changes": changes[i]} for i in range(n)]
+        else:
+            batch["_airbyte_meta"] = [plain] * n
+        self.ds.extend(batch, append_empty=True)
+        self.records_written += n
+
+    def flush(self) -> None:
+        if self.ds is not None:
+            self.ds.flush()
+
+    # ------------------------------------------------------------------------------ the end
+    def _column(self, fname: str) -> Optional[List[Any]]:
+        assert self.ds is not None
+        if fname in META_TENSORS:
+            kind = {"_airbyte_extracted_at": S.TIMESTAMP_TZ, "_airbyte_generation_id": S.INT}.get(fname, S.JSON)
+            tname = fname
+        elif fname in self.fields:
+            tname, kind = self.fields[fname]
+        else:
+            return None
+        return [S.value_of(kind, v) for v in self.ds[tname].numpy(aslist=True)]
+
+    def _rows_superseded(self) -> List[int]:
+        """Rows that another row with the same primary key supersedes: the latest by cursor
+        (nulls first), then by _airbyte_extracted_at, then by position wins. Null key values
+        are one value, as SQL's PARTITION BY groups them. A winner whose
+        `_ab_cdc_deleted_at` is set is removed too (a CDC delete)."""
+        n = len(self.ds)
+        keys = []
+        for path in self.primary_key:
+            col = self._column(path[0])
+            if col is None:
+                col = [None] * n
+            if len(path) > 1:
+                col = [_dig(v, path[1:]) for v in col]
+            keys.append([_hashable(v) for v in col])
+        cursor = self._column(self.cursor_field[0]) if self.cursor_field else None
+        if cursor is not None and len(self.cursor_field) > 1:
+            cursor = [_dig(v, self.cursor_field[1:]) for v in cursor]
+        extracted = self._column("_airbyte_extracted_at") or [None] * n
+        best: Dict[Any, Tuple[Any, int]] = {}
+        for i in range(n):
+            k = tuple(col[i] for col in keys)
+            c = cursor[i] if cursor is not None else None
+            rank = ((0,) if c is None else (1, _orderable(c)), (0,) if extracted[i] is None else (1, extracted[i]), i)
+            cur = best.get(k)
+            if cur is None or rank >= cur[0]:
+                best[k] = (rank, i)
+        keep = {i for _, i in best.values()}
+        deleted = self._column("_ab_cdc_deleted_at")
+        if deleted is not None:
+            keep = {i for i in keep if deleted[i] is None}
+        return [i for i in range(n) if i not in keep]
+
+    def _rows_of_old_generations(self) -> List[int]:
+        gens = self._column("_airbyte_generation_id") or []
+        return [i for i, g in enumerate(gens) if (g or 0) < self.minimum_generation_id]
+
+    def _remove_rows(self, rows: Sequence[int]) -> None:
+        assert self.ds is not None
+        for i in sorted(set(rows), reverse=True):
+            self.ds.pop(i)
+
+    def finish(self, last_state: Optional[Dict[str, Any]]) -> str:
+        """Dedup, drop older generations, commit once (and move main to a staged truncate)."""
+        assert self.ds is not None
+        ds = self.ds
+        removed_old = removed_dup = 0
+        if self.minimum_generation_id > 0 and (not self.staged or self.minimum_generation_id != self.generation_id):
+            old = self._rows_of_old_generations()
+            self._remove_rows(old)
+            removed_old = len(old)
+        if self.sync_mode == "append_dedup" and self.primary_key:
+            dup = self._rows_superseded()
+            self._remove_rows(dup)
+            removed_dup = len(dup)
+        ds.flush()
+        state_text = orjson.dumps(last_state).decode() if last_state is not None else "none"
+        if len(state_text) > 2000:
+            state_text = state_text[:2000] + "..."
+        message = (
+            f"airbyte sync {self.sync_id}: stream {self.label} ({self.sync_mode}, generation {self.generation_id}); "
+            f"records: {self.records_written} written, {self.rows_nulled} with nulled values, "
+            f"{removed_dup} superseded removed, {removed_old} of older generations removed, {len(ds)} rows; "
+            f"last state: {state_text}"
+        )
+        ds.__exit__(None, None, None)
+        commit = ds.commit(message, allow_empty=True)
+        if self.staged:
+            promote_branch(ds, self.url, self.creds)
+        return commit
+
+    def close(self) -> None:
+        """Release this sink's dataset without committing (the data flushed so far stays)."""
+        if self.ds is not None:
+            try:
+                from lakeformat.version_control.locks import release_lock
+
+                release_lock(self.ds._state.storage, self.ds.branch)
+            except Exception:  # noqa: BLE001 - the lock expires anyway
+                pass
+            self.ds = None
+
+
+def _dig(v: Any, path: Sequence[str]) -> Any:
+    for p in path:
+        if not isinstance(v, dict):
+            return None
+        v = v.get(p)
+    return v
+
+
+def _hashable(v: Any) -> Any:
+    if isinstance(v, (dict, list)):
+        return orjson.dumps(v, option=orjson.OPT_SORT_KEYS)
+    return v
+
+
+def _orderable(v: Any) -> Any:
+    if isinstance(v, (dict, list)):
+        return (1, orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode())
+    if isinstance(v, bool):
+        return (0, int(v))
+    if isinstance(v, (int, float)):
+        return (0, v)
+    return (1, str(v))
+
+
+def promote_branch(ds: "lakeformat.Dataset", url: str, creds: Optional[Dict[str, Any]]) -> None:
+    """Move `main` to the last commit of the staging branch `ds` is on, as one write of the
+    version tree, and forget the staging branch. `main`'s log then reads: the staged sync's
+    commit, then the commits main had (the staging branch was cut from main's last commit).
+    Until that write, readers of `main` see the previous data.
+
+    TODO(version_control): belongs in lakeformat.version_control as a `reset_branch` verb.
+    """
+    from lakeformat.version_control import api as vc
+    from lakeformat.version_control.locks import acquire_lock, release_lock
+    from lakeformat.version_control.tree import load_tree, new_commit_id, update_tree
+
+    storage = ds._state.storage
+    stage = ds._state.vs.branch
+    assert stage is not None and stage != DEFAULT_BRANCH
+    tree = load_tree(storage)
+    stage_head = tree.branches[stage]
+    staged_commit = tree.node(stage_head)["parent"]
+    old_main_head = tree.branches[DEFAULT_BRANCH]
+    release_lock(storage, stage)
+    took = acquire_lock(storage, DEFAULT_BRANCH)  # LockedError when another writer holds main
+    try:
+        new_head = new_commit_id()
+        vc.copy_version_metas(storage, staged_commit, new_head)
+
+        def mutate(t) -> None:
+            if t.branches.get(DEFAULT_BRANCH) != old_main_head:
+                raise LakeFormatError(f"branch main of {url!r} moved during the sync; the staged data stays on {stage!r}")
+            t.add_node(new_head, DEFAULT_BRANCH, staged_commit)
+            t.branches[DEFAULT_BRANCH] = new_head
+            t.branches.pop(stage, None)
+            for pending in (old_main_head, stage_head):
+                if pending in t.commits and t.commits[pending]["commit_time"] is None:
+                    t.remove_node(pending)
+
+        tree = update_tree(storage, mutate)
+        vc.write_commit_infos(storage, tree, [new_head])
+        for pending in (old_main_head, stage_head):
+            vc._drop_version_folder(storage, pending)
+        storage.flush()
+    finally:
+        if took:
+            release_lock(storage, DEFAULT_BRANCH)

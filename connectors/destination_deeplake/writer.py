@@ -1,0 +1,162 @@
+"""`SyncWriter`: Airbyte messages (as plain dicts) in, acknowledged STATE messages out.
+
+Records are buffered per stream and written in batches (one `ds.extend` per stream per flush).
+The buffers are bounded by the config's `flush_every_records`, `flush_every_mb` and
+`flush_every_seconds` over all streams, whatever the gap between states. A STATE is held until
+every record before it is flushed to storage, then emitted with
+`destinationStats.recordCount`; when no record waits, it goes out at once.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+from airbyte_cdk.models import FailureType
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from connectors.destination_deeplake.config import DestinationConfig, StreamKey
+from connectors.destination_deeplake.sink import StreamSink, stream_url
+
+logger = logging.getLogger("airbyte.destination_deeplake")
+
+
+def _descriptor_key(desc: Mapping[str, Any]) -> StreamKey:
+    return (desc.get("namespace") or None, desc["name"])
+
+
+class SyncWriter:
+    """One sync: a configured catalog (dict form), a config and where to emit messages."""
+
+    def __init__(self, config: DestinationConfig, catalog: Mapping[str, Any], emit: Callable[[Dict[str, Any]], None]):
+        self.config = config
+        self.emit = emit
+        self.streams: Dict[StreamKey, Dict[str, Any]] = {}
+        for cs in catalog.get("streams") or []:
+            st = cs["stream"]
+            self.streams[(st.get("namespace") or None, st["name"])] = cs
+        self.sinks: Dict[StreamKey, StreamSink] = {}
+        self.buffers: Dict[StreamKey, Tuple[List[Dict[str, Any]], List[Any]]] = {}
+        self.buffered_records = 0
+        self.buffered_bytes = 0
+        self.buffer_started: Optional[float] = None
+        self.max_records = config.flush_every_records
+        self.max_bytes = int(config.flush_every_mb * 1024 * 1024)
+        self.max_seconds = config.flush_every_seconds
+        self.pending_states: List[Dict[str, Any]] = []
+        self.since_state: Dict[StreamKey, int] = {}
+        self.since_global = 0
+        self.last_state: Dict[StreamKey, Dict[str, Any]] = {}
+        self.last_global: Optional[Dict[str, Any]] = None
+        self.records_total = 0
+
+    # ------------------------------------------------------------------------------ sinks
+    def sink(self, key: StreamKey) -> StreamSink:
+        s = self.sinks.get(key)
+        if s is None:
+            cs = self.streams.get(key)
+            if cs is None:
+                name = f"{key[0]}.{key[1]}" if key[0] else key[1]
+                raise AirbyteTracedException(
+                    message=f"Received a record for stream {name!r}, which is not in the configured catalog.",
+                    internal_message=f"stream {key} not in catalog {sorted(map(str, self.streams))}",
+                    failure_type=FailureType.config_error,
+                )
+            st = cs["stream"]
+            s = StreamSink(
+                stream_url(self.config.path, key[0], key[1]), self.config.creds,
+                stream_name=key[1], namespace=key[0], json_schema=st.get("json_schema") or {},
+                sync_mode=_mode(cs.get("destination_sync_mode")),
+                primary_key=cs.get("primary_key") or st.get("source_defined_primary_key") or [],
+                cursor_field=cs.get("cursor_field") or st.get("default_cursor_field") or [],
+                generation_id=cs.get("generation_id") or 0, minimum_generation_id=cs.get("minimum_generation_id") or 0,
+                sync_id=cs.get("sync_id"), chunk_compression=self.config.chunk_compression,
+                overrides=self.config.overrides_for(key), links=self.config.links_for(key),
+            )
+            s.open()
+            self.sinks[key] = s
+        return s
+
+    def open_all(self) -> None:
+        for key in self.streams:
+            self.sink(key)
+
+    # ------------------------------------------------------------------------------ messages
+    def record(self, rec: Mapping[str, Any], nbytes: int) -> None:
+        key = (rec.get("namespace") or None, rec["stream"])
+        buf = self.buffers.get(key)
+        if buf is None:
+            if key not in self.sinks:
+                self.sink(key)
+            buf = self.buffers[key] = ([], [])
+        data = rec.get("data")
+        buf[0].append(data if isinstance(data, dict) else {})
+        buf[1].append(rec.get("emitted_at"))
+        self.since_state[key] = self.since_state.get(key, 0) + 1
+        self.since_global += 1
+        self.buffered_records += 1
+        self.buffered_bytes += nbytes
+        if self.buffer_started is None:
+            self.buffer_started = time.monotonic()
+        if self.buffered_records >= self.max_records or self.buffered_bytes >= self.max_bytes:
+            self.flush()
+        elif (self.buffered_records & 1023) == 0 and time.monotonic() - self.buffer_started >= self.max_seconds:
+            self.flush()
+
+    def state(self, msg: Dict[str, Any]) -> None:
+        """A STATE message (the whole message dict): count, then hold or emit it."""
+        st = msg.get("state") or {}
+        stype = st.get("type")
+        if stype == "STREAM":
+            key = _descriptor_key(st["stream"]["stream_descriptor"])
+            count = self.since_state.pop(key, 0)
+            self.last_state[key] = st
+        else:  # GLOBAL or LEGACY: covers every stream
+            count = self.since_global
+            self.since_state.clear()
+            self.last_global = st
+        if stype != "STREAM":
+            self.since_global = 0
+        st["destinationStats"] = {"recordCount": float(count)}
+        self.pending_states.append(msg)
+        if self.buffered_records == 0:
+            self._emit_states()
+        elif self.buffer_started is not None and time.monotonic() - self.buffer_started >= self.max_seconds:
+            self.flush()
+
+    def _emit_states(self) -> None:
+        for msg in self.pending_states:
+            self.emit(msg)
+        self.pending_states.clear()
+
+    def flush(self) -> None:
+        """Write every buffered record, make it durable, then emit the states it covers."""
+        for key, (datas, emitted) in self.buffers.items():
+            if datas:
+                self.sinks[key].write(datas, emitted)
+        for key in self.buffers:
+            self.sinks[key].flush()
+        self.records_total += self.buffered_records
+        self.buffers = {}
+        self.buffered_records = self.buffered_bytes = 0
+        self.buffer_started = None
+        self._emit_states()
+
+    def finish(self) -> List[str]:
+        """End of input: flush, emit the held states, then end each stream (one commit each)."""
+        self.flush()
+        self.open_all()  # a stream that sent no record is still overwritten / committed
+        commits = []
+        for key, s in self.sinks.items():
+            commits.append(s.finish(self.last_state.get(key) or self.last_global))
+            s.close()
+        return commits
+
+    def abort(self) -> None:
+        for s in self.sinks.values():
+            s.close()
+
+
+def _mode(value: Any) -> str:
+    v = getattr(value, "value", value) or "append"
+    return str(v)

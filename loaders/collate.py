@@ -1,0 +1,131 @@
+"""Batches in deep-learning layout: torch tensors (allocated in shared memory inside a worker,
+so that handing them to the main process copies nothing), ragged samples padded on request or
+returned as lists, text as str, json as dict, class labels as int64."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, List, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from loaders.reader import FixedColumn, TensorSource, ValueColumn, gather_fixed
+
+
+def torch_dtype(dtype: np.dtype) -> torch.dtype:
+    return torch.from_numpy(np.empty(0, dtype=dtype)).dtype
+
+
+def empty_batch(shape: Tuple[int, ...], dtype: np.dtype) -> torch.Tensor:
+    """An uninitialised tensor; in a DataLoader worker it lives in shared memory already."""
+    tdt = torch_dtype(dtype)
+    if torch.utils.data.get_worker_info() is None:
+        return torch.empty(shape, dtype=tdt)
+    numel = int(np.prod(shape)) if shape else 1
+    storage = torch.empty(0, dtype=tdt)._typed_storage()._new_shared(numel)
+    return torch.empty(0, dtype=tdt).new(storage).view(shape)
+
+
+def stack_arrays(arrays: Sequence[np.ndarray]) -> torch.Tensor:
+    """Same-shape arrays -> one tensor, copied once (natively, GIL released)."""
+    a0 = arrays[0]
+    out = empty_batch((len(arrays),) + a0.shape, a0.dtype)
+    if a0.dtype == object:
+        raise TypeError("object arrays do not collate into a tensor")
+    view = out.numpy()
+    nb = a0.nbytes
+    if nb == 0:
+        return out
+    from lakeformat import _native
+
+    srcs = [np.ascontiguousarray(a) for a in arrays]
+    n = len(srcs)
+    _native.gather(srcs, np.arange(n, dtype=np.int64), np.zeros(n, np.int64), np.full(n, nb, np.int64), view.reshape(-1).view(np.uint8), np.arange(n, dtype=np.int64) * nb)
+    return out
+
+
+def pad_arrays(arrays: Sequence[np.ndarray]) -> torch.Tensor:
+    """Ragged arrays of one rank -> one tensor padded with zeros to the largest shape."""
+    ndim = arrays[0].ndim
+    if any(a.ndim != ndim for a in arrays):
+        raise ValueError("samples of different ranks cannot be padded into one tensor")
+    shape = tuple(max(a.shape[d] for a in arrays) for d in range(ndim))
+    out = empty_batch((len(arrays),) + shape, arrays[0].dtype)
+    out.zero_()
+    view = out.numpy()
+    for i, a in enumerate(arrays):
+        view[(i,) + tuple(slice(0, s) for s in a.shape)] = a
+    return out
+
+
+def collate_values(values: List[Any], pad: bool) -> Any:
+    """Default collation of one field's values across a batch."""
+    if not values:
+        return []
+    e = values[0]
+    if isinstance(e, Mapping):
+        if all(isinstance(v, Mapping) for v in values) and _same_keys(values):
+            return {k: collate_values([v[k] for v in values], pad) for k in e}
+        return list(values)
+    if isinstance(e, torch.Tensor):
+        if all(isinstance(v, torch.Tensor) and v.shape == e.shape and v.dtype == e.dtype for v in values):
+            return torch.utils.data.default_collate(list(values))
+        if pad and all(isinstance(v, torch.Tensor) for v in values):
+            return pad_arrays([v.numpy() for v in values])
+        return list(values)
+    if isinstance(e, np.ndarray) and e.dtype != object:
+        if all(isinstance(v, np.ndarray) and v.shape == e.shape and v.dtype == e.dtype for v in values):
+            return stack_arrays(values)
+        if pad and all(isinstance(v, np.ndarray) and v.dtype == e.dtype for v in values):
+            return pad_arrays(values)
+        return [torch.from_numpy(np.array(v)) if isinstance(v, np.ndarray) and v.dtype != object else v for v in values]
+    if isinstance(e, (bool, np.bool_)) and all(isinstance(v, (bool, np.bool_)) for v in values):
+        return torch.tensor([bool(v) for v in values])
+    if isinstance(e, (int, np.integer)) and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+        return torch.tensor([int(v) for v in values], dtype=torch.int64)
+    if isinstance(e, (float, np.floating)) and all(isinstance(v, (int, float, np.number)) for v in values):
+        return torch.tensor([float(v) for v in values], dtype=torch.float64 if isinstance(e, (float, np.float64)) else torch_dtype(np.asarray(e).dtype))
+    if isinstance(e, tuple) and all(isinstance(v, tuple) and len(v) == len(e) for v in values):
+        return [collate_values(list(col), pad) for col in zip(*values)]
+    return list(values)
+
+
+def _same_keys(values: Sequence[Mapping]) -> bool:
+    k0 = set(values[0])
+    return all(set(v) == k0 for v in values)
+
+
+def present(src: TensorSource, v: Any) -> Any:
+    """A decoded value as a sample holds it: class labels as int64 (a single label as a scalar)."""
+    if isinstance(v, np.ndarray) and src.base_htype == "class_label":
+        v = v.astype(np.int64, copy=False)
+        if src.squeeze_scalar or (v.shape == (1,) and src.max_shape == (1,)):
+            return np.int64(v.reshape(-1)[0]) if v.size else v
+    return v
+
+
+def collate_column(src: TensorSource, refs: List[Tuple[Any, int]], pad: bool) -> Any:
+    """One tensor's batch straight from task columns: fixed-shape samples are gathered from
+    their chunks into the batch in one native copy."""
+    if refs and all(isinstance(c, FixedColumn) for c, _ in refs):
+        shape = refs[0][0].shape
+        out = empty_batch((len(refs),) + tuple(shape), refs[0][0].dtype)
+        gather_fixed(refs, out.numpy())
+        if src.base_htype == "class_label":
+            out = out.to(torch.int64)
+            if src.squeeze_scalar:
+                out = out.reshape(len(refs))
+        return out
+    return collate_values([present(src, c.value(k)) for c, k in refs], pad)
+
+
+def sample_value(src: TensorSource, col: Any, k: int, copy: bool = True) -> Any:
+    """One sample's value for a transform or a user collate (fixed samples are copied out of
+    the chunk so that the transform may write into them)."""
+    v = col.value(k)
+    if isinstance(col, FixedColumn) and copy:
+        v = v.copy()
+    return present(src, v)
+
+
+__all__ = ["collate_values", "collate_column", "sample_value", "present", "empty_batch", "stack_arrays", "pad_arrays", "ValueColumn"]

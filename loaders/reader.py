@@ -1,0 +1,429 @@
+"""Worker-side reading: which chunks a set of samples needs, fetching them once, and turning
+their bytes into per-sample values. No torch here.
+
+A `TensorSource` is built in the parent process from a tensor's engine (chunk rows, chunk
+keys, meta) and is plain data, so that a worker (forked or spawned) reads chunks straight
+from the storage with no engine, lock or cache shared with the parent.
+"""
+from __future__ import annotations
+
+import copy
+import io
+import pickle
+import threading
+from concurrent.futures import Future
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from lakeformat import _native
+from lakeformat.codecs import BYTE_COMPRESSIONS, IMAGE_COMPRESSIONS, decompress_bytes, decompress_image
+from lakeformat.core.chunk import Chunk
+from lakeformat.core.encoders import lookup_rows
+from lakeformat.core.tensor import Tensor
+from lakeformat.core.tiling import assemble_tiles
+from lakeformat.errors import CorruptDataError, SampleDecodeError
+from lakeformat.storage import FsspecStorage, LRUCache, PrefixedStorage, StorageProvider
+
+from PIL import Image
+
+TEXT_HTYPES = ("text", "json", "list", "tag")
+_PIL_FORMATS = {"png": ("PNG",), "jpeg": ("JPEG",)}
+DECODE_METHODS = ("numpy", "tobytes", "pil")
+
+
+class TensorSource:
+    """What a worker needs to read one tensor: chunk rows, keys and meta, as plain data."""
+
+    def __init__(self, name: str, tensor: Tensor, decode_method: str = "numpy"):
+        eng = tensor.engine
+        m = eng.meta
+        if decode_method not in DECODE_METHODS:
+            raise ValueError(f"decode_method for {name!r} must be one of {DECODE_METHODS}, not {decode_method!r}")
+        self.name = name
+        self.decode_method = decode_method
+        self.base_htype = m.base_htype
+        self.dtype_name = m.dtype
+        self.dtype = np.dtype(m.dtype) if m.dtype not in (None, "Any", "List", "str") else np.dtype("uint8")
+        self.sample_compression = m.sample_compression
+        self.chunk_compression = m.chunk_compression
+        self.is_link = bool(m.is_link)
+        self.is_sequence = bool(m.is_sequence)
+        self.min_shape = tuple(int(x) for x in (m.min_shape or ()))
+        self.max_shape = tuple(int(x) for x in (m.max_shape or ()))
+        self.max_chunk_size = eng.max_chunk_size
+        rows = eng.chunk_ids.rows
+        self.last_index = np.ascontiguousarray(rows[:, 1].astype(np.uint64)) if len(rows) else np.zeros(0, np.uint64)
+        self.first_index = eng.chunk_ids.first_indices().astype(np.int64)
+        self.chunk_keys = [eng.chunk_key_of(n) for n in eng.chunk_ids.names()]
+        self.tiles: Dict[int, Tuple[Tuple[int, ...], Tuple[int, ...]]] = dict(eng.tiles.entries)
+        self.seq_ranges = None
+        if self.is_sequence:
+            n = eng.seq.num_samples
+            s, e = eng.seq.item_ranges(np.arange(n, dtype=np.int64))
+            self.seq_ranges = (s.astype(np.int64), e.astype(np.int64))
+        self.fixed_shape: Optional[Tuple[int, ...]] = None
+        if (not self.is_link and self.sample_compression is None and self.base_htype not in TEXT_HTYPES
+                and self.min_shape == self.max_shape and self.min_shape and m.dtype not in (None, "str", "Any", "List")):
+            self.fixed_shape = self.min_shape
+        self.item_nbytes_max = int(np.prod(self.max_shape or (1,))) * self.dtype.itemsize if self.max_shape else 64
+        self.squeeze_scalar = self.base_htype == "class_label" and self.max_shape == (1,) and self.min_shape == (1,)
+        self.is_image = self.sample_compression in IMAGE_COMPRESSIONS
+        # links resolve through the dataset's resolver (creds live in memory, not in storage)
+        self._link_tensor = tensor if self.is_link else None
+
+    # -- items ------------------------------------------------------------------------------------
+    @property
+    def num_chunks(self) -> int:
+        return len(self.chunk_keys)
+
+    def items_of(self, samples: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """Stored items of each sample: (items, None) or, for sequences, (flat items, offsets)."""
+        if self.seq_ranges is None:
+            return samples, None
+        s, e = self.seq_ranges[0][samples], self.seq_ranges[1][samples]
+        lengths = e - s
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        flat = (np.repeat(s - offsets[:-1], lengths) + np.arange(offsets[-1], dtype=np.int64)) if len(samples) else np.zeros(0, np.int64)
+        return flat.astype(np.int64), offsets
+
+    def rows_of(self, items: np.ndarray) -> np.ndarray:
+        if not len(items):
+            return np.zeros(0, np.int64)
+        return lookup_rows(self.last_index, items)
+
+    def rows_for_samples(self, samples: np.ndarray) -> np.ndarray:
+        """Every chunk row the samples need (tiles included)."""
+        items, _ = self.items_of(samples)
+        rows = self.rows_of(items)
+        if self.tiles:
+            extra = []
+            for it, r in zip(items.tolist(), rows.tolist()):
+                if it in self.tiles:
+                    end = r + 1
+                    while end < len(self.last_index) and int(self.last_index[end]) == it:
+                        end += 1
+                    extra.extend(range(r, end))
+            if extra:
+                rows = np.concatenate([rows, np.asarray(extra, np.int64)])
+        return np.unique(rows)
+
+    def chunk_estimate(self, row: int) -> int:
+        """Bytes a fetched chunk holds in memory (compressed + decompressed), before fetching."""
+        first = int(self.first_index[row]) if len(self.first_index) else 0
+        n = int(self.last_index[row]) - first + 1
+        est = min(self.max_chunk_size, max(n, 1) * self.item_nbytes_max)
+        return est * (2 if self.chunk_compression else 1)
+
+    def decoded_estimate(self, n_samples: int) -> int:
+        if self.fixed_shape is not None and not self.is_sequence:
+            return 0  # served straight from the chunk's bytes
+        return n_samples * self.item_nbytes_max
+
+    def __getstate__(self):
+        d = dict(self.__dict__)
+        d["_link_tensor"] = None if d.get("_link_tensor") is not None and _is_spawn() else d.get("_link_tensor")
+        return d
+
+
+def _is_spawn() -> bool:
+    import multiprocessing
+
+    return multiprocessing.get_start_method(allow_none=True) not in (None, "fork")
+
+
+def worker_storage(storage: StorageProvider) -> StorageProvider:
+    """The store a worker reads chunks from: no read cache (each chunk is read once per epoch,
+    and a cache would hold up to its size in every worker) and, for fsspec, a filesystem made
+    in this process (fsspec's async filesystems are not fork-safe)."""
+    if isinstance(storage, LRUCache):
+        return worker_storage(storage.base)
+    if isinstance(storage, PrefixedStorage):
+        s = copy.copy(storage)
+        s.base = worker_storage(storage.base)
+        return s
+    if isinstance(storage, FsspecStorage):
+        s = copy.copy(storage)
+        s.fs = pickle.loads(pickle.dumps(storage.fs))
+        return s
+    return storage
+
+
+class ChunkCache:
+    """Parsed, decompressed chunks shared by the tasks of one worker. A chunk is fetched once
+    while some admitted task needs it (reference counts) and dropped when none does, except
+    the few most recently released ones (a small tensor's one chunk serves many tasks)."""
+
+    def __init__(self, storage: StorageProvider, keep_recent: int = 4):
+        self.storage = storage
+        self.lock = threading.Lock()
+        self.entries: Dict[str, Future] = {}
+        self.refs: Dict[str, int] = {}
+        self.recent: List[str] = []
+        self.keep_recent = keep_recent
+
+    def acquire(self, keys: Sequence[str]) -> List[str]:
+        """Count one more user of each key; return those neither cached nor being fetched."""
+        new = []
+        with self.lock:
+            for k in keys:
+                n = self.refs.get(k, 0)
+                if n == 0 and k not in self.entries:
+                    new.append(k)
+                self.refs[k] = n + 1
+                if k in self.recent:
+                    self.recent.remove(k)
+        return new
+
+    def release(self, keys: Sequence[str]) -> None:
+        with self.lock:
+            for k in keys:
+                n = self.refs.get(k, 0) - 1
+                if n > 0:
+                    self.refs[k] = n
+                    continue
+                self.refs.pop(k, None)
+                self.recent.append(k)
+            while len(self.recent) > self.keep_recent:
+                old = self.recent.pop(0)
+                if old not in self.refs:
+                    self.entries.pop(old, None)
+
+    def get(self, wanted: Dict[str, Optional[str]]) -> Tuple[Dict[str, Chunk], int]:
+        """Parsed chunks for {key: chunk compression}; fetches the missing ones with one
+        batched storage call. Returns (chunks, bytes newly fetched and decompressed)."""
+        mine: Dict[str, Future] = {}
+        theirs: Dict[str, Future] = {}
+        with self.lock:
+            for k in wanted:
+                f = self.entries.get(k)
+                if f is None:
+                    f = Future()
+                    self.entries[k] = f
+                    mine[k] = f
+                else:
+                    theirs[k] = f
+        nbytes = 0
+        if mine:
+            try:
+                got = self.storage.get_many(list(mine))
+            except BaseException as e:
+                with self.lock:
+                    for k, f in mine.items():
+                        self.entries.pop(k, None)
+                        f.set_exception(e)
+                raise
+            for k, f in mine.items():
+                try:
+                    raw = got[k]
+                    c = Chunk.parse(raw, wanted[k], k)
+                    nbytes += len(raw) + (len(c.data) if wanted[k] else 0)  # decompresses here, GIL released
+                    f.set_result(c)
+                except BaseException as e:  # noqa: BLE001 - handed to every task that wants it
+                    with self.lock:
+                        self.entries.pop(k, None)
+                    f.set_exception(e)
+        out = {}
+        for k, f in list(mine.items()) + list(theirs.items()):
+            out[k] = f.result()
+        return out, nbytes
+
+
+class FixedColumn:
+    """Samples of one fixed shape and dtype, left in their chunks' bytes: collated with one
+    native gather into the batch, or viewed as arrays (zero-copy) when a transform needs them."""
+
+    __slots__ = ("buffers", "src", "start", "shape", "dtype", "nbytes")
+
+    def __init__(self, buffers: List[memoryview], src: np.ndarray, start: np.ndarray, shape: Tuple[int, ...], dtype: np.dtype):
+        self.buffers = buffers
+        self.src = src
+        self.start = start
+        self.shape = shape
+        self.dtype = dtype
+        self.nbytes = int(np.prod(shape)) * dtype.itemsize
+
+    def value(self, k: int) -> np.ndarray:
+        buf = self.buffers[int(self.src[k])]
+        return np.frombuffer(buf, self.dtype, count=self.nbytes // self.dtype.itemsize, offset=int(self.start[k])).reshape(self.shape)
+
+
+class ValueColumn:
+    """Decoded per-sample values; a value may be an exception (that sample failed)."""
+
+    __slots__ = ("values", "nbytes")
+
+    def __init__(self, values: List[Any]):
+        self.values = values
+        self.nbytes = sum(getattr(v, "nbytes", 0) for v in values)
+
+    def value(self, k: int) -> Any:
+        return self.values[k]
+
+
+def read_column(src: TensorSource, samples: np.ndarray, chunks: Dict[str, Chunk]):
+    """The values of `samples` (dataset indices) of one tensor, from already fetched chunks."""
+    items, offsets = src.items_of(samples)
+    rows = src.rows_of(items)
+    local = items - src.first_index[rows] if len(items) else items
+    if src.fixed_shape is not None and offsets is None and not src.tiles and src.decode_method != "tobytes":
+        return _fixed_column(src, rows, local, chunks)
+    vals = _item_values(src, items, rows, local, chunks)
+    if offsets is None:
+        return ValueColumn(vals)
+    out = []
+    for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist()):
+        part = vals[a:b]
+        bad = next((v for v in part if isinstance(v, BaseException)), None)
+        if bad is not None:
+            out.append(bad)
+        elif part and all(isinstance(v, np.ndarray) for v in part) and len({v.shape for v in part}) == 1:
+            out.append(np.stack(part))
+        else:
+            out.append(part)
+    return ValueColumn(out)
+
+
+def _fixed_column(src: TensorSource, rows, local, chunks) -> FixedColumn:
+    n = len(rows)
+    buffers: List[memoryview] = []
+    src_id = np.empty(n, np.int64)
+    start = np.empty(n, np.int64)
+    nbytes = int(np.prod(src.fixed_shape)) * src.dtype.itemsize
+    for r in np.unique(rows).tolist():
+        key = src.chunk_keys[r]
+        c = chunks[key]
+        sel = np.nonzero(rows == r)[0]
+        s, e = c.byte_ranges(local[sel])
+        if np.any(e - s != nbytes):
+            raise CorruptDataError(f"sample size differs from its shape in tensor {src.name!r}", key)
+        data = c.data
+        if len(data) and int(e.max()) > len(data):
+            raise CorruptDataError(f"sample bytes run past the end of the chunk in tensor {src.name!r}", key)
+        src_id[sel] = len(buffers)
+        start[sel] = s
+        buffers.append(data)
+    return FixedColumn(buffers, src_id, start, src.fixed_shape, src.dtype)
+
+
+def _item_values(src: TensorSource, items, rows, local, chunks) -> List[Any]:
+    n = len(items)
+    datas: List[Any] = [None] * n
+    shapes: List[Any] = [None] * n
+    tiled = []
+    for r in np.unique(rows).tolist():
+        sel = np.nonzero(rows == r)[0]
+        c = chunks[src.chunk_keys[r]]
+        if src.tiles:
+            plain = [k for k in sel.tolist() if int(items[k]) not in src.tiles]
+            tiled.extend(k for k in sel.tolist() if int(items[k]) in src.tiles)
+            sel = np.asarray(plain, np.int64)
+            if not len(sel):
+                continue
+        s, e = c.byte_ranges(local[sel])
+        shp = c.shapes(local[sel])
+        data = c.data
+        for j, (k, a, b) in enumerate(zip(sel.tolist(), s.tolist(), e.tolist())):
+            datas[k] = data[a:b]
+            shapes[k] = shp[j]
+    out: List[Any] = [None] * n
+    for k in tiled:
+        try:
+            out[k] = _read_tiled(src, int(items[k]), chunks)
+        except Exception as e:  # noqa: BLE001
+            out[k] = e
+    plain_k = [k for k in range(n) if datas[k] is not None]
+    if src.is_link and src.decode_method != "tobytes":
+        return _link_values(src, items, datas, plain_k, out)
+    for k in plain_k:
+        try:
+            out[k] = decode_item(src, datas[k], shapes[k])
+        except Exception as e:  # noqa: BLE001 - reported per sample, with its index
+            out[k] = e
+    return out
+
+
+def _link_values(src: TensorSource, items, datas, plain_k, out):
+    t = src._link_tensor
+    if t is None:
+        raise RuntimeError(f"linked tensor {src.name!r} cannot be read in a spawned worker; use the fork start method")
+    for k in plain_k:
+        try:
+            out[k] = t.dataset._links.resolve_many(t, [datas[k]], items[k : k + 1])[0]
+        except Exception as e:  # noqa: BLE001
+            out[k] = e
+    return out
+
+
+def decode_item(src: TensorSource, d: memoryview, shape: np.ndarray) -> Any:
+    base = src.base_htype
+    if src.decode_method == "tobytes":
+        return bytes(d)
+    if base in TEXT_HTYPES:
+        return Tensor._decode_text(d, base, shape)
+    shp = tuple(int(x) for x in shape)
+    sc = src.sample_compression
+    if sc in IMAGE_COMPRESSIONS:
+        if len(d) == 0:
+            return np.zeros(shp, src.dtype)
+        try:
+            img = Image.open(io.BytesIO(d), formats=_PIL_FORMATS[sc])
+            if src.decode_method == "pil":
+                img.load()
+                return img
+            arr = np.asarray(img)
+        except Exception as e:  # noqa: BLE001 - Pillow raises many kinds
+            raise SampleDecodeError(f"stored {sc} bytes do not decode: {e}", tensor=src.name) from e
+        if arr.shape != shp and arr.size == int(np.prod(shp)):
+            arr = arr.reshape(shp)  # a gray image stored as (H, W, 1)
+        return arr.astype(src.dtype, copy=False)
+    if sc in BYTE_COMPRESSIONS and len(d):
+        d = decompress_bytes(d, sc)
+    if len(d) == 0:
+        return np.zeros(shp, src.dtype)
+    arr = np.frombuffer(d, dtype=src.dtype)
+    if arr.size != int(np.prod(shp)):
+        raise CorruptDataError(f"sample of {arr.size} values does not fit its shape {shp} in tensor {src.name!r}")
+    return arr.reshape(shp)
+
+
+def _read_tiled(src: TensorSource, item: int, chunks: Dict[str, Chunk]) -> np.ndarray:
+    sample_shape, tile_shape = src.tiles[item]
+    r = int(lookup_rows(src.last_index, np.array([item], np.int64))[0])
+    end = r + 1
+    while end < len(src.last_index) and int(src.last_index[end]) == item:
+        end += 1
+    tiles = []
+    for row in range(r, end):
+        c = chunks[src.chunk_keys[row]]
+        tshape = tuple(int(x) for x in c.shape_rows[0, :-1])
+        data = c.data
+        if src.sample_compression in IMAGE_COMPRESSIONS:
+            t = decompress_image(data, tshape)
+        elif src.sample_compression in BYTE_COMPRESSIONS:
+            t = np.frombuffer(decompress_bytes(data, src.sample_compression), dtype=src.dtype).reshape(tshape)
+        else:
+            t = np.frombuffer(data, dtype=src.dtype)[: int(np.prod(tshape))].reshape(tshape)
+        tiles.append(t)
+    return assemble_tiles(tiles, sample_shape, tile_shape, src.dtype)
+
+
+def gather_fixed(columns: Sequence[Tuple[FixedColumn, int]], out: np.ndarray) -> None:
+    """Copy sample k of each (column, k) into row i of `out`, one native call, GIL released."""
+    n = len(columns)
+    if not n:
+        return
+    nbytes = columns[0][0].nbytes
+    sources: List[Any] = []
+    index: Dict[int, int] = {}
+    src_id = np.empty(n, np.int64)
+    src_start = np.empty(n, np.int64)
+    for i, (col, k) in enumerate(columns):
+        buf = col.buffers[int(col.src[k])]
+        j = index.get(id(buf))
+        if j is None:
+            j = index[id(buf)] = len(sources)
+            sources.append(buf)
+        src_id[i] = j
+        src_start[i] = col.start[k]
+    _native.gather(sources, src_id, src_start, np.full(n, nbytes, np.int64), out.reshape(-1).view(np.uint8), np.arange(n, dtype=np.int64) * nbytes)

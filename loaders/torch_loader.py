@@ -1,0 +1,343 @@
+"""The torch side: an IterableDataset whose workers each read their slice of the epoch's plan,
+and `LakeDataLoader`, which drives a `torch.utils.data.DataLoader` over it and keeps the
+state needed to resume mid-epoch."""
+from __future__ import annotations
+
+import secrets
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from loaders.collate import collate_column, collate_values, sample_value
+from loaders.errors import LoaderError, SampleLoadError
+from loaders.pipeline import ReadJob, primary_rows, stream_samples
+from loaders.plan import EpochPlan, worker_count, worker_plan
+from loaders.reader import DECODE_METHODS, TensorSource
+
+STATE_VERSION = 1
+
+
+def _passthrough(x: Any) -> Any:
+    return x
+
+
+class _BatchInfo(dict):
+    """What a worker tells the main process with each batch: its id, how many entries of its
+    order it has consumed (yielded, skipped or dropped) and how many it skipped on errors."""
+
+
+class LakeIterableDataset(IterableDataset):
+    """Yields (batch, info) pairs; one per batch, and a last (None, info) per worker."""
+
+    def __init__(self, job: ReadJob, batch_size: int, drop_last: bool, transform: Optional[Callable],
+                 tensor_transforms: Dict[str, Callable], transform_kwargs: Dict[str, Any],
+                 collate_fn: Optional[Callable], pad_tensors: bool, ignore_errors: bool, return_index: bool):
+        super().__init__()
+        self.job = job
+        self.batch_size = batch_size
+        self.drop_last = drop_last
+        self.transform = transform
+        self.tensor_transforms = tensor_transforms
+        self.transform_kwargs = transform_kwargs
+        self.collate_fn = collate_fn
+        self.pad_tensors = pad_tensors
+        self.ignore_errors = ignore_errors
+        self.return_index = return_index
+        self.plan: Optional[EpochPlan] = None
+        self.consumed: Dict[int, int] = {}
+
+    # -- one worker ---------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Tuple[Any, _BatchInfo]]:
+        wi = get_worker_info()
+        worker, num_workers = (wi.id, wi.num_workers) if wi is not None else (0, 1)
+        assert self.plan is not None, "the loader sets the epoch plan before iterating"
+        slice_positions, order = worker_plan(self.plan, worker, num_workers)
+        start = min(int(self.consumed.get(worker, 0)), len(order))
+        fast = self.transform is None and not self.tensor_transforms and self.collate_fn is None
+        names = list(self.job.sources)
+        sources = self.job.sources
+        batch: List[Tuple[int, int, Any, int]] = []
+        skipped = 0
+        consumed = start
+        for entry, vpos, res, local in stream_samples(self.job, slice_positions, order, start):
+            consumed = entry + 1
+            index = int(self.job.view_samples[vpos])
+            err = _sample_error(res, local, names, index)
+            sample = None
+            if err is None and not fast:
+                try:
+                    sample = self._transformed(res, local, index)
+                except Exception as e:  # noqa: BLE001 - the user's transform
+                    err = SampleLoadError(f"transform failed on sample {index}: {type(e).__name__}: {e}", index=index)
+                    err.__cause__ = e
+            if err is not None:
+                if not self.ignore_errors:
+                    raise err
+                skipped += 1
+                continue
+            batch.append((index, vpos, res if fast else sample, local))
+            if len(batch) == self.batch_size:
+                yield self._collate(batch, fast, sources), _BatchInfo(worker=worker, consumed=consumed, skipped=skipped)
+                skipped = 0
+                batch = []
+        if batch and not self.drop_last:
+            yield self._collate(batch, fast, sources), _BatchInfo(worker=worker, consumed=consumed, skipped=skipped)
+            skipped = 0
+        yield None, _BatchInfo(worker=worker, consumed=len(order), skipped=skipped)
+
+    def _transformed(self, res: Any, local: int, index: int) -> Any:
+        sample: Dict[str, Any] = {}
+        for name, src in self.job.sources.items():
+            sample[name] = sample_value(src, res.columns[name], local)
+        if self.return_index:
+            sample["index"] = np.int64(index)
+        for name, fn in self.tensor_transforms.items():
+            if name in sample:
+                sample[name] = fn(sample[name])
+        if self.transform is not None:
+            sample = self.transform(sample, **self.transform_kwargs)
+        return sample
+
+    def _collate(self, batch: List[Tuple[int, int, Any, int]], fast: bool, sources: Dict[str, TensorSource]) -> Any:
+        if fast:
+            out: Dict[str, Any] = {}
+            for name, src in sources.items():
+                out[name] = collate_column(src, [(r.columns[name], k) for _, _, r, k in batch], self.pad_tensors)
+            if self.return_index:
+                out["index"] = torch.tensor([i for i, _, _, _ in batch], dtype=torch.int64)
+            return out
+        samples = [s for _, _, s, _ in batch]
+        if self.collate_fn is not None:
+            return self.collate_fn(samples)
+        return collate_values(samples, self.pad_tensors)
+
+
+def _sample_error(res: Any, local: int, names: Sequence[str], index: int) -> Optional[SampleLoadError]:
+    if isinstance(res, BaseException):
+        e = SampleLoadError(f"sample {index} could not be read: {type(res).__name__}: {res}", index=index)
+        e.__cause__ = res
+        return e
+    for name in names:
+        col = res.columns[name]
+        vals = getattr(col, "values", None)
+        if vals is not None and isinstance(vals[local], BaseException):
+            cause = vals[local]
+            e = SampleLoadError(f"sample {index} of tensor {name!r} could not be decoded: {type(cause).__name__}: {cause}", index=index, tensor=name)
+            e.__cause__ = cause
+            return e
+    return None
+
+
+class LakeDataLoader:
+    """Iterated like a `torch.utils.data.DataLoader`; built by `loaders.dataloader(...)...pytorch()`
+    or `ds.pytorch(...)`.
+
+    >>> loader = dataloader(ds).batch(64).shuffle(seed=0).pytorch(num_workers=2)  # doctest: +SKIP
+    >>> for batch in loader:                                                      # doctest: +SKIP
+    ...     images, labels = batch["images"], batch["labels"]
+    """
+
+    def __init__(
+        self,
+        ds: Any,
+        *,
+        tensors: Optional[Sequence[str]] = None,
+        transform: Optional[Union[Callable, Dict[str, Callable]]] = None,
+        transform_kwargs: Optional[Dict[str, Any]] = None,
+        batch_size: int = 1,
+        drop_last: bool = False,
+        shuffle: bool = False,
+        buffer_size: int = 256,
+        seed: Optional[int] = None,
+        num_workers: int = 0,
+        collate_fn: Optional[Callable] = None,
+        decode_method: Optional[Dict[str, str]] = None,
+        pin_memory: bool = False,
+        distributed: bool = False,
+        prefetch_factor: Optional[int] = 2,
+        pad_tensors: bool = False,
+        ignore_errors: bool = False,
+        return_index: bool = False,
+        prefetch_bytes: int = 256 << 20,
+        num_threads: Optional[int] = None,
+        multiprocessing_context: Any = None,
+        timeout: float = 0,
+    ):
+        if int(batch_size) < 1:
+            raise LoaderError(f"batch_size must be at least 1, not {batch_size}")
+        if int(num_workers) < 0:
+            raise LoaderError("num_workers must be >= 0")
+        self.dataset = ds
+        self.batch_size = int(batch_size)
+        self.drop_last = bool(drop_last)
+        self.shuffle = bool(shuffle)
+        self.num_workers = int(num_workers)
+        self.pin_memory = bool(pin_memory)
+        self.prefetch_factor = prefetch_factor
+        self.multiprocessing_context = multiprocessing_context
+        self.timeout = timeout
+        self.distributed = bool(distributed)
+        self.rank, self.world_size = 0, 1
+        if self.distributed:
+            import torch.distributed as dist
+
+            if not (dist.is_available() and dist.is_initialized()):
+                raise LoaderError("distributed=True needs an initialised torch.distributed process group (dist.init_process_group)")
+            self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        self.seed = self._agree_on_seed(seed)
+        tensor_transforms: Dict[str, Callable] = {}
+        fn: Optional[Callable] = None
+        if isinstance(transform, dict):
+            tensor_transforms = dict(transform)
+        elif transform is not None:
+            if not callable(transform):
+                raise LoaderError("transform must be a callable or a {tensor: callable} dict")
+            fn = transform
+        self.sources = self._sources(ds, tensors, decode_method or {})
+        unknown = set(tensor_transforms) - set(self.sources)
+        if unknown:
+            raise LoaderError(f"transform for tensors not loaded: {sorted(unknown)}")
+        view_samples = np.ascontiguousarray(ds.index.resolve(ds._base_length()), dtype=np.int64) if not ds.index.is_single else np.asarray([ds.index.samples], np.int64)
+        remote = any(getattr(ds.storage, a, None) is not None for a in ("base",)) or "://" in str(ds.path)
+        threads = int(num_threads) if num_threads else (8 if remote else 4)
+        self.job = ReadJob(self.sources, ds.storage, view_samples, int(prefetch_bytes), threads, max(32, min(256, self.batch_size)))
+        self._primary_rows = primary_rows(self.sources, view_samples)
+        self.buffer_samples = self._buffer_samples(int(buffer_size))
+        self._iterable = LakeIterableDataset(self.job, self.batch_size, self.drop_last, fn, tensor_transforms,
+                                             dict(transform_kwargs or {}), collate_fn, bool(pad_tensors), bool(ignore_errors), bool(return_index))
+        self._next_epoch = 0
+        self._epoch: Optional[int] = None
+        self._consumed: Dict[int, int] = {}
+        self._resume: Optional[Dict[int, int]] = None
+        self.skipped = 0  # samples skipped on errors (ignore_errors=True), over the loader's life
+
+    # -- construction helpers -------------------------------------------------------------------
+    def _agree_on_seed(self, seed: Optional[int]) -> int:
+        if seed is not None:
+            return int(seed)
+        s = secrets.randbelow(2**31)
+        if self.distributed and self.world_size > 1:
+            import torch.distributed as dist
+
+            box = [s]
+            dist.broadcast_object_list(box, src=0)
+            s = int(box[0])
+        return s
+
+    @staticmethod
+    def _sources(ds: Any, tensors: Optional[Sequence[str]], decode: Dict[str, str]) -> Dict[str, TensorSource]:
+        try:
+            if not ds.read_only and any(t.engine.is_dirty for t in ds._all_tensors.values()):
+                ds.flush()  # the workers read what is in storage
+        except Exception:  # noqa: BLE001 - a view or read-only handle has nothing to flush
+            pass
+        available = ds.tensors
+        names = list(tensors) if tensors is not None else list(available)
+        if isinstance(decode, str):
+            decode = {n: decode for n in names}
+        for n, m in decode.items():
+            if m not in DECODE_METHODS:
+                raise LoaderError(f"decode_method for {n!r} must be one of {DECODE_METHODS}, not {m!r}")
+        out = {}
+        for n in names:
+            if n not in available:
+                raise LoaderError(f"tensor {n!r} is not in the dataset (it has {sorted(available)})")
+            out[n] = TensorSource(n, available[n], decode.get(n, "numpy"))
+        if not out:
+            raise LoaderError("no tensors to load")
+        return out
+
+    def _buffer_samples(self, buffer_mib: int) -> int:
+        if not self.shuffle or buffer_mib <= 0:
+            return 0
+        per_sample = sum(max(s.item_nbytes_max, 1) for s in self.sources.values())
+        return max(2, (buffer_mib << 20) // per_sample)
+
+    def _plan(self, epoch: int) -> EpochPlan:
+        initial = min(self.buffer_samples, max(2 * self.batch_size, 128)) if self.buffer_samples else 0
+        return EpochPlan(self._primary_rows, self.seed, epoch, self.shuffle, self.buffer_samples, initial,
+                         self.world_size, self.rank, self.drop_last)
+
+    # -- epochs and state -----------------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Use epoch `epoch` for the next iteration (the shuffle order is a function of the
+        seed and the epoch, the same on every rank). Without it, each new iteration takes the
+        next epoch."""
+        self._next_epoch = int(epoch)
+        self._resume = None
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch if self._epoch is not None else self._next_epoch
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Where this rank stands: resume with `load_state_dict` on a loader built the same
+        way (same dataset view, batch size, shuffle, workers and world size)."""
+        mid = self._epoch is not None
+        return {
+            "version": STATE_VERSION,
+            "epoch": self._epoch if mid else self._next_epoch,
+            "seed": self.seed,
+            "consumed": {str(k): int(v) for k, v in (self._consumed if mid else (self._resume or {})).items()},
+            "num_samples": int(len(self._primary_rows)),
+            "num_workers": self.num_workers,
+            "world_size": self.world_size,
+            "rank": self.rank,
+            "shuffle": self.shuffle,
+            "drop_last": self.drop_last,
+            "buffer_samples": self.buffer_samples,
+            "skipped": self.skipped,
+        }
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        if int(state.get("version", -1)) != STATE_VERSION:
+            raise LoaderError(f"state dict version {state.get('version')!r} is not {STATE_VERSION}")
+        for key, mine in (("num_samples", len(self._primary_rows)), ("num_workers", self.num_workers),
+                          ("world_size", self.world_size), ("rank", self.rank), ("shuffle", self.shuffle),
+                          ("drop_last", self.drop_last), ("buffer_samples", self.buffer_samples)):
+            if state.get(key) != mine:
+                raise LoaderError(f"cannot resume: the state has {key}={state.get(key)!r}, this loader {mine!r}")
+        self.seed = int(state["seed"])
+        self._next_epoch = int(state["epoch"])
+        self._resume = {int(k): int(v) for k, v in state.get("consumed", {}).items()}
+        self.skipped = int(state.get("skipped", 0))
+        self._epoch = None
+
+    def __len__(self) -> int:
+        """Batches this rank yields in a full epoch (fewer when errors are skipped)."""
+        plan = self._plan(self.epoch)
+        nw = max(1, self.num_workers)
+        total = 0
+        for w in range(nw):
+            n = worker_count(plan, w, nw)
+            total += n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return total
+
+    def __iter__(self) -> Iterator[Any]:
+        epoch = self._next_epoch
+        resume = self._resume or {}
+        self._resume = None
+        self._next_epoch = epoch + 1
+        self._epoch = epoch
+        self._consumed = dict(resume)
+        self._iterable.plan = self._plan(epoch)
+        self._iterable.consumed = dict(resume)
+        kwargs: Dict[str, Any] = {}
+        if self.num_workers > 0:
+            kwargs["prefetch_factor"] = self.prefetch_factor
+            kwargs["multiprocessing_context"] = self.multiprocessing_context
+            kwargs["timeout"] = self.timeout
+        dl = DataLoader(self._iterable, batch_size=None, num_workers=self.num_workers, collate_fn=_passthrough,
+                        pin_memory=self.pin_memory, persistent_workers=False, **kwargs)
+        for item in dl:
+            batch, info = item[0], item[1]
+            w = int(info["worker"])
+            self._consumed[w] = int(info["consumed"])
+            self.skipped += int(info["skipped"])
+            if batch is None:
+                continue
+            yield batch
+        self._epoch = None
+        self._consumed = {}

