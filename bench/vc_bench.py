@@ -99,8 +99,9 @@ def bench_chain(work: str, scale: float) -> dict:
     first = ds.commit("c0")
     rng = np.random.default_rng(1)
     for i in range(1, 100):
-        for j in rng.integers(0, rows, 20):
-            ds.x[int(j)] = np.full(16, i, np.float32)
+        with ds:
+            for j in rng.integers(0, rows, 20):
+                ds.x[int(j)] = np.full(16, i, np.float32)
         ds.commit(f"c{i}")
     head = lakeformat.load(path, read_only=True)
     old = lakeformat.load(path, version=first, read_only=True)

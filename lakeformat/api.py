@@ -35,6 +35,8 @@ def _is_dataset(storage: StorageProvider) -> bool:
 
 def exists(url: str, creds: Optional[Dict[str, Any]] = None) -> bool:
     """Whether a dataset exists at `url`."""
+    if isinstance(url, StorageProvider):
+        return _is_dataset(url)
     url, _ = _split_version(str(url))
     return _is_dataset(storage_from_url(url, creds, read_only=True, cache_size=None))
 
@@ -76,9 +78,13 @@ def load(
     `version` (or a `url@version` suffix) opens a branch or a commit id: a past commit opens
     read-only. `creds` go to fsspec (keys, endpoint_url...).
     """
-    url, at = _split_version(str(url))
+    if isinstance(url, StorageProvider):
+        storage, at = url, None
+        url = storage.root
+    else:
+        url, at = _split_version(str(url))
+        storage = storage_from_url(url, creds, read_only=read_only, cache_size=cache_size)
     version = version or at
-    storage = storage_from_url(url, creds, read_only=read_only, cache_size=cache_size)
     if not _is_dataset(storage):
         if storage.list(""):
             raise NotADatasetError(f"{url!r} holds files but no dataset (no {C.DATASET_META_FILENAME} or {C.VERSION_CONTROL_INFO_FILENAME}).")
@@ -99,8 +105,8 @@ def empty(
     lock: bool = True,
 ) -> Dataset:
     """Create an empty dataset at `url`; `overwrite=True` replaces an existing one."""
-    url = str(url)
     storage = storage_from_url(url, creds, cache_size=cache_size)
+    url = storage.root if isinstance(url, StorageProvider) else str(url)
     if _is_dataset(storage):
         if not overwrite:
             raise DatasetExistsError(f"A dataset already exists at {url!r}; pass overwrite=True to replace it.")

@@ -52,6 +52,8 @@ def _norm(v: Any) -> Any:
         return v.normalize() if v.is_finite() else v
     if isinstance(v, tuple):
         return list(v)
+    if type(v).__name__ == "UUID":  # stored as its text
+        return str(v)
     return v
 
 

@@ -146,7 +146,7 @@ def plan_for_sa_type(column: str, satype: Any, *, dialect: str, decimal_mode: st
             p.kind, p.htype, p.dtype = "array", "generic", "bool"
         elif isinstance(item, sa.Integer):
             p.kind, p.htype, p.dtype = "array", "generic", _int_dtype(item, dialect)
-        elif isinstance(item, sa.Numeric):  # floats and decimals
+        elif isinstance(item, (sa.Numeric, sa.Float)):  # floats and decimals
             p.kind, p.htype, p.dtype = "array", "generic", "float64"
         else:
             p.kind, p.htype = "text_array", "json"

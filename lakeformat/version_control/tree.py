@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 _TREE_LOCK_WAIT_S = 60.0
 _TREE_LOCK_VALIDITY_S = 10.0
-_TREE_LOCK_SETTLE_S = 0.05  # re-read after writing the lock: a racing writer's lock shows by then
+_TREE_LOCK_SETTLE_S = 0.01  # re-read after writing the lock: a racing writer's lock shows by then
 
 
 def new_commit_id() -> str:

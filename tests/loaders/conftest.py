@@ -8,8 +8,10 @@ N = 600
 
 
 def make_images(n: int = N) -> np.ndarray:
-    rng = np.random.default_rng(7)
-    return rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8)
+    """Smooth gradients (so that jpeg stays close), one level per sample."""
+    y, x = np.mgrid[0:16, 0:16]
+    base = np.stack([x * 8, y * 8, (x + y) * 4], -1)
+    return ((base[None] + (np.arange(n) % 64)[:, None, None, None]) % 256).astype(np.uint8)
 
 
 @pytest.fixture(scope="session")
@@ -23,13 +25,13 @@ def mixed_ds_path(tmp_path_factory):
         ds.create_tensor("jpg", htype="image", sample_compression="jpeg", max_chunk_size=64 * 1024)
         ds.create_tensor("labels", htype="class_label", class_names=[f"c{i}" for i in range(10)])
         ds.create_tensor("text", htype="text")
-        ds.create_tensor("meta", htype="json")
+        ds.create_tensor("info_json", htype="json")
         ds.create_tensor("ragged", htype="generic", dtype="float32", chunk_compression="zstd")
         ds.images.extend(imgs)
         ds.jpg.extend(imgs)
         ds.labels.extend((np.arange(N) % 10).astype(np.uint32))
         ds.text.extend([f"sample-{i}" for i in range(N)])
-        ds.meta.extend([{"i": i, "even": i % 2 == 0} for i in range(N)])
+        ds.info_json.extend([{"i": i, "even": i % 2 == 0} for i in range(N)])
         ds.ragged.extend([np.full((i % 5 + 1,), i, np.float32) for i in range(N)])
     return path
 
