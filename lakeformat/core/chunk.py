@@ -9,7 +9,7 @@ the decompressed bytes. A tile chunk carries one tile: one shape row and no byte
 from __future__ import annotations
 
 import struct
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -124,7 +124,7 @@ def serialize_chunk(
     level: Optional[int] = None,
     tile: bool = False,
     version: str = C.FORMAT_VERSION,
-) -> bytes:
+) -> Union[bytes, bytearray]:
     """Build a chunk's bytes from the samples' bytes (`parts`, back to back), their sizes and
     their shapes ([n, ndim])."""
     n = len(sizes)
@@ -141,14 +141,22 @@ def serialize_chunk(
         nbp = _native.positions_encode(np.ascontiguousarray(sizes, dtype=np.int64), 0, 0, bp_out) if n else 0
         bp_rows = bp_out[: 3 * nbp]
     data_len = int(np.sum(sizes)) if n else 0
+    v = version.encode("ascii")
+    head = b"".join([
+        bytes([len(v)]), v, _I32x2.pack(nrows if ndim else 0, (ndim + 1) if nrows else 0),
+        shape_rows.tobytes(), struct.pack("<I", nbp), bp_rows.tobytes(),
+    ])
+    if compression is None:
+        # one allocation, one copy of the samples: the header, then the data behind it
+        out = bytearray(len(head) + data_len)
+        out[: len(head)] = head
+        if data_len:
+            _native.concat(list(parts), memoryview(out)[len(head):])
+        return out
     data = bytearray(data_len)
     if data_len:
         _native.concat(list(parts), data)
-    if compression is not None:
-        data = compress_bytes(data, compression, level)
-    v = version.encode("ascii")
-    head = bytes([len(v)]) + v + _I32x2.pack(nrows if ndim else 0, (ndim + 1) if nrows else 0)
-    return b"".join([head, shape_rows.tobytes(), struct.pack("<I", nbp), bp_rows.tobytes(), bytes(data) if isinstance(data, bytearray) else data])
+    return head + compress_bytes(data, compression, level)
 
 
 class ChunkBuilder:

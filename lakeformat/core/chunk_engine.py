@@ -400,12 +400,16 @@ class ChunkEngine:
         for r, sel in groups:
             c = chunks[names[r]]
             s, e = c.byte_ranges(local[sel])
-            raw = bytes(c.data[: int(e.max())]) if len(e) else b""
-            text = raw.decode("utf-8")
-            if len(text) != len(raw):  # not ASCII: byte offsets differ from str offsets
-                vals = [raw[a:b].decode("utf-8") for a, b in zip(s.tolist(), e.tolist())]
-            else:
-                vals = [text[a:b] for a, b in zip(s.tolist(), e.tolist())]
+            if len(sel) * 16 < c.num_samples:  # a few items: decode just those
+                data = c.data
+                vals = [str(data[a:b], "utf-8") for a, b in zip(s.tolist(), e.tolist())]
+            else:  # most of the chunk: one decode, then slices
+                raw = bytes(c.data[: int(e.max())]) if len(e) else b""
+                text = raw.decode("utf-8")
+                if len(text) != len(raw):  # not ASCII: byte offsets differ from str offsets
+                    vals = [raw[a:b].decode("utf-8") for a, b in zip(s.tolist(), e.tolist())]
+                else:
+                    vals = [text[a:b] for a, b in zip(s.tolist(), e.tolist())]
             empty = np.flatnonzero(e == s)
             if len(empty):
                 shp = c.shapes(local[sel][empty])
@@ -450,9 +454,15 @@ class ChunkEngine:
         rows, local = self.item_locations(items)
         names = self.chunk_ids.names()
         by_row = group_by_row(rows)
-        use_ranges = self.chunk_compression is None and self._few_per_chunk(len(items), len(by_row))
-        if use_ranges:
-            return self._read_fixed_ranged(items, rows, local, by_row, names, out, item_nbytes)
+        if self.chunk_compression is None:
+            # byte-range reads when only a small part of a stored chunk is wanted
+            ranged = [(r, sel) for r, sel in by_row if self._worth_ranges(names[r], len(sel) * item_nbytes)]
+            if ranged:
+                self._read_fixed_ranged(items, rows, local, ranged, names, out, item_nbytes)
+                if len(ranged) == len(by_row):
+                    return out
+                done = {r for r, _ in ranged}
+                by_row = [(r, sel) for r, sel in by_row if r not in done]
         sources: List[Any] = []
         src_id = np.empty(n, np.int64)
         src_start = np.empty(n, np.int64)
@@ -485,9 +495,16 @@ class ChunkEngine:
             _native.gather(sources, src_id[sel], src_start[sel], np.full(len(sel), item_nbytes, np.int64), out.reshape(-1).view(np.uint8), sel * item_nbytes)
         return out
 
-    def _few_per_chunk(self, n_items: int, n_chunks: int) -> bool:
-        # byte-range reads pay off when only a small part of each chunk is wanted
-        return n_items < n_chunks * 4 and self.max_chunk_size >= 1_000_000
+    def _worth_ranges(self, name: str, wanted_bytes: int) -> bool:
+        if name in self._parsed or self._is_unflushed(name):
+            return False
+        return wanted_bytes * 8 < self.max_chunk_size and self.max_chunk_size >= 256_000
+
+    def _is_unflushed(self, name: str) -> bool:
+        b = self.builder
+        if b is not None and ChunkIdEncoder.name_of(b.chunk_id) == name:
+            return True
+        return name in self.dirty_builders or keys.chunk_key(self.key, name, self.commit_id) in self.staged
 
     def _header(self, name: str) -> Chunk:
         h = self._headers.get(name)
@@ -507,7 +524,7 @@ class ChunkEngine:
         from concurrent.futures import ThreadPoolExecutor
 
         pending = {names[r] for r, _ in by_row}
-        unflushed = {n: self._unflushed_chunk(n) for n in pending}
+        unflushed = {n: (self._unflushed_chunk(n) if self._is_unflushed(n) else None) for n in pending}
         jobs = []
         for r, sel in by_row:
             name = names[r]

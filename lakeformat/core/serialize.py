@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -187,6 +188,19 @@ def _encode_all_str(values: List[Any]):
     return [b"".join(encoded)], np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
 
 
+ENCODE_THREADS = max(1, min(8, os.cpu_count() or 1))
+
+
+def _encode_images_parallel(ser: "Serializer", jobs: List[Any]) -> List[bytes]:
+    """png/jpeg encoding of a batch on a thread pool (Pillow releases the GIL while coding)."""
+    if len(jobs) < 8 or ENCODE_THREADS == 1:
+        return [ser._encode(arr, gi) for _, arr, gi in jobs]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(ENCODE_THREADS) as pool:
+        return list(pool.map(lambda j: ser._encode(j[1], j[2]), jobs))
+
+
 class Serializer:
     """Turns a batch of user values into a SerializedBatch for one tensor."""
 
@@ -347,6 +361,7 @@ class Serializer:
         values = list(values) if not isinstance(values, list) else values
         ndim = self._target_ndim(values)
         parts, sizes, shapes = [], [], []
+        deferred: List[Any] = []
         infos: List[Dict[str, Any]] = []
         for i, v in enumerate(values):
             gi = self._idx(i, item_owner)
@@ -391,7 +406,11 @@ class Serializer:
             if arr.ndim != ndim:
                 raise _fail(SampleShapeError, f"sample has {arr.ndim} dimensions {arr.shape}, the tensor has {ndim}", self.ctx, gi)
             _check_htype(self.base, arr, self.ctx, gi)
-            data = self._encode(arr, gi)
+            if self.sc in IMAGE_COMPRESSIONS:
+                deferred.append((len(parts), arr, gi))  # encoded below, in parallel
+                data = b""
+            else:
+                data = self._encode(arr, gi)
             parts.append(data)
             sizes.append(len(data))
             shapes.append(arr.shape)
@@ -400,6 +419,11 @@ class Serializer:
             elif self.sc in IMAGE_COMPRESSIONS and arr.nbytes > self.ctx.tiling_threshold:
                 batch.arrays[i] = arr
             infos.append(info)
+        if deferred:
+            encoded = _encode_images_parallel(self, deferred)
+            for (k, _, _), data in zip(deferred, encoded):
+                parts[k] = data
+                sizes[k] = len(data)
         if self.dtype is None and self.base == "class_label":
             batch.dtype = "uint32"
         batch.parts = parts
