@@ -70,6 +70,14 @@ def render(doc: dict[str, Any]) -> str:
         out.append(_fmt_table(header, rows))
         out.append("")
     out.append(render_ratios(results))
+    cpus = (doc.get("machine") or {}).get("cpus") or 0
+    busy = [r for r in results if cpus and r.get("loadavg_before", 0) > cpus]
+    if busy:
+        out.append("")
+        out.append(f"WARNING: the machine was busy (1-min load average above its {cpus} CPUs) when "
+                   f"{len(busy)} of {len(results)} runs started; wall-clock figures of those runs are "
+                   "inflated by other processes: compare *_cpu_s in the JSON, or rerun with --repeat.")
+        out.append("  " + ", ".join(f"{r['workload']}/{r['peer']} ({r['loadavg_before']:.1f})" for r in busy))
     return "\n".join(out)
 
 

@@ -9,7 +9,7 @@ from typing import Any, List, Sequence, Tuple
 import numpy as np
 import torch
 
-from loaders.reader import FixedColumn, TensorSource, ValueColumn, gather_fixed
+from loaders.reader import TEXT_HTYPES, FixedColumn, TensorSource, ValueColumn, gather_fixed
 
 
 def torch_dtype(dtype: np.dtype) -> torch.dtype:
@@ -58,14 +58,15 @@ def pad_arrays(arrays: Sequence[np.ndarray]) -> torch.Tensor:
     return out
 
 
-def collate_values(values: List[Any], pad: bool) -> Any:
-    """Default collation of one field's values across a batch."""
+def collate_values(values: List[Any], pad: bool, top: bool = True) -> Any:
+    """Default collation of one field's values across a batch (a sample dict is collated per
+    key at the top level only: a json value deeper down stays a dict)."""
     if not values:
         return []
     e = values[0]
     if isinstance(e, Mapping):
-        if all(isinstance(v, Mapping) for v in values) and _same_keys(values):
-            return {k: collate_values([v[k] for v in values], pad) for k in e}
+        if top and all(isinstance(v, Mapping) for v in values) and _same_keys(values):
+            return {k: collate_values([v[k] for v in values], pad, False) for k in e}
         return list(values)
     if isinstance(e, torch.Tensor):
         if all(isinstance(v, torch.Tensor) and v.shape == e.shape and v.dtype == e.dtype for v in values):
@@ -86,7 +87,7 @@ def collate_values(values: List[Any], pad: bool) -> Any:
     if isinstance(e, (float, np.floating)) and all(isinstance(v, (int, float, np.number)) for v in values):
         return torch.tensor([float(v) for v in values], dtype=torch.float64 if isinstance(e, (float, np.float64)) else torch_dtype(np.asarray(e).dtype))
     if isinstance(e, tuple) and all(isinstance(v, tuple) and len(v) == len(e) for v in values):
-        return [collate_values(list(col), pad) for col in zip(*values)]
+        return [collate_values(list(col), pad, top) for col in zip(*values)]
     return list(values)
 
 
@@ -116,7 +117,10 @@ def collate_column(src: TensorSource, refs: List[Tuple[Any, int]], pad: bool) ->
             if src.squeeze_scalar:
                 out = out.reshape(len(refs))
         return out
-    return collate_values([present(src, c.value(k)) for c, k in refs], pad)
+    values = [present(src, c.value(k)) for c, k in refs]
+    if src.base_htype in TEXT_HTYPES or src.decode_method != "numpy":
+        return values
+    return collate_values(values, pad, False)
 
 
 def sample_value(src: TensorSource, col: Any, k: int, copy: bool = True) -> Any:

@@ -142,17 +142,17 @@ def run(peer: Peer, workload: str, data_dir: Path, work: Path) -> dict[str, Any]
     path = str(work / f"{peer.name}-{workload}")
 
     gc.collect()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     peer.write(path, workload, cols)
-    write_s = time.perf_counter() - t0
+    write_s, write_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     gc.collect()
 
     t0 = time.perf_counter()
     h = peer.open(path)
     open_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     picked = peer.read_rows(h, workload, idx)
-    random_s = time.perf_counter() - t0
+    random_s, random_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     del h
     gc.collect()
     problem = verify({k: v[idx] for k, v in cols.items()}, picked)
@@ -160,9 +160,9 @@ def run(peer: Peer, workload: str, data_dir: Path, work: Path) -> dict[str, Any]
     gc.collect()
 
     h = peer.open(path)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     full = peer.read_all(h, workload)
-    read_s = time.perf_counter() - t0
+    read_s, read_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     del h
     problem = problem or verify(cols, full)
     del full
@@ -185,6 +185,11 @@ def run(peer: Peer, workload: str, data_dir: Path, work: Path) -> dict[str, Any]
         "read_s": read_s,
         "random_s": random_s,
         "random_rows": n_rand,
+        # CPU seconds of this process, all threads: less sensitive than wall
+        # time to other load on the machine, and shows how many cores a peer used.
+        "write_cpu_s": write_cpu_s,
+        "read_cpu_s": read_cpu_s,
+        "random_cpu_s": random_cpu_s,
         "bytes_on_disk": disk_bytes(path),
         "write_rows_s": rows / write_s,
         "write_MBps": raw / mb / write_s,

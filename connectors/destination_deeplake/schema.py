@@ -260,8 +260,42 @@ def _micros_ntz(s: str) -> int:
     return (d.replace(tzinfo=None) - temporal.EPOCH_NAIVE) // _ONE_US
 
 
+_UTC_SUFFIXES = ("+00:00", "Z", "+0000")
+
+
+def _numpy_times(col: List[Any], kind: str) -> Optional[np.ndarray]:
+    """The common case in bulk: every value a str of one length, in UTC (one suffix) for a
+    timestamp with time zone, or without offset for one without; numpy parses them in C.
+    None when the batch is anything else (the per-value path then decides)."""
+    if kind not in (TIMESTAMP_TZ, TIMESTAMP_NTZ) or not col:
+        return None
+    first = col[0]
+    if type(first) is not str or len(first) < 19 or first[10] != "T":
+        return None
+    if set(map(type, col)) != {str} or len(set(map(len, col))) != 1:
+        return None
+    if kind == TIMESTAMP_TZ:
+        suffix = next((x for x in _UTC_SUFFIXES if first.endswith(x)), None)
+        if suffix is None or not all(v.endswith(suffix) for v in col):
+            return None
+        cut = len(first) - len(suffix)
+        body = [v[:cut] for v in col]
+    else:
+        if first[-1] == "Z" or "+" in first[19:] or "-" in first[19:]:
+            return None
+        body = col
+    try:
+        arr = np.array(body, dtype="datetime64[us]")
+    except ValueError:
+        return None
+    return arr.astype(np.int64).reshape(-1, 1)
+
+
 def convert_time(col: List[Any], kind: str) -> ColumnResult:
     """ISO-8601 strings -> int64 microseconds, exactly as `lakeformat.temporal.to_micros`."""
+    bulk = _numpy_times(col, kind)
+    if bulk is not None:
+        return ColumnResult(bulk)
     tkind = TIME_KINDS[kind][0]
     fast = _micros_tz if kind == TIMESTAMP_TZ else _micros_ntz if kind == TIMESTAMP_NTZ else None
     out: List[Any] = []

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+from operator import itemgetter
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -189,8 +190,11 @@ class StreamSink:
         if n == 0:
             return
         seen: set = set()
+        last = None
         for d in datas:
-            seen.update(d)
+            if d.keys() != last:  # records of one stream mostly share their keys
+                seen.update(d)
+                last = d.keys()
         for fname in seen:
             if fname not in self.fields:
                 first = next((d[fname] for d in datas if d.get(fname) is not None), None)
@@ -198,7 +202,13 @@ class StreamSink:
         changes: Dict[int, List[Dict[str, str]]] = {}
         batch: Dict[str, Any] = {}
         for fname, (tname, kind) in list(self.fields.items()):
-            col = [d.get(fname) for d in datas] if fname in seen else [None] * n
+            if fname not in seen:
+                col = [None] * n
+            else:
+                try:
+                    col = list(map(itemgetter(fname), datas))
+                except KeyError:
+                    col = [d.get(fname) for d in datas]
             if kind == S.LINK:
                 cred = self.links[fname].creds_key
                 batch[tname] = [None if v is None else lakeformat.link(str(v), creds_key=cred) for v in col]

@@ -44,8 +44,9 @@ class SyncWriter:
         self.max_bytes = int(config.flush_every_mb * 1024 * 1024)
         self.max_seconds = config.flush_every_seconds
         self.pending_states: List[Dict[str, Any]] = []
-        self.since_state: Dict[StreamKey, int] = {}
-        self.since_global = 0
+        self.totals: Dict[StreamKey, int] = {}  # records received per stream
+        self.at_state: Dict[StreamKey, int] = {}  # ... when its last state came
+        self.at_global = 0
         self.last_state: Dict[StreamKey, Dict[str, Any]] = {}
         self.last_global: Optional[Dict[str, Any]] = None
         self.records_total = 0
@@ -90,18 +91,18 @@ class SyncWriter:
                 self.sink(key)
             buf = self.buffers[key] = ([], [])
         data = rec.get("data")
-        buf[0].append(data if isinstance(data, dict) else {})
+        buf[0].append(data if type(data) is dict else {})
         buf[1].append(rec.get("emitted_at"))
-        self.since_state[key] = self.since_state.get(key, 0) + 1
-        self.since_global += 1
+        self.totals[key] = self.totals.get(key, 0) + 1
         self.buffered_records += 1
         self.buffered_bytes += nbytes
-        if self.buffer_started is None:
-            self.buffer_started = time.monotonic()
         if self.buffered_records >= self.max_records or self.buffered_bytes >= self.max_bytes:
             self.flush()
-        elif (self.buffered_records & 1023) == 0 and time.monotonic() - self.buffer_started >= self.max_seconds:
-            self.flush()
+        elif (self.buffered_records & 1023) == 1:
+            if self.buffer_started is None:
+                self.buffer_started = time.monotonic()
+            elif time.monotonic() - self.buffer_started >= self.max_seconds:
+                self.flush()
 
     def state(self, msg: Dict[str, Any]) -> None:
         """A STATE message (the whole message dict): count, then hold or emit it."""
@@ -109,14 +110,16 @@ class SyncWriter:
         stype = st.get("type")
         if stype == "STREAM":
             key = _descriptor_key(st["stream"]["stream_descriptor"])
-            count = self.since_state.pop(key, 0)
+            total = self.totals.get(key, 0)
+            count = total - self.at_state.get(key, 0)
+            self.at_state[key] = total
             self.last_state[key] = st
         else:  # GLOBAL or LEGACY: covers every stream
-            count = self.since_global
-            self.since_state.clear()
+            total = sum(self.totals.values())
+            count = total - self.at_global
+            self.at_global = total
+            self.at_state = dict(self.totals)
             self.last_global = st
-        if stype != "STREAM":
-            self.since_global = 0
         st["destinationStats"] = {"recordCount": float(count)}
         self.pending_states.append(msg)
         if self.buffered_records == 0:

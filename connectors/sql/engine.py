@@ -111,7 +111,8 @@ def redact_url(url: str) -> str:
         u = sa.engine.make_url(url)
     except Exception:  # noqa: BLE001 - not a URL at all: hide anything between ':' and '@'
         return re.sub(r"(//[^:/@]*):[^@]*@", r"\1@", str(url))
-    return u.set(password=None).render_as_string(hide_password=False)
+    bare = sa.engine.URL.create(u.drivername, username=u.username, host=u.host, port=u.port, database=u.database, query=u.query)
+    return bare.render_as_string(hide_password=False)
 
 
 def _scrub(text: str, url: str) -> str:
@@ -165,7 +166,13 @@ def _reflect_table(conn, table: str, schema: Optional[str]):
     import sqlalchemy as sa
 
     try:
-        return sa.Table(table, sa.MetaData(), schema=schema, autoload_with=conn)
+        t = sa.Table(table, sa.MetaData(), schema=schema, autoload_with=conn)
+        for c in t.columns:
+            # MySQL's DOUBLE/FLOAT reflect as asdecimal=True, which rounds to 10 digits
+            if isinstance(c.type, sa.Float) and getattr(c.type, "asdecimal", False):
+                c.type = c.type.copy()
+                c.type.asdecimal = False
+        return t
     except sa.exc.NoSuchTableError:
         where = f"{schema}.{table}" if schema else table
         raise SourceNotFoundError(f"table {where!r} not found in {redact_url(str(conn.engine.url))}" + (f" (is schema {schema!r} right?)" if schema else "")) from None
@@ -389,8 +396,10 @@ def convert_rows(rows: Sequence[Any], plans: Sequence[ColumnPlan], spec: SourceS
         v = cd.values
         if isinstance(v, np.ndarray):
             nbytes += v.nbytes
-        else:
-            nbytes += sum(len(x) for x in v if isinstance(x, str)) + sum(x.nbytes for x in v if isinstance(x, np.ndarray))
+        elif p.htype == "text":
+            nbytes += sum(map(len, filter(None, v)))  # characters: close enough for a report
+        elif p.kind in ("array", "bytes"):
+            nbytes += sum(x.nbytes for x in v if x is not None)
     keys = None
     if pk_idx:
         tens = [plans[j].tensor for j in pk_idx]

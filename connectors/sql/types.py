@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import itertools
 import json
+import operator
 import re
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -319,13 +321,10 @@ class ColumnData:
         """What to hand `ds.extend` for this column."""
         if self.mask is None or not isinstance(self.values, np.ndarray):
             return self.values
-        out: List[Any] = [None] * n
-        vals = self.values
-        k = 0
-        for i in np.flatnonzero(~self.mask).tolist():
-            out[i] = vals[k : k + 1]
-            k += 1
-        return out
+        # masked entries are stored as empty samples (nulls), in one dense write
+        full = np.zeros(n, dtype=self.values.dtype)
+        full[~self.mask] = self.values
+        return np.ma.MaskedArray(full, mask=self.mask)
 
     def value_at(self, i: int) -> Any:
         """The tensor value of row i (for in-place updates)."""
@@ -573,10 +572,11 @@ _NUMERIC_DTYPE = {"float": "float64", "decimal_float": "float64", "bool": "bool"
 def _fast(p: ColumnPlan, col: Sequence[Any]) -> Optional[ColumnData]:
     """Whole-column conversion for the common cases; None when a value needs a closer look."""
     kind = p.kind
-    nulls = col.count(None) if isinstance(col, (tuple, list)) else sum(v is None for v in col)
-    if nulls:
-        mask = np.fromiter((v is None for v in col), dtype=bool, count=len(col))
-        present = [v for v in col if v is not None]
+    # identity tests in C: tuple.count(None) would call each value's __eq__ (slow for Decimal)
+    isnull = np.fromiter(map(operator.is_, col, itertools.repeat(None)), dtype=bool, count=len(col))
+    if isnull.any():
+        mask = isnull
+        present = list(itertools.compress(col, ~isnull))
     else:
         mask = None
         present = col

@@ -14,6 +14,9 @@ from typing import Any, Dict, List
 import pytest
 
 pytest.importorskip("airbyte_cdk")
+# PyAirbyte reads these when it is imported: no registry lookups, no telemetry
+os.environ.setdefault("AIRBYTE_OFFLINE_MODE", "1")
+os.environ.setdefault("DO_NOT_TRACK", "1")
 
 import lakeformat  # noqa: E402
 from lakeformat import temporal  # noqa: E402
@@ -125,8 +128,6 @@ def test_faker_into_lake(mode, faker_exe, destination_exe, faker_catalog, tmp_pa
 
 def test_pyairbyte_drives_the_destination(faker_exe, destination_exe, tmp_path, monkeypatch):
     ab = pytest.importorskip("airbyte")
-    monkeypatch.setenv("AIRBYTE_OFFLINE_MODE", "1")
-    monkeypatch.setenv("DO_NOT_TRACK", "1")
     source = ab.get_source("source-faker", config={"count": COUNT, "seed": 42}, local_executable=faker_exe)
     source.select_all_streams()
     lake = tmp_path / "lake"

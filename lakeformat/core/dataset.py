@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import posixpath
 import re
 import threading
@@ -498,7 +499,8 @@ class Dataset:
                 continue
             kind = link.get("extend")
             if kind == "extend_id":
-                ids = np.frombuffer(np.random.bytes(8 * batch.num_samples), dtype=np.uint64).reshape(-1, 1)
+                # os.urandom, not a seeded generator: forked writers must not repeat ids
+                ids = np.frombuffer(os.urandom(8 * batch.num_samples), dtype=np.uint64).reshape(-1, 1)
                 out[hkey] = self._serialize(hkey, ids)
             elif kind in ("extend_shape", "extend_len"):
                 shapes = batch.real_shapes if batch.real_shapes is not None else batch.shapes

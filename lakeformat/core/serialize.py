@@ -201,6 +201,38 @@ def _encode_images_parallel(ser: "Serializer", jobs: List[Any]) -> List[bytes]:
         return list(pool.map(lambda j: ser._encode(j[1], j[2]), jobs))
 
 
+try:
+    import orjson as _orjson
+
+    _ORJSON_OPTS = _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_DATACLASS | _orjson.OPT_PASSTHROUGH_SUBCLASS
+except ImportError:  # orjson is optional: json.dumps below is the reference
+    _orjson = None
+
+
+def _orjson_all(values: List[Any]) -> Optional[List[bytes]]:
+    """JSON samples with orjson, decoding to exactly what json.dumps' text decodes to, or None
+    (the batch then takes the json.dumps path). orjson turns NaN/Infinity into null, so a
+    value whose text holds "null" is re-encoded with json.dumps; anything orjson would encode
+    differently from json.dumps (numpy, bytes, datetimes, dataclasses, subclasses, non-str
+    keys) raises here instead."""
+    if _orjson is None:
+        return None
+    dumps, opts = _orjson.dumps, _ORJSON_OPTS
+    out: List[bytes] = []
+    for v in values:
+        if v is None:
+            out.append(b"null")
+            continue
+        try:
+            b = dumps(v, option=opts)
+        except TypeError:
+            return None
+        if b"null" in b:
+            b = json.dumps(v, cls=JsonEncoder, allow_nan=True).encode("utf-8")
+        out.append(b)
+    return out
+
+
 class Serializer:
     """Turns a batch of user values into a SerializedBatch for one tensor."""
 
@@ -303,8 +335,27 @@ class Serializer:
     def _idx(self, i: int, item_owner: Optional[np.ndarray]) -> int:
         return int(item_owner[i]) if item_owner is not None and i < len(item_owner) else i
 
+    def _dense_masked(self, arr: np.ma.MaskedArray, item_owner, labels: bool = False) -> SerializedBatch:
+        """A masked batch: masked entries are nulls, stored as empty samples as None is."""
+        m = np.ma.getmaskarray(arr)
+        null = m.reshape(len(m), -1).any(axis=1) if m.ndim > 1 else m
+        data = np.asarray(arr.data)
+        if not null.any():
+            return self._dense(data, item_owner, labels)
+        b = self._dense(data[~null], item_owner, labels)
+        n, keep = len(null), np.flatnonzero(~null)
+        sizes = np.zeros(n, np.int64)
+        sizes[keep] = b.sizes
+        shapes = np.zeros((n, b.shapes.shape[1]), np.int64)
+        shapes[keep] = b.shapes
+        b.sizes, b.shapes, b.num_samples = sizes, shapes, n
+        b.arrays = {int(keep[i]): a for i, a in b.arrays.items()}
+        return b
+
     def _dense(self, arr: np.ndarray, item_owner, labels: bool = False) -> SerializedBatch:
         """A whole batch in one array: one cast, one buffer."""
+        if isinstance(arr, np.ma.MaskedArray):
+            return self._dense_masked(arr, item_owner, labels)
         batch = SerializedBatch()
         n = arr.shape[0]
         sample_shape = arr.shape[1:] if arr.ndim > 1 else (1,)
@@ -482,6 +533,14 @@ class Serializer:
             fast = _encode_all_str(values)
             if fast is not None:
                 batch.parts, batch.sizes = fast
+                batch.shapes = np.ones((len(values), 1), dtype=np.int64)
+                batch.num_samples = len(values)
+                return batch
+        if base == "json" and values:
+            fast_parts = _orjson_all(values)
+            if fast_parts is not None:
+                batch.parts = fast_parts
+                batch.sizes = np.fromiter(map(len, fast_parts), dtype=np.int64, count=len(fast_parts))
                 batch.shapes = np.ones((len(values), 1), dtype=np.int64)
                 batch.num_samples = len(values)
                 return batch

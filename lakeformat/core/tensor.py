@@ -102,9 +102,7 @@ class Tensor:
         m = self.meta
         n = len(self)
         if self.is_sequence:
-            lo, hi = self.shape_interval
-            sample = tuple(a if a == b else None for a, b in zip(lo, hi))
-            return sample if self.index.is_single else (n,) + sample
+            return self._sequence_shape(n)
         if self.index.is_single:
             shp = self._item_shapes(np.array([self.index.samples]))[0]
             return tuple(int(x) for x in shp)
@@ -114,6 +112,22 @@ class Tensor:
             shapes = self._item_shapes(self.index.resolve(self.num_samples))
             lo, hi = (shapes.min(0).tolist(), shapes.max(0).tolist()) if len(shapes) else ([], [])
         return (n,) + tuple(int(a) if a == b else None for a, b in zip(lo, hi))
+
+    def _sequence_shape(self, n: int) -> Tuple[Optional[int], ...]:
+        """As deeplake 3.x: (items, *item shape) for one sequence, (n, items, *item shape)
+        for several, None on axes that differ."""
+        samples = np.array([self.index.samples]) if self.index.is_single else self.index.resolve(self.num_samples)
+        starts, ends = self.engine.seq.item_ranges(np.asarray(samples, dtype=np.int64))
+        lens = (np.asarray(ends) - np.asarray(starts)).astype(np.int64)
+        items = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)]).astype(np.int64) if len(lens) else np.zeros(0, np.int64)
+        if len(items):
+            shapes = self._item_shapes(items)
+            lo, hi = shapes.min(0).tolist(), shapes.max(0).tolist()
+        else:
+            lo, hi = self.shape_interval
+        item = tuple(int(a) if a == b else None for a, b in zip(lo, hi))
+        seq_len = int(lens[0]) if len(lens) and (lens == lens[0]).all() else None
+        return (seq_len,) + item if self.index.is_single else (n, seq_len) + item
 
     @property
     def ndim(self) -> int:
@@ -237,6 +251,10 @@ class Tensor:
             arr = eng.read_fixed(items, fixed, np.dtype(m.dtype))
             return list(arr) if aslist else arr
         if m.base_htype == "text" and not m.is_link and m.sample_compression is None and not tiled:
+            if not aslist:
+                arr = eng.read_text_array(items)
+                if arr is not None:
+                    return arr.reshape(len(items), 1)
             texts = eng.read_texts(items)
             return texts if aslist else self._stack_text(texts)
         values: List[Any] = [None] * len(items)
@@ -265,7 +283,7 @@ class Tensor:
     def _stack_text(self, values: List[Any]) -> np.ndarray:
         base = self.meta.base_htype
         if base == "text":
-            if any(v is None for v in values):
+            if None in values:  # C-level scan; nulls need an object array
                 out = np.empty((len(values), 1), dtype=object)
                 out[:, 0] = values
                 return out

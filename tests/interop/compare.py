@@ -24,6 +24,25 @@ def _expected_array(e: Expect, v: Any) -> Any:
     return a
 
 
+def _expected_shape(e: Expect, v: Any) -> Any:
+    """t[i].shape as deeplake 3.9.52 defines it; None where it is not compared."""
+    if e.kind in ("text", "json", "list"):
+        return None
+    if not e.sequence:
+        want = _expected_array(e, v)
+        return None if want is None else want.shape
+    if not v:
+        return None  # deeplake 3.9.52 raises on the shape of an empty sequence
+    items = [_expected_array(e, x) for x in v]
+    if any(x is None for x in items):
+        return None
+    dims = []
+    for axis in range(items[0].ndim):
+        sizes = {x.shape[axis] for x in items}
+        dims.append(sizes.pop() if len(sizes) == 1 else None)
+    return (len(items),) + tuple(dims)
+
+
 def _same_value(e: Expect, want: Any, got: Any) -> str:
     """'' when `got` is `want` as the tensor's htype defines equality, else why not."""
     if e.kind == "text":
@@ -122,11 +141,11 @@ def compare_tensor(name: str, e: Expect, got: dict, check_layout: bool = True) -
         if e.tiled and not got["num_tiled"]:
             errs.append("no tiled samples")
     errs += _compare_samples(e, e.values, got["values"], "numpy(aslist=True)")
-    errs += _compare_samples(e, e.values, got["single"], "t[i]")
-    if "shapes" in got and not e.sequence:
-        for i, (shape, v) in enumerate(zip(got["shapes"], e.values)):
-            want = _expected_array(e, v)
-            if want is not None and e.kind not in ("label",) and tuple(shape) != want.shape:
-                errs.append(f"t[{i}].shape {tuple(shape)} != {want.shape}")
-                break
+    if "single" in got:
+        errs += _compare_samples(e, e.values, got["single"], "t[i]")
+    for i, (shape, v) in enumerate(zip(got.get("shapes") or [], e.values)):
+        want = _expected_shape(e, v)
+        if want is not None and (isinstance(shape, str) or tuple(shape) != want):
+            errs.append(f"t[{i}].shape {shape if isinstance(shape, str) else tuple(shape)} != {want}")
+            break
     return [f"{name}: {x}" for x in errs]

@@ -29,13 +29,17 @@ import deeplake, ops
 ds = deeplake.load(INPUT["path"], read_only=True, creds=INPUT["creds"])
 for key, creds in INPUT["link_creds"].items():
     ds.populate_creds(key, creds)
-emit(ops.dump_dataset(ds))
+emit(ops.dump_dataset(ds, singles=INPUT["singles"]))
 """
 
 DL_WRITE = """
 import deeplake, ops
 ds = deeplake.empty(INPUT["path"], overwrite=True, creds=INPUT["creds"])
-ops.apply_ops(deeplake, ds, INPUT["ops"])
+if INPUT["batched"]:
+    with ds:
+        ops.apply_ops(deeplake, ds, INPUT["ops"])
+else:
+    ops.apply_ops(deeplake, ds, INPUT["ops"])
 ds.flush()
 emit({"tensors": sorted(ds.tensors)})
 """
@@ -55,24 +59,33 @@ def _plan(files_dir: str, writer: str) -> cases.Plan:
     return cases.build_plan(np.random.default_rng(cases.seed()), files_dir, writer)
 
 
-def lakeformat_writes(url: str, storage_options: Dict[str, Any] | None, files_dir: str) -> Tuple[cases.Plan, dict, dict]:
-    """Write the plan with lakeformat; return it, deeplake's dump and lakeformat's own dump."""
+def lakeformat_writes(url: str, storage_options: Dict[str, Any] | None, files_dir: str, remote: bool = False) -> Tuple[cases.Plan, dict, dict]:
+    """Write the plan with lakeformat; return it, deeplake's dump and lakeformat's own dump.
+
+    `remote`: the ops are batched in one `with ds:` and samples are read in bulk only, since
+    every object store request costs time (the local runs cover flush-per-op and t[i])."""
     plan = _plan(files_dir, "lakeformat")
     ds = lakeformat.empty(url, overwrite=True, creds=storage_options)
-    ops.apply_ops(lakeformat, ds, plan.ops)
+    if remote:
+        with ds:
+            ops.apply_ops(lakeformat, ds, plan.ops)
+    else:
+        ops.apply_ops(lakeformat, ds, plan.ops)
     ds.flush()
-    own = ops.dump_dataset(lakeformat.load(url, read_only=True, creds=storage_options))
-    theirs = run_deeplake3(DL_READ, inputs={"path": url, "creds": _deeplake_creds(storage_options), "link_creds": {"local_key": {}}})
+    own = ops.dump_dataset(lakeformat.load(url, read_only=True, creds=storage_options), singles=not remote)
+    theirs = run_deeplake3(DL_READ, inputs={
+        "path": url, "creds": _deeplake_creds(storage_options), "link_creds": {"local_key": {}}, "singles": not remote,
+    })
     return plan, theirs, own
 
 
-def deeplake_writes(url: str, storage_options: Dict[str, Any] | None, files_dir: str) -> Tuple[cases.Plan, dict]:
+def deeplake_writes(url: str, storage_options: Dict[str, Any] | None, files_dir: str, remote: bool = False) -> Tuple[cases.Plan, dict]:
     """Write the plan with deeplake 3.9.52; return it and lakeformat's dump of the result."""
     plan = _plan(files_dir, "deeplake")
-    run_deeplake3(DL_WRITE, inputs={"path": url, "creds": _deeplake_creds(storage_options), "ops": plan.ops})
+    run_deeplake3(DL_WRITE, inputs={"path": url, "creds": _deeplake_creds(storage_options), "ops": plan.ops, "batched": remote})
     ds = lakeformat.load(url, read_only=True, creds=storage_options)
     ds.populate_creds("local_key", {})
-    return plan, ops.dump_dataset(ds)
+    return plan, ops.dump_dataset(ds, singles=not remote)
 
 
 def _dataset_errors(plan: cases.Plan, dump: dict, check_layout: bool = True) -> list:
@@ -150,7 +163,7 @@ def test_lakeformat_reads_deeplake3_tensor(dl_written, name):
 
 def test_s3_lakeformat_writes_deeplake3_reads(s3_url, tmp_path):
     url, storage_options = s3_url
-    plan, theirs, own = lakeformat_writes(url, storage_options, str(tmp_path))
+    plan, theirs, own = lakeformat_writes(url, storage_options, str(tmp_path), remote=True)
     errors = _dataset_errors(plan, theirs)
     assert not errors, "deeplake 3.9.52 reads a lakeformat dataset on S3 differently:\n" + "\n".join(errors)
     errors = _dataset_errors(plan, own)
@@ -159,6 +172,6 @@ def test_s3_lakeformat_writes_deeplake3_reads(s3_url, tmp_path):
 
 def test_s3_deeplake3_writes_lakeformat_reads(s3_url, tmp_path):
     url, storage_options = s3_url
-    plan, ours = deeplake_writes(url, storage_options, str(tmp_path))
+    plan, ours = deeplake_writes(url, storage_options, str(tmp_path), remote=True)
     errors = _dataset_errors(plan, ours)
     assert not errors, "lakeformat reads a deeplake 3.9.52 dataset on S3 differently:\n" + "\n".join(errors)

@@ -1,5 +1,6 @@
 """The loader end to end on local datasets, with real worker processes."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -145,13 +146,15 @@ def test_corrupt_chunk_names_the_sample(tmp_path):
     with open(os.path.join(path, victim), "r+b") as f:
         f.seek(40)
         f.write(b"\xff" * 64)
+    n_bad = int(eng.chunk_ids.rows[2, 1]) - first_bad + 1
     loader = dataloader(ds).batch(8).pytorch(num_workers=2)
-    with pytest.raises(Exception, match=rf"sample {first_bad}\b"):
+    with pytest.raises(SampleLoadError) as info:
         for _ in loader:
             pass
+    named = int(re.search(r"sample (\d+) could not be read", str(info.value)).group(1))
+    assert first_bad <= named < first_bad + n_bad
     loader = dataloader(ds).batch(8).pytorch(num_workers=2, ignore_errors=True, return_index=True)
     seen = [int(i) for b in loader for i in b["index"]]
-    n_bad = int(eng.chunk_ids.rows[2, 1]) - first_bad + 1
     assert len(seen) == 500 - n_bad and loader.skipped == n_bad
     assert all(not first_bad <= i < first_bad + n_bad for i in seen)
 
@@ -193,10 +196,15 @@ def test_sequences_links_and_tiles(tmp_path):
         ds.big.extend([np.full((100, 100), i, np.uint8) for i in range(6)])
     ds = lakeformat.load(path, read_only=True)
     assert ds.big.engine.tiles.entries, "the big samples are tiled"
-    b = next(iter(dataloader(ds).batch(6).pytorch(num_workers=2)))
+    b = next(iter(dataloader(ds).batch(6).pytorch(num_workers=0)))
     assert b["seq"].shape == (6, 2, 2) and b["seq"][3].tolist() == [[3, 3], [4, 4]]
     assert b["linked"].shape == (6, 8, 8, 3) and int(b["linked"][5, 0, 0, 0]) == 50
     assert b["big"].shape == (6, 100, 100) and int(b["big"][4].min()) == int(b["big"][4].max()) == 4
+    batches = list(dataloader(ds).batch(2).pytorch(num_workers=2, return_index=True))
+    assert sorted(int(i) for x in batches for i in x["index"]) == list(range(6))
+    for x in batches:
+        for row, i in zip(x["linked"], x["index"].tolist()):
+            assert int(row[0, 0, 0]) == 10 * i
 
 
 class CountingStorage(StorageProvider):

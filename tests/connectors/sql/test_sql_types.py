@@ -23,7 +23,8 @@ def test_ints_dense_and_with_nulls():
     cd = convert_column(_plan("int", "int64"), (1, None, 3), _fail)
     assert cd.mask.tolist() == [False, True, False]
     vals = cd.extend_values(3)
-    assert vals[1] is None and vals[0].tolist() == [1] and vals[2].tolist() == [3]
+    assert isinstance(vals, np.ma.MaskedArray) and vals.mask.tolist() == [False, True, False]
+    assert vals.data[0] == 1 and vals.data[2] == 3
     assert cd.value_at(2).tolist() == [3] and cd.value_at(1) is None
 
 

@@ -1,0 +1,230 @@
+"""destination-deeplake against its peers, on one file of recorded Airbyte messages.
+
+The file: N `users`-like RECORD messages (15 fields: ints, floats, strings, timestamps and a
+nested `address` object, as source-faker's users stream), with a STATE every --state-every
+records (0: one at the end, the largest gap). Each peer runs in its own process, timed from
+start to exit, with its peak RSS:
+
+- destination-deeplake: `python -m connectors.destination_deeplake write` fed the file on stdin;
+- Parquet: the same lines parsed with orjson, batched, `pa.Table.from_pylist` + ParquetWriter;
+- PyAirbyte: a replay "source" executable that prints the file, read into PyAirbyte's DuckDB
+  cache (`source.read(cache=DuckDBCache(...))`, AIRBYTE_OFFLINE_MODE=1).
+
+    python bench/destination_bench.py --records 1000000
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+DATA = REPO / ".bench_data" / "destination"
+FLOOR = 100_000
+
+USERS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "created_at": {"type": "string", "format": "date-time", "airbyte_type": "timestamp_with_timezone"},
+        "updated_at": {"type": "string", "format": "date-time", "airbyte_type": "timestamp_with_timezone"},
+        "name": {"type": "string"}, "title": {"type": "string"}, "age": {"type": "integer"},
+        "email": {"type": "string"}, "telephone": {"type": "string"}, "gender": {"type": "string"},
+        "language": {"type": "string"}, "academic_degree": {"type": "string"}, "nationality": {"type": "string"},
+        "occupation": {"type": "string"}, "height": {"type": "number"}, "weight": {"type": "integer"},
+        "address": {"type": "object", "properties": {k: {"type": "string"} for k in (
+            "street_number", "street_name", "city", "state", "province", "postal_code", "country_code")}},
+    },
+}
+
+
+def make_messages(path: Path, n: int, state_every: int, seed: int = 7) -> None:
+    """Write n users-like RECORD messages (and STATE messages) to `path`, one JSON per line."""
+    import orjson
+
+    rnd = random.Random(seed)
+    first = ["Ada", "Grace", "Alan", "Linus", "Barbara", "Edsger", "Donald", "Margaret", "Ken", "Frances"]
+    last = ["Lovelace", "Hopper", "Turing", "Torvalds", "Liskov", "Dijkstra", "Knuth", "Hamilton", "Thompson", "Allen"]
+    titles = ["Mr.", "Ms.", "Dr.", "Prof."]
+    langs = ["English", "French", "German", "Japanese", "Spanish", "Swahili"]
+    jobs = ["Engineer", "Nurse", "Pilot", "Teacher", "Carpenter", "Chemist", "Designer"]
+    cities = ["Lisbon", "Oslo", "Kyoto", "Lima", "Nairobi", "Perth", "Quebec"]
+    tmp = path.with_suffix(".tmp")
+    base = 1_600_000_000
+    with open(tmp, "wb") as f:
+        buf = []
+        for i in range(1, n + 1):
+            fn, ln = rnd.choice(first), rnd.choice(last)
+            t0 = base + rnd.randrange(50_000_000)
+            data = {
+                "id": i,
+                "created_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(t0)),
+                "updated_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(t0 + rnd.randrange(1_000_000))),
+                "name": f"{fn} {ln}", "title": rnd.choice(titles), "age": rnd.randrange(18, 90),
+                "email": f"{fn.lower()}.{ln.lower()}{i}@example.com", "telephone": f"+1-{rnd.randrange(200, 999)}-{rnd.randrange(1000000, 9999999)}",
+                "gender": rnd.choice(["Female", "Male", "Other"]), "language": rnd.choice(langs),
+                "academic_degree": rnd.choice(["Bachelor", "Master", "PhD"]), "nationality": rnd.choice(["Portuguese", "Norwegian", "Japanese", "Peruvian"]),
+                "occupation": rnd.choice(jobs), "height": round(rnd.uniform(1.4, 2.1), 2), "weight": rnd.randrange(45, 120),
+                "address": {"street_number": str(rnd.randrange(1, 999)), "street_name": f"{rnd.choice(last)} Street",
+                            "city": rnd.choice(cities), "state": "XX", "province": "YY",
+                            "postal_code": f"{rnd.randrange(10000, 99999)}", "country_code": "ZZ"},
+            }
+            buf.append(orjson.dumps({"type": "RECORD", "record": {"stream": "users", "data": data, "emitted_at": 1_700_000_000_000 + i}}))
+            if (state_every and i % state_every == 0) or i == n:
+                buf.append(orjson.dumps({"type": "STATE", "state": {"type": "STREAM", "stream": {
+                    "stream_descriptor": {"name": "users"}, "stream_state": {"id": i}}, "sourceStats": {"recordCount": float(state_every or n)}}}))
+            if len(buf) >= 10_000:
+                f.write(b"\n".join(buf) + b"\n")
+                buf.clear()
+        if buf:
+            f.write(b"\n".join(buf) + b"\n")
+    os.replace(tmp, path)
+
+
+def catalog(mode: str = "append") -> Dict:
+    return {"streams": [{"stream": {"name": "users", "json_schema": USERS_SCHEMA, "supported_sync_modes": ["full_refresh", "incremental"],
+                                    "source_defined_primary_key": [["id"]], "default_cursor_field": ["updated_at"]},
+                         "sync_mode": "incremental", "destination_sync_mode": mode, "primary_key": [["id"]],
+                         "cursor_field": ["updated_at"], "generation_id": 1, "minimum_generation_id": 0, "sync_id": 1}]}
+
+
+def run_timed(cmd: List[str], stdin_path: Optional[Path] = None, env: Optional[Dict[str, str]] = None) -> Dict[str, float]:
+    """Run `cmd` to completion: wall seconds and the child's peak RSS (MiB)."""
+    t0 = time.perf_counter()
+    stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        out_chunks = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out_chunks.append(line)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err = proc.stderr.read() if proc.stderr else b""
+    finally:
+        if stdin_path:
+            stdin.close()
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:3]} failed ({proc.returncode}):\n{err.decode()[-3000:]}\n{b''.join(out_chunks).decode()[-2000:]}")
+    return {"seconds": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "stdout_lines": len(out_chunks)}
+
+
+PARQUET_PEER = r'''
+import sys, orjson, pyarrow as pa, pyarrow.parquet as pq
+src, dst, batch_size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+writer = None
+batch = []
+def flush():
+    global writer
+    table = pa.Table.from_pylist(batch)
+    if writer is None:
+        writer = pq.ParquetWriter(dst, table.schema, compression="lz4")
+    writer.write_table(table.cast(writer.schema))
+    batch.clear()
+with open(src, "rb") as f:
+    for line in f:
+        m = orjson.loads(line)
+        if m["type"] == "RECORD":
+            batch.append(m["record"]["data"])
+            if len(batch) >= batch_size:
+                flush()
+if batch:
+    flush()
+writer.close()
+'''
+
+REPLAY_SOURCE = r'''#!{python}
+"""A source that replays a file of recorded messages (for PyAirbyte)."""
+import json, sys, shutil
+cmd = sys.argv[1] if len(sys.argv) > 1 else ""
+if cmd == "spec":
+    print(json.dumps({{"type": "SPEC", "spec": {{"connectionSpecification": {{"type": "object", "properties": {{}}}}}}}}))
+elif cmd == "check":
+    print(json.dumps({{"type": "CONNECTION_STATUS", "connectionStatus": {{"status": "SUCCEEDED"}}}}))
+elif cmd == "discover":
+    print(json.dumps({{"type": "CATALOG", "catalog": {{"streams": [{stream}]}}}}))
+elif cmd == "read":
+    with open({path!r}, "rb") as f:
+        shutil.copyfileobj(f, sys.stdout.buffer)
+'''
+
+PYAIRBYTE_PEER = r'''
+import os, sys
+os.environ.setdefault("AIRBYTE_OFFLINE_MODE", "1"); os.environ.setdefault("DO_NOT_TRACK", "1")
+import airbyte as ab
+from airbyte.caches import DuckDBCache
+exe, db = sys.argv[1], sys.argv[2]
+source = ab.get_source("source-replay", config={}, local_executable=exe)
+source.select_all_streams()
+result = source.read(cache=DuckDBCache(db_path=db), force_full_refresh=True)
+print("rows", len(result["users"].to_pandas()) if False else result.processed_records, file=sys.stderr)
+'''
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--records", type=int, default=1_000_000)
+    p.add_argument("--state-every", type=int, default=0, help="records between STATE messages (0: one state at the end)")
+    p.add_argument("--peers", default="deeplake,parquet,pyairbyte")
+    p.add_argument("--python", default=sys.executable)
+    p.add_argument("--out", default=None, help="write the results as JSON here")
+    args = p.parse_args(argv)
+    DATA.mkdir(parents=True, exist_ok=True)
+    msgs = DATA / f"users-{args.records}-s{args.state_every}.jsonl"
+    if not msgs.exists():
+        t = time.perf_counter()
+        make_messages(msgs, args.records, args.state_every)
+        print(f"made {msgs} ({msgs.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    env = dict(os.environ, PYTHONPATH=str(REPO) + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""))
+    results: Dict[str, Dict[str, float]] = {}
+    work = Path(tempfile.mkdtemp(prefix="dest-bench-", dir=str(DATA)))
+    try:
+        peers = args.peers.split(",")
+        if "deeplake" in peers:
+            (work / "d.json").write_text(json.dumps({"path": str(work / "lake")}))
+            (work / "cat.json").write_text(json.dumps(catalog()))
+            results["destination-deeplake"] = run_timed([args.python, "-m", "connectors.destination_deeplake", "write", "--config",
+                                                         str(work / "d.json"), "--catalog", str(work / "cat.json")], msgs, env)
+            import lakeformat
+
+            assert len(lakeformat.load(str(work / "lake" / "users"), read_only=True)) == args.records
+        if "parquet" in peers:
+            results["parquet (pyarrow)"] = run_timed([args.python, "-c", PARQUET_PEER, str(msgs), str(work / "users.parquet"), "50000"], env=env)
+        if "pyairbyte" in peers:
+            exe = work / "source-replay"
+            stream = json.dumps({"name": "users", "json_schema": USERS_SCHEMA, "supported_sync_modes": ["full_refresh"]})
+            exe.write_text(REPLAY_SOURCE.format(python=args.python, stream=stream, path=str(msgs)))
+            exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+            results["PyAirbyte DuckDB cache"] = run_timed([args.python, "-c", PYAIRBYTE_PEER, str(exe), str(work / "cache.duckdb")], env=env)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"{args.records} records, state every {args.state_every or args.records}")
+    print(f"{'peer':28s} {'seconds':>8s} {'records/s':>12s} {'peak RSS MiB':>13s}")
+    for name, r in results.items():
+        r["records_per_s"] = args.records / r["seconds"]
+        print(f"{name:28s} {r['seconds']:8.2f} {r['records_per_s']:12,.0f} {r['peak_rss_mib']:13.0f}")
+    ours = results.get("destination-deeplake")
+    if ours:
+        for name, r in results.items():
+            if name != "destination-deeplake":
+                print(f"destination-deeplake / {name}: {ours['records_per_s'] / r['records_per_s']:.2f}x")
+        print(f"floor {FLOOR:,} records/s: {'met' if ours['records_per_s'] >= FLOOR else 'MISSED'}; "
+              f"peak RSS < 1 GiB: {'met' if ours['peak_rss_mib'] < 1024 else 'MISSED'}")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"records": args.records, "state_every": args.state_every, "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""The loader over S3 (moto's real server), forked workers each opening their own connection."""
+import numpy as np
+
+import lakeformat
+from loaders import dataloader
+
+from .conftest import make_images
+
+
+def test_s3_two_workers_sparse_shuffled_view(s3_url, s3_server):
+    url, opts = s3_url
+    imgs = make_images(300)
+    ds = lakeformat.empty(url, creds=opts)
+    with ds:
+        ds.create_tensor("images", htype="image", dtype="uint8", chunk_compression="lz4", max_chunk_size=32 * 1024)
+        ds.create_tensor("labels", htype="class_label")
+        ds.images.extend(imgs)
+        ds.labels.extend((np.arange(300) % 10).astype(np.uint32))
+    ds = lakeformat.load(url, creds=opts, read_only=True)
+    want = list(range(0, 300, 3))
+    loader = dataloader(ds[want]).batch(16).shuffle(seed=1).pytorch(num_workers=2, return_index=True)
+    seen = []
+    for b in loader:
+        idx = b["index"].numpy()
+        seen.extend(idx.tolist())
+        assert (b["images"].numpy() == imgs[idx]).all()
+        assert (b["labels"].numpy() == idx % 10).all()
+    assert sorted(seen) == want
+    # through a 20 ms latency proxy as well
+    proxy = s3_server.latency_proxy(0.02)
+    ds2 = lakeformat.load(url, creds=s3_server.storage_options_for(proxy.endpoint_url), read_only=True)
+    got = sorted(i for b in dataloader(ds2).batch(64).pytorch(num_workers=2, return_index=True) for i in b["index"].tolist())
+    assert got == list(range(300))
