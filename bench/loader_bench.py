@@ -113,6 +113,44 @@ def _jpeg_decode(b: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(b)))
 
 
+def _lance_to_tensor(batch, *args, kind="raw", **kwargs):
+    import torch
+
+    col = batch.column("images")
+    if kind == "raw":
+        # copied out of Arrow's buffer: torch cannot move foreign memory to shared memory
+        x = torch.from_numpy(col.values.to_numpy(zero_copy_only=False).reshape(len(col), 128, 128, 3).copy())
+    else:
+        x = torch.from_numpy(np.stack([_jpeg_decode(b) for b in col.to_pylist()]))
+    return {"images": x, "labels": torch.from_numpy(batch.column("labels").to_numpy().copy())}
+
+
+def _lance_shards_class():
+    import torch
+
+    class LanceShards(torch.utils.data.IterableDataset):
+        def __init__(self, path, kind):
+            self.path, self.kind = path, kind
+
+        def __iter__(self):
+            import functools
+
+            from lance.torch.data import LanceDataset
+
+            info = torch.utils.data.get_worker_info()
+            rank, world = (info.id, info.num_workers) if info else (0, 1)
+            ds = LanceDataset(self.path, batch_size=BATCH, columns=["images", "labels"], shard_granularity="batch",
+                              rank=rank, world_size=world, auto_detect_rank=False,
+                              to_tensor_fn=functools.partial(_lance_to_tensor, kind=self.kind))
+            yield from ds
+
+    return LanceShards
+
+
+def _LanceShards(path, kind):
+    return _lance_shards_class()(path, kind)
+
+
 def make_loader(peer: str, kind: str, path: str, scale: float, creds=None):
     import torch
 
@@ -134,25 +172,9 @@ def make_loader(peer: str, kind: str, path: str, scale: float, creds=None):
         ds = deeplake.open_read_only(path)
         return torch.utils.data.DataLoader(ds.pytorch(), batch_size=BATCH, num_workers=WORKERS)
     if peer == "lance":
-        from lance.torch.data import LanceDataset
-
-        def to_tensor(batch, *args, **kwargs):
-            col = batch.column("images")
-            if kind == "raw":
-                # copied out of Arrow's buffer: torch cannot move foreign memory to shared memory
-                x = torch.from_numpy(col.values.to_numpy(zero_copy_only=False).reshape(len(col), 128, 128, 3).copy())
-            else:
-                x = torch.from_numpy(np.stack([_jpeg_decode(b) for b in col.to_pylist()]))
-            return {"images": x, "labels": torch.from_numpy(batch.column("labels").to_numpy())}
-
-        ds = LanceDataset(path, batch_size=BATCH, columns=["images", "labels"], shard_granularity="batch",
-                          rank=0, world_size=1, to_tensor_fn=to_tensor, auto_detect_rank=False)
-
-        def shard(worker_id):
-            info = torch.utils.data.get_worker_info()
-            info.dataset.rank, info.dataset.world_size = worker_id, info.num_workers
-
-        return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=WORKERS, worker_init_fn=shard)
+        # lance's runtime does not survive fork (a dataset opened in the parent segfaults in
+        # the workers): each worker opens its own LanceDataset, sharded by batch
+        return torch.utils.data.DataLoader(_LanceShards(path, kind), batch_size=None, num_workers=WORKERS)
     if peer == "memmap":
         _, _, d = _source(scale)
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
+import numpy.ma  # noqa: F401 - np.unique imports it lazily (0.3 s): import it once, before workers fork
 
 from loaders.reader import ChunkCache, TensorSource, read_column, worker_storage
 from lakeformat.storage import StorageProvider

@@ -687,9 +687,60 @@ class ChunkEngine:
         self.meta_dirty = self.encoders_dirty = True
 
     def _rewrite_tiled(self, item: int, batch: SerializedBatch) -> None:
-        raise NotImplementedError(
-            f"tensor {self.meta.name!r}: updating a tiled sample in place is not supported yet; pop it and append"
-        )
+        """Replace an item when the old or the new value is tiled: the item gets rows of its
+        own in the chunk index (its tiles, or a one-sample chunk); a chunk it shared with
+        other samples is split around it."""
+        self._seal()
+        names = self.chunk_ids.names()
+        rows_of = self.chunk_ids.rows_of_sample(item)
+        r0, r1 = int(rows_of[0]), int(rows_of[-1])
+        head, tail = self.chunk_ids.rows[:r0], self.chunk_ids.rows[r1 + 1 :]
+        middle: List[Tuple[int, int]] = []
+        after: List[Tuple[int, int]] = []
+        if item in self.tiles:
+            for r in rows_of:
+                self._forget_chunk(names[r])
+            self.tiles.entries.pop(item)
+        else:
+            first = int(self.chunk_ids.first_indices()[r0])
+            last = int(self.chunk_ids.rows[r0, 1])
+            local = item - first
+            b = self._builder_for_row(r0)
+            data = b.consolidate()
+            sizes, shapes = b.sizes[0], b.shapes[0]
+            ends = np.cumsum(sizes)
+            starts = ends - sizes
+            if local + 1 < len(sizes):  # the samples after the item move to a new chunk
+                nb = ChunkBuilder(ChunkIdEncoder.new_id(), b.ndim)
+                nb.add([data[int(ends[local]) :]], sizes[local + 1 :], shapes[local + 1 :])
+                name = ChunkIdEncoder.name_of(nb.chunk_id)
+                self._register_chunk(name)
+                self.dirty_builders[name] = nb
+                after.append((nb.chunk_id, last))
+            if local > 0:  # the samples before it stay where they are
+                b.parts = [data[: int(starts[local])]]
+                b.sizes, b.shapes = [sizes[:local]], [shapes[:local]]
+                b.nbytes, b.num_samples, b.dirty = int(starts[local]), local, True
+                middle.append((b.chunk_id, item - 1))
+            else:
+                self.dirty_builders.pop(names[r0], None)
+                self._forget_chunk(names[r0])
+        if batch.arrays:
+            saved = self.chunk_ids.rows
+            self.chunk_ids.rows = np.zeros((0, 2), np.uint64)
+            self._write_tiled(batch.arrays[0], item)
+            middle += [(int(cid), item) for cid, _ in self.chunk_ids.rows]
+            self.chunk_ids.rows = saved
+        else:
+            nb = ChunkBuilder(ChunkIdEncoder.new_id(), batch.shapes.shape[1])
+            nb.add(batch.parts[:1] if batch.parts else [], batch.sizes[:1], batch.shapes[:1])
+            name = ChunkIdEncoder.name_of(nb.chunk_id)
+            self._register_chunk(name)
+            self.dirty_builders[name] = nb
+            middle.append((nb.chunk_id, item))
+        new_rows = np.array(middle + after, dtype=np.uint64).reshape(-1, 2)
+        self.chunk_ids.rows = np.concatenate([head, new_rows, tail]).astype(np.uint64)
+        self.encoders_dirty = True
 
     def pop_item(self, item: int) -> None:
         self._check_writable()

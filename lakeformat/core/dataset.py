@@ -764,10 +764,11 @@ class Dataset:
 
         return vc_diff.diff(self, id_1, id_2, as_dict)
 
-    def merge(self, target_id: str, conflict_resolution: Optional[str] = None, delete_removed_tensors: bool = False, force: bool = False) -> None:
+    def merge(self, target_id: str, conflict_resolution: Optional[str] = None, delete_removed_tensors: bool = False, force: bool = False) -> Optional[str]:
+        """Merge a branch or commit into the current branch; returns the merge commit's id."""
         from lakeformat.version_control import merge as vc_merge
 
-        vc_merge.merge(self, target_id, conflict_resolution, delete_removed_tensors, force)
+        return vc_merge.merge(self, target_id, conflict_resolution, delete_removed_tensors, force)
 
     # ==========================================================================================
     # loaders

@@ -287,3 +287,22 @@ def test_dataset_on_s3(s3_url):
     back = lakeformat.load(url, creds=opts, read_only=True)
     assert np.array_equal(back.img.numpy(), imgs)
     assert np.array_equal(back.img[[19, 2]].numpy(), imgs[[19, 2]])
+
+
+def test_updates_to_and_from_tiled_samples(ds):
+    ds.create_tensor("x", dtype="uint8", max_chunk_size=4000, tiling_threshold=2000)
+    vals = [np.full((10, 10), i, np.uint8) for i in range(30)]
+    ds.x.extend(vals)
+    big = np.random.default_rng(1).integers(0, 255, (90, 70), dtype=np.uint8)
+    for i, v in [(12, big), (0, big), (29, big), (12, np.ones((3, 3), np.uint8))]:
+        ds.x[i] = v
+        vals[i] = v
+    ds.x.append(np.full((10, 10), 99, np.uint8))
+    vals.append(np.full((10, 10), 99, np.uint8))
+    for d in (ds, lakeformat.load(ds.path, read_only=True)):
+        got = d.x.numpy(aslist=True)
+        assert len(got) == len(vals)
+        assert all(np.array_equal(a, b) for a, b in zip(got, vals))
+    from lakeformat.verify import verify
+
+    assert verify(ds.path).ok

@@ -124,6 +124,28 @@ class Plan:
             self.expect[name].info.update(d)
 
 
+    def subset(self, names: List[str]) -> "Plan":
+        """The same plan restricted to tensors `names` (names before any rename)."""
+        keep = set(names)
+        out = Plan()
+        out.files, out.ds_info = self.files, self.ds_info
+        renamed = {}
+        for op in self.ops:
+            kind = op[0]
+            if kind in ("extend", "append"):
+                op = [kind, {k: v for k, v in op[1].items() if k in keep}]
+            elif kind == "rename":
+                if op[1] not in keep:
+                    continue
+                keep.add(op[2])
+                renamed[op[2]] = op[1]
+            elif kind in ("create_tensor", "t_extend", "t_append", "update", "t_pop", "delete", "t_info") and op[1] not in keep:
+                continue
+            out.ops.append(op)
+        out.expect = {k: v for k, v in self.expect.items() if k in keep}
+        return out
+
+
 # --------------------------------------------------------------------------------- generators
 
 
