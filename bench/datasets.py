@@ -49,6 +49,7 @@ SEED = 20240601
 WORKLOAD_SOURCE = {
     "tabular": "tabular",
     "images_raw": "images",
+    "images_none": "images",
     "images_png": "images",
     "embeddings": "embeddings",
 }
@@ -177,7 +178,8 @@ def ensure(scale: float = 1.0, data_root: Path = DEFAULT_DATA_ROOT, log=print) -
             n = rows_at(source, scale)
             rng = np.random.default_rng([SEED, 5])
             _save_npy(p, rng.choice(n, size=RANDOM_READ_ROWS, replace=False).astype(np.int64))
-    if not (d / "meta.json").exists():
+    known = json.loads((d / "meta.json").read_text())["workloads"] if (d / "meta.json").exists() else {}
+    if set(known) != set(WORKLOAD_SOURCE):  # (re)written when the list of workloads changes
         meta = {"scale": scale, "seed": SEED, "workloads": {}}
         for workload, source in WORKLOAD_SOURCE.items():
             meta["workloads"][workload] = {

@@ -37,7 +37,7 @@ import report  # noqa: E402
 
 VENVS = ROOT / ".venvs"
 DATA_ROOT = ROOT / ".bench_data"
-WORKLOADS = ("tabular", "images_raw", "images_png", "embeddings")
+WORKLOADS = ("tabular", "images_raw", "images_none", "images_png", "embeddings")
 SMALL_SCALE = 0.05
 
 
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the full data (default 1)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per peer per workload")
     ap.add_argument("--work-root", type=Path, default=DATA_ROOT / "work")
-    ap.add_argument("--keep", action="store_true", help="keep the written datasets")
+    ap.add_argument("--keep", action="store_true", help="keep the written datasets (in WORK_ROOT/<ts>-<pid>/)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="runs per peer per workload; the fastest time of each figure is kept")
     ap.add_argument("--out", type=Path, default=None, help="result JSON (default bench/results/format-<ts>.json)")
@@ -184,12 +184,15 @@ def main(argv: list[str] | None = None) -> int:
         "data": meta, "results": [],
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    # One folder per harness run: two runs started at once (by two people on a
+    # shared machine) must not write into, or delete, each other's datasets.
+    work_root = args.work_root / f"{started}-{os.getpid()}"
     for workload in workloads:
         for peer in peers:
             print(f"[bench] {workload:<11} {peer:<10} ...", end=" ", flush=True)
             attempts = []
             for _ in range(max(1, args.repeat)):
-                attempts.append(run_one(peer, workload, scale, args.work_root, args.timeout, args.keep))
+                attempts.append(run_one(peer, workload, scale, work_root, args.timeout, args.keep))
                 if "error" in attempts[-1]:
                     break
             r = best_of(attempts)
@@ -202,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{'ok' if r.get('verified') else 'MISMATCH ' + str(r.get('verify_error'))}", flush=True)
             # Saved after every run, so a long run interrupted still leaves its figures.
             out_path.write_text(json.dumps(doc, indent=2))
+    if not args.keep:
+        shutil.rmtree(work_root, ignore_errors=True)
     print()
     print(report.render(doc))
     print(f"\n[bench] results: {out_path}")

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-WORKLOADS = ("tabular", "images_raw", "images_png", "embeddings")
+WORKLOADS = ("tabular", "images_raw", "images_none", "images_png", "embeddings")
 IMAGE_SHAPE = (128, 128, 3)
 
 Columns = dict[str, np.ndarray]
@@ -90,7 +90,7 @@ def load_input(d: Path, workload: str) -> Columns:
     if workload == "tabular":
         with np.load(d / "tabular.npz") as z:
             return {k: z[k] for k in ("id", "value", "text", "label")}
-    if workload in ("images_raw", "images_png"):
+    if workload in ("images_raw", "images_none", "images_png"):
         return {"image": np.load(d / "images.npy"), "label": np.load(d / "image_labels.npy")}
     if workload == "embeddings":
         return {"embedding": np.load(d / "embeddings.npy")}

@@ -39,6 +39,7 @@ class DeepLake3(Peer):
         return {
             "tabular": "none (chunk_compression=None)",
             "images_raw": "chunk_compression=lz4",
+            "images_none": "none (raw chunks)",
             "images_png": "sample_compression=png",
             "embeddings": "none (chunk_compression=None)",
         }[workload]
@@ -56,10 +57,10 @@ class DeepLake3(Peer):
                 ds["value"].extend(cols["value"])
                 ds["text"].extend(cols["text"].tolist())
                 ds["label"].extend(cols["label"])
-            elif workload in ("images_raw", "images_png"):
-                if workload == "images_raw":
-                    ds.create_tensor("image", htype="image", dtype="uint8",
-                                     sample_compression=None, chunk_compression="lz4")
+            elif workload in ("images_raw", "images_none", "images_png"):
+                if workload in ("images_raw", "images_none"):
+                    ds.create_tensor("image", htype="image", dtype="uint8", sample_compression=None,
+                                     chunk_compression="lz4" if workload == "images_raw" else None)
                 else:
                     ds.create_tensor("image", htype="image", dtype="uint8", sample_compression="png")
                 ds.create_tensor("label", htype="class_label", dtype="int32", class_names=CLASS_NAMES)

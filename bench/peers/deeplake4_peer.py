@@ -41,6 +41,7 @@ class DeepLake4(Peer):
         return {
             "tabular": "none (Text chunk_compression=None)",
             "images_raw": "none: Array(uint8) has no lz4 in dl4",
+            "images_none": "none",
             "images_png": "types.Image(sample_compression='png')",
             "embeddings": "none (types.Embedding(384))",
         }[workload]
@@ -50,7 +51,7 @@ class DeepLake4(Peer):
         if workload == "tabular":
             return {"id": t.Int64(), "value": t.Float64(), "text": t.Text(chunk_compression=None),
                     "label": t.ClassLabel(t.Int32())}
-        if workload == "images_raw":
+        if workload in ("images_raw", "images_none"):
             return {"image": t.Array(t.UInt8(), shape=[128, 128, 3]), "label": t.ClassLabel(t.Int32())}
         if workload == "images_png":
             return {"image": t.Image(dtype="uint8", sample_compression="png"), "label": t.ClassLabel(t.Int32())}

@@ -30,8 +30,8 @@ def build_table(workload: str, cols: Columns, raw_image_compression: str | None)
     if workload == "tabular":
         pairs = [_field("id", pa.array(cols["id"])), _field("value", pa.array(cols["value"])),
                  _field("text", pa.array(cols["text"], type=pa.string())), _field("label", pa.array(cols["label"]))]
-    elif workload == "images_raw":
-        pairs = [_field("image", fixed_list(cols["image"]), raw_image_compression),
+    elif workload in ("images_raw", "images_none"):
+        pairs = [_field("image", fixed_list(cols["image"]), raw_image_compression if workload == "images_raw" else None),
                  _field("label", pa.array(cols["label"]))]
     elif workload == "images_png":
         pairs = [_field("image", png_encode(cols["image"])), _field("label", pa.array(cols["label"]))]
@@ -60,6 +60,7 @@ class Lance(Peer):
             # lance 14 writes fixed_size_list<uint8> values uncompressed whatever the
             # field metadata says (same bytes with or without it; checked on zeros).
             "images_raw": f"fsl<uint8>; {self.raw_image_compression} requested, not applied",
+            "images_none": "fsl<uint8>, none",
             "images_png": "png (Pillow) bytes, binary col",
             "embeddings": "none (fsl<float32>[384])",
         }[workload]

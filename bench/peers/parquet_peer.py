@@ -22,14 +22,14 @@ from _arrow import fixed_binary, fixed_list, png_encode, table_to_columns
 from _common import Columns, Peer, main
 
 ROW_GROUP_BYTES = 64 << 20
-COMPRESSION = {"tabular": "none", "images_raw": "lz4", "images_png": "none", "embeddings": "none"}
+COMPRESSION = {"tabular": "none", "images_raw": "lz4", "images_none": "none", "images_png": "none", "embeddings": "none"}
 
 
 def build_table(workload: str, cols: Columns) -> pa.Table:
     if workload == "tabular":
         return pa.table({"id": cols["id"], "value": cols["value"],
                          "text": pa.array(cols["text"], type=pa.string()), "label": cols["label"]})
-    if workload == "images_raw":
+    if workload in ("images_raw", "images_none"):
         return pa.table({"image": fixed_binary(cols["image"]), "label": cols["label"]})
     if workload == "images_png":
         return pa.table({"image": png_encode(cols["image"]), "label": cols["label"]})
