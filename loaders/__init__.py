@@ -83,8 +83,12 @@ def dataset_pytorch(ds: Any, *args: Any, **kwargs: Any) -> LakeDataLoader:
     for name, value in zip(_DL3_POSITIONAL, args):
         opts[name] = value
     opts.update(kwargs)
-    for ignored in ("use_local_cache", "persistent_workers", "progressbar", "use_progress_bar", "tobytes"):
+    for ignored in ("use_local_cache", "persistent_workers", "progressbar", "use_progress_bar"):
         opts.pop(ignored, None)
+    tobytes = opts.pop("tobytes", False)  # deeplake 3.x: True or a list of tensors -> raw bytes
+    if tobytes:
+        names = tobytes if isinstance(tobytes, (list, tuple)) else (opts.get("tensors") or list(ds.tensors))
+        opts["decode_method"] = {**{n: "tobytes" for n in names}, **(opts.get("decode_method") or {})}
     if opts.get("tensors") is not None and isinstance(opts["tensors"], str):
         opts["tensors"] = [opts["tensors"]]
     if opts.get("transform_kwargs") is None:

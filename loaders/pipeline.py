@@ -114,7 +114,8 @@ def stream_samples(job: ReadJob, slice_positions: np.ndarray, order: np.ndarray,
         task_of[task.positions] = t
     storage = worker_storage(job.storage)
     cache = ChunkCache(storage, keep_recent=2 * max(1, len(job.sources)))
-    pool = ThreadPoolExecutor(max(1, job.num_threads), thread_name_prefix="lakeloader")
+    pool = ThreadPoolExecutor(max(1, job.num_threads), thread_name_prefix="lakeloader-decode")
+    fetch_pool = ThreadPoolExecutor(max(1, job.num_threads), thread_name_prefix="lakeloader-fetch")
     budget = max(1, int(job.prefetch_bytes))
     state = {"reserved": 0, "next": 0}
 
@@ -135,6 +136,7 @@ def stream_samples(job: ReadJob, slice_positions: np.ndarray, order: np.ndarray,
                 task.wanted[src.chunk_keys[r]] = src.chunk_compression
                 keys.append(src.chunk_keys[r])
         new = set(cache.acquire(keys))
+        cache.prefetch(task.wanted, fetch_pool)
         est = sum(src.decoded_estimate(len(samples)) for src, _ in per_src)
         est += sum(src.chunk_estimate(r) for src, rws in per_src for r in rws if src.chunk_keys[r] in new)
         task.reservation = est
@@ -187,3 +189,4 @@ def stream_samples(job: ReadJob, slice_positions: np.ndarray, order: np.ndarray,
                 pump()
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+        fetch_pool.shutdown(wait=False, cancel_futures=True)

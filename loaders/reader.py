@@ -189,6 +189,42 @@ class ChunkCache:
                 if old not in self.refs:
                     self.entries.pop(old, None)
 
+    def prefetch(self, wanted: Dict[str, Optional[str]], pool) -> None:
+        """Start fetching the chunks of {key: compression} that are neither cached nor being
+        fetched, as one batched storage call in `pool` (so that fetching runs ahead of the
+        tasks that will use them)."""
+        mine: Dict[str, Future] = {}
+        with self.lock:
+            for k in wanted:
+                if k not in self.entries:
+                    f = Future()
+                    self.entries[k] = f
+                    mine[k] = f
+        if mine:
+            pool.submit(self._fill, mine, {k: wanted[k] for k in mine})
+
+    def _fill(self, mine: Dict[str, Future], wanted: Dict[str, Optional[str]]) -> None:
+        try:
+            got = self.storage.get_many(list(mine))
+        except BaseException as e:  # noqa: BLE001 - handed to every task that wants them
+            with self.lock:
+                for k, f in mine.items():
+                    self.entries.pop(k, None)
+                    f.set_exception(e)
+            return
+        for k, f in mine.items():
+            try:
+                raw = got[k]
+                c = Chunk.parse(raw, wanted[k], k)
+                if wanted[k]:
+                    c.data  # decompress here, GIL released
+                f.nbytes = len(raw) + (len(c.data) if wanted[k] else 0)
+                f.set_result(c)
+            except BaseException as e:  # noqa: BLE001
+                with self.lock:
+                    self.entries.pop(k, None)
+                f.set_exception(e)
+
     def get(self, wanted: Dict[str, Optional[str]]) -> Tuple[Dict[str, Chunk], int]:
         """Parsed chunks for {key: chunk compression}; fetches the missing ones with one
         batched storage call. Returns (chunks, bytes newly fetched and decompressed)."""
@@ -224,7 +260,12 @@ class ChunkCache:
                         self.entries.pop(k, None)
                     f.set_exception(e)
         out = {}
-        for k, f in list(mine.items()) + list(theirs.items()):
+        for k, f in theirs.items():
+            out[k] = f.result()
+            with self.lock:  # the first task to use a prefetched chunk carries its bytes
+                nbytes += getattr(f, "nbytes", 0)
+                f.nbytes = 0
+        for k, f in mine.items():
             out[k] = f.result()
         return out, nbytes
 

@@ -200,8 +200,10 @@ class LakeDataLoader:
         if unknown:
             raise LoaderError(f"transform for tensors not loaded: {sorted(unknown)}")
         view_samples = np.ascontiguousarray(ds.index.resolve(ds._base_length()), dtype=np.int64) if not ds.index.is_single else np.asarray([ds.index.samples], np.int64)
-        remote = any(getattr(ds.storage, a, None) is not None for a in ("base",)) or "://" in str(ds.path)
-        threads = int(num_threads) if num_threads else (8 if remote else 4)
+        from lakeformat.storage import protocol_of
+
+        remote = protocol_of(str(ds.path)) not in ("file", "memory", "mem")
+        threads = int(num_threads) if num_threads else (8 if remote else 2)
         self.job = ReadJob(self.sources, ds.storage, view_samples, int(prefetch_bytes), threads, max(32, min(256, self.batch_size)))
         self._primary_rows = primary_rows(self.sources, view_samples)
         self.buffer_samples = self._buffer_samples(int(buffer_size))
