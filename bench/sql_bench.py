@@ -5,7 +5,9 @@ Airbyte destination path, on the same table in the same run.
     python3 bench/sql_bench.py --rows 100000   # a quick run
 
 Paths (each in its own process; peak memory is that process's ru_maxrss, from os.wait4):
-- lakeformat: `connectors.sql.backfill(url, dest, table=...)` (server-side cursor, batches).
+- lakeformat: `connectors.sql.backfill(url, dest, table=...)` (server-side cursor, batches),
+              in one process, and with `partitions=2` (two reader processes; their peak is
+              reported apart as worker_peak_mib).
 - pandas:     `pandas.read_sql(..., chunksize=50_000)` on a streaming connection, each chunk
               appended to one Parquet file with pyarrow's ParquetWriter.
 - airbyte:    a source process reading the table with a server-side cursor and writing Airbyte
@@ -33,18 +35,19 @@ sys.path.insert(0, str(ROOT))
 COLUMNS_SQL = """CREATE TABLE bench (
   id bigint PRIMARY KEY, qty integer, big bigint, score double precision, price numeric(12,2),
   flag boolean, name text, code varchar(16), created_at timestamptz, day date)"""
-FILL_SQL = """INSERT INTO bench SELECT g, (g % 1000)::int, g * 1000003, g / 7.0,
+FILL_SQL = """INSERT INTO bench SELECT g, (g % 1000)::int, g::bigint * 1000003, g / 7.0,
   CASE WHEN g % 10 = 0 THEN NULL ELSE ((g % 100000) / 100.0)::numeric(12,2) END,
   g % 3 = 0, 'customer ' || g, CASE WHEN g % 20 = 0 THEN NULL ELSE 'C' || (g % 5000) END,
   timestamptz '2024-01-01 00:00+00' + g * interval '1 second', date '2000-01-01' + (g % 9000)
   FROM generate_series(1, {rows}) g"""
 
 LAKEFORMAT_CODE = """
-import json, sys, time
+import json, resource, sys, time
 from connectors.sql import backfill
 t0 = time.perf_counter()
-r = backfill(sys.argv[1], sys.argv[2], table="bench", batch_size=int(sys.argv[3]))
-print(json.dumps({"rows": r.rows, "seconds": time.perf_counter() - t0}))
+r = backfill(sys.argv[1], sys.argv[2], table="bench", batch_size=int(sys.argv[3]), partitions=int(sys.argv[4]))
+workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+print(json.dumps({"rows": r.rows, "seconds": time.perf_counter() - t0, "worker_peak_mib": workers}))
 """
 
 PANDAS_CODE = """
@@ -137,7 +140,7 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--batch-size", type=int, default=50_000)
     ap.add_argument("--venv", default=str(ROOT / ".venvs" / "sqlbench"), help="environment with pandas, pyarrow, airbyte-cdk")
-    ap.add_argument("--paths", default="lakeformat,pandas,airbyte")
+    ap.add_argument("--paths", default="lakeformat,lakeformat_partitions2,pandas,airbyte")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     import sqlalchemy as sa
@@ -160,8 +163,13 @@ def main() -> int:
         print(f"table bench: {args.rows} rows x 10 columns made in {time.perf_counter() - t0:.1f} s", flush=True)
         paths = args.paths.split(",")
         if "lakeformat" in paths:
-            rc, out, err, s, mib = _measure([sys.executable, "-c", LAKEFORMAT_CODE, url, str(work / "lake"), str(args.batch_size)])
+            rc, out, err, s, mib = _measure([sys.executable, "-c", LAKEFORMAT_CODE, url, str(work / "lake"), str(args.batch_size), "1"])
             results["lakeformat"] = _result(rc, out, err, s, mib, args.rows)
+        if "lakeformat_partitions2" in paths:
+            rc, out, err, s, mib = _measure([sys.executable, "-c", LAKEFORMAT_CODE, url, str(work / "lake2"), str(args.batch_size), "2"])
+            results["lakeformat_partitions2"] = _result(rc, out, err, s, mib, args.rows)
+            if "worker_peak_mib" in out:
+                results["lakeformat_partitions2"]["worker_peak_mib"] = round(json.loads(out.strip().splitlines()[-1])["worker_peak_mib"], 1)
         if "pandas" in paths:
             if Path(peer_py).exists() and _has(peer_py, ["pandas", "pyarrow", "sqlalchemy", "psycopg"]):
                 rc, out, err, s, mib = _measure([peer_py, "-c", PANDAS_CODE, url, str(work / "bench.parquet"), str(args.batch_size)])
@@ -226,10 +234,11 @@ def _print(results, rows):
         else:
             print(f"{name:22} {r.get('skipped') or 'ERROR ' + str(r.get('error'))[:300]}")
     lf = results.get("lakeformat", {})
-    for peer in ("pandas_parquet", "airbyte_destination"):
-        p = results.get(peer, {})
-        if "rows_per_s" in lf and "rows_per_s" in p:
-            print(f"lakeformat / {peer}: {lf['rows_per_s'] / p['rows_per_s']:.2f}x rows/s")
+    for ours in ("lakeformat", "lakeformat_partitions2"):
+        for peer in ("pandas_parquet", "airbyte_destination"):
+            a, p = results.get(ours, {}), results.get(peer, {})
+            if "rows_per_s" in a and "rows_per_s" in p:
+                print(f"{ours} / {peer}: {a['rows_per_s'] / p['rows_per_s']:.2f}x rows/s")
     if "peak_mib" in lf:
         print(f"lakeformat peak memory: {lf['peak_mib']:.0f} MiB (floor: < 500)")
 

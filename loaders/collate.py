@@ -3,6 +3,7 @@ so that handing them to the main process copies nothing), ragged samples padded 
 returned as lists, text as str, json as dict, class labels as int64."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, List, Sequence, Tuple
 
@@ -12,8 +13,13 @@ import torch
 from loaders.reader import TEXT_HTYPES, FixedColumn, TensorSource, ValueColumn, gather_fixed
 
 
-def torch_dtype(dtype: np.dtype) -> torch.dtype:
+@functools.lru_cache(maxsize=64)
+def _torch_dtype(dtype: np.dtype) -> torch.dtype:
     return torch.from_numpy(np.empty(0, dtype=dtype)).dtype
+
+
+def torch_dtype(dtype: np.dtype) -> torch.dtype:
+    return _torch_dtype(np.dtype(dtype))
 
 
 def empty_batch(shape: Tuple[int, ...], dtype: np.dtype) -> torch.Tensor:

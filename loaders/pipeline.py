@@ -35,15 +35,22 @@ class ReadJob:
 
 
 class TaskResult:
-    __slots__ = ("positions", "columns", "nbytes")
+    __slots__ = ("positions", "columns", "nbytes", "_local", "has_errors")
 
     def __init__(self, positions: np.ndarray, columns: Dict[str, Any], nbytes: int):
         self.positions = positions
         self.columns = columns
         self.nbytes = nbytes
+        # built once per task: the per-sample lookups below are the loader's hottest loop
+        self._local = dict(zip(positions.tolist(), range(len(positions))))
+        self.has_errors = any(
+            isinstance(v, BaseException)
+            for col in columns.values()
+            for v in (getattr(col, "values", None) or ())
+        )
 
     def local(self, pos: int) -> int:
-        return int(np.searchsorted(self.positions, pos))
+        return self._local[pos]
 
 
 class _Task:
@@ -109,9 +116,11 @@ def stream_samples(job: ReadJob, slice_positions: np.ndarray, order: np.ndarray,
     needed[todo] = True
     rows = primary_rows(job.sources, job.view_samples[slice_positions])
     tasks = _make_tasks(rows, needed, max(1, job.task_samples))
-    task_of = np.full(n, -1, np.int64)
+    task_of_arr = np.full(n, -1, np.int64)
     for t, task in enumerate(tasks):
-        task_of[task.positions] = t
+        task_of_arr[task.positions] = t
+    task_of = task_of_arr.tolist()
+    slice_list = slice_positions.tolist()
     storage = worker_storage(job.storage)
     cache = ChunkCache(storage, keep_recent=2 * max(1, len(job.sources)))
     pool = ThreadPoolExecutor(max(1, job.num_threads), thread_name_prefix="lakeloader-decode")
@@ -167,7 +176,7 @@ def stream_samples(job: ReadJob, slice_positions: np.ndarray, order: np.ndarray,
     try:
         pump()
         for j, pos in enumerate(todo.tolist()):
-            t = int(task_of[pos])
+            t = task_of[pos]
             if t >= state["next"]:
                 pump(force_upto=t)
             task = tasks[t]
@@ -180,7 +189,7 @@ def stream_samples(job: ReadJob, slice_positions: np.ndarray, order: np.ndarray,
                 local = res.local(pos)
             except Exception as e:  # noqa: BLE001 - every sample of the task reports it
                 res, local = e, -1
-            yield start + j, int(slice_positions[pos]), res, local
+            yield start + j, slice_list[pos], res, local
             task.remaining -= 1
             if task.remaining == 0:
                 state["reserved"] -= task.reservation

@@ -61,9 +61,10 @@ class LakeIterableDataset(IterableDataset):
         batch: List[Tuple[int, int, Any, int]] = []
         skipped = 0
         consumed = start
+        view_list = self.job.view_samples.tolist()
         for entry, vpos, res, local in stream_samples(self.job, slice_positions, order, start):
             consumed = entry + 1
-            index = int(self.job.view_samples[vpos])
+            index = view_list[vpos]
             err = _sample_error(res, local, names, index)
             sample = None
             if err is None and not fast:
@@ -119,6 +120,8 @@ def _sample_error(res: Any, local: int, names: Sequence[str], index: int) -> Opt
         e = SampleLoadError(f"sample {index} could not be read: {type(res).__name__}: {res}", index=index)
         e.__cause__ = res
         return e
+    if not getattr(res, "has_errors", True):
+        return None
     for name in names:
         col = res.columns[name]
         vals = getattr(col, "values", None)

@@ -41,6 +41,7 @@ from connectors.sql.types import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 10_000
+CHUNK_SIZE = 4 * 1024 * 1024
 _PROBE_ROWS = 500
 
 
@@ -518,7 +519,9 @@ def write_batch(ds, plans: Sequence[ColumnPlan], conv: Converted, index: Optiona
 def _ensure_tensors(ds, plans: Sequence[ColumnPlan]) -> None:
     for p in plans:
         if p.tensor not in ds.meta.tensor_names:
-            kw: Dict[str, Any] = dict(create_shape_tensor=False, create_id_tensor=False, create_sample_info_tensor=False)
+            # 4 MiB chunks: every batch flush rewrites each tensor's open chunk, so its size
+            # bounds the work (and memory) per batch
+            kw: Dict[str, Any] = dict(create_shape_tensor=False, create_id_tensor=False, create_sample_info_tensor=False, max_chunk_size=CHUNK_SIZE)
             if p.htype.startswith("link["):
                 kw["verify"] = False
             t = ds.create_tensor(p.tensor, htype=p.htype, dtype=p.dtype, sample_compression=p.sample_compression, chunk_compression=p.chunk_compression, **kw)

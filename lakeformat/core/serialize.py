@@ -209,28 +209,37 @@ except ImportError:  # orjson is optional: json.dumps below is the reference
     _orjson = None
 
 
-def _orjson_all(values: List[Any]) -> Optional[List[bytes]]:
-    """JSON samples with orjson, decoding to exactly what json.dumps' text decodes to, or None
-    (the batch then takes the json.dumps path). orjson turns NaN/Infinity into null, so a
-    value whose text holds "null" is re-encoded with json.dumps; anything orjson would encode
-    differently from json.dumps (numpy, bytes, datetimes, dataclasses, subclasses, non-str
-    keys) raises here instead."""
+def _orjson_all(values: List[Any]):
+    """JSON samples with orjson, decoding to exactly what json.dumps' text decodes to, as
+    ([one buffer], sizes), or None (the batch then takes the json.dumps path). orjson turns
+    NaN/Infinity into null, so a value whose text holds "null" is re-encoded with json.dumps;
+    anything orjson would encode differently from json.dumps (numpy, bytes, datetimes,
+    dataclasses, subclasses, non-str keys) raises here instead. Parts are joined every 1024
+    samples: orjson's bytes carry spare capacity that would otherwise stay resident."""
     if _orjson is None:
         return None
     dumps, opts = _orjson.dumps, _ORJSON_OPTS
-    out: List[bytes] = []
-    for v in values:
+    sizes = np.empty(len(values), dtype=np.int64)
+    joined: List[bytes] = []
+    group: List[bytes] = []
+    for i, v in enumerate(values):
         if v is None:
-            out.append(b"null")
-            continue
-        try:
-            b = dumps(v, option=opts)
-        except TypeError:
-            return None
-        if b"null" in b:
-            b = json.dumps(v, cls=JsonEncoder, allow_nan=True).encode("utf-8")
-        out.append(b)
-    return out
+            b = b"null"
+        else:
+            try:
+                b = dumps(v, option=opts)
+            except TypeError:
+                return None
+            if b"null" in b:
+                b = json.dumps(v, cls=JsonEncoder, allow_nan=True).encode("utf-8")
+        sizes[i] = len(b)
+        group.append(b)
+        if len(group) == 1024:
+            joined.append(b"".join(group))
+            group = []
+    if group:
+        joined.append(b"".join(group))
+    return [b"".join(joined)], sizes
 
 
 class Serializer:
@@ -537,10 +546,9 @@ class Serializer:
                 batch.num_samples = len(values)
                 return batch
         if base == "json" and values:
-            fast_parts = _orjson_all(values)
-            if fast_parts is not None:
-                batch.parts = fast_parts
-                batch.sizes = np.fromiter(map(len, fast_parts), dtype=np.int64, count=len(fast_parts))
+            fast_json = _orjson_all(values)
+            if fast_json is not None:
+                batch.parts, batch.sizes = fast_json
                 batch.shapes = np.ones((len(values), 1), dtype=np.int64)
                 batch.num_samples = len(values)
                 return batch
