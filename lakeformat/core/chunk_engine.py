@@ -80,6 +80,7 @@ class ChunkEngine:
             self._load()
         self.flushed_items = 0 if meta is not None else self.meta.length  # items at rest
         self.builder: Optional[ChunkBuilder] = None
+        self._closed_chunk: Optional[str] = None  # closed at a flush: not reopened for appends
         self.staged: Dict[str, bytes] = {}  # chunk key -> bytes, written at flush
         self.dirty_builders: Dict[str, ChunkBuilder] = {}  # chunk name -> rewritten older chunk
         self.deleted_chunks: List[str] = []
@@ -163,6 +164,10 @@ class ChunkEngine:
     @property
     def max_chunk_size(self) -> int:
         return int(self.meta.max_chunk_size or C.DEFAULT_MAX_CHUNK_SIZE)
+
+    @property
+    def seal_at_flush_bytes(self) -> int:
+        return max(1 << 20, self.max_chunk_size // 8)
 
     @property
     def tiling_threshold(self) -> int:
@@ -276,7 +281,7 @@ class ChunkEngine:
         if int(self.chunk_ids.rows[last_row, 1]) in self.tiles:
             return None
         name = self.chunk_ids.names()[-1]
-        if not self._chunk_in_current_commit(name) or name in self.dirty_builders:
+        if not self._chunk_in_current_commit(name) or name in self.dirty_builders or name == self._closed_chunk:
             return None
         c = self.get_chunks([name])[name]
         if c.is_tile or c.ndim != ndim or len(c.data) >= self.max_chunk_size:
@@ -825,6 +830,11 @@ class ChunkEngine:
             name = ChunkIdEncoder.name_of(self.builder.chunk_id)
             chunks[keys.chunk_key(self.key, name, c)] = self.builder.serialize(self.chunk_compression, self.meta.zstd_level)
             self.builder.dirty = False
+            if self.builder.nbytes >= self.seal_at_flush_bytes:
+                # An open chunk is rewritten whole at every flush; closing it once it is big
+                # enough keeps frequent flushes (one per Airbyte state, per SQL batch) linear.
+                self._closed_chunk = name
+                self.builder = None
         if chunks:
             self.storage.set_many(chunks)
         self.staged.clear()

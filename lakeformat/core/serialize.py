@@ -219,26 +219,25 @@ def _orjson_all(values: List[Any]):
     if _orjson is None:
         return None
     dumps, opts = _orjson.dumps, _ORJSON_OPTS
+
+    def encode(v: Any) -> bytes:
+        return dumps(v, option=opts)
+
     sizes = np.empty(len(values), dtype=np.int64)
     joined: List[bytes] = []
-    group: List[bytes] = []
-    for i, v in enumerate(values):
-        if v is None:
-            b = b"null"
-        else:
-            try:
-                b = dumps(v, option=opts)
-            except TypeError:
-                return None
-            if b"null" in b:
-                b = json.dumps(v, cls=JsonEncoder, allow_nan=True).encode("utf-8")
-        sizes[i] = len(b)
-        group.append(b)
-        if len(group) == 1024:
-            joined.append(b"".join(group))
-            group = []
-    if group:
-        joined.append(b"".join(group))
+    for start in range(0, len(values), 1024):
+        part = values[start : start + 1024]
+        try:
+            out = list(map(encode, part))
+        except TypeError:
+            return None
+        data = b"".join(out)
+        if b"null" in data:
+            out = [b if b"null" not in b or v is None else json.dumps(v, cls=JsonEncoder, allow_nan=True).encode("utf-8")
+                   for v, b in zip(part, out)]
+            data = b"".join(out)
+        sizes[start : start + len(out)] = np.fromiter(map(len, out), dtype=np.int64, count=len(out))
+        joined.append(data)
     return [b"".join(joined)], sizes
 
 

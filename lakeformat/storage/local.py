@@ -55,6 +55,11 @@ class LocalStorage(StorageProvider):
                 pass
             raise
 
+    def set_many(self, items) -> None:
+        # local writes land in the page cache: a thread pool costs more than it overlaps
+        for k, v in items.items():
+            self.set(k, v)
+
     def delete(self, key: str) -> None:
         self.check_writable()
         try:
