@@ -15,7 +15,7 @@ import numpy as np
 
 from lakeformat import _native
 from lakeformat import constants as C
-from lakeformat.codecs import compress_bytes, decompress_bytes
+from lakeformat.codecs import IMAGE_COMPRESSIONS, compress_bytes, compress_image, decompress_bytes, decompress_image
 from lakeformat.errors import CorruptDataError
 
 _I32x2 = struct.Struct("<ii")
@@ -70,12 +70,16 @@ class Chunk:
                 raise CorruptDataError("chunk was read header-only", self.key)
             if self.compression is None:
                 self._data = self._raw_data
+            elif self.compression in IMAGE_COMPRESSIONS:
+                self._data, self.bp_rows = _canvas_decode(self._raw_data, self.shape_rows, self.key)
             else:
                 self._data = memoryview(decompress_bytes(self._raw_data, self.compression))
         return self._data
 
     @property
     def is_tile(self) -> bool:
+        if self.compression in IMAGE_COMPRESSIONS:
+            return False  # image chunks carry no byte positions; they are made up on decoding
         return len(self.bp_rows) == 0 and len(self.shape_rows) > 0
 
     @property
@@ -94,6 +98,8 @@ class Chunk:
         local = np.ascontiguousarray(local, dtype=np.int64)
         start = np.empty(len(local), np.int64)
         end = np.empty(len(local), np.int64)
+        if self.compression in IMAGE_COMPRESSIONS:
+            self.data  # noqa: B018 - decoding the canvas makes the byte positions
         if self.is_tile:
             start[:] = 0
             end[:] = len(self.data)
@@ -146,6 +152,11 @@ def serialize_chunk(
         bytes([len(v)]), v, _I32x2.pack(nrows if ndim else 0, (ndim + 1) if nrows else 0),
         shape_rows.tobytes(), struct.pack("<I", nbp), bp_rows.tobytes(),
     ])
+    if compression in IMAGE_COMPRESSIONS:
+        # Deeplake's image chunks: samples side by side on one zero-padded canvas, one image,
+        # no byte positions (the shapes say where each sample is)
+        head = b"".join([bytes([len(v)]), v, _I32x2.pack(nrows if ndim else 0, (ndim + 1) if nrows else 0), shape_rows.tobytes(), struct.pack("<I", 0)])
+        return head + _canvas_encode(parts, sizes, shapes, compression)
     if compression is None:
         # one allocation, one copy of the samples: the header, then the data behind it
         out = bytearray(len(head) + data_len)
@@ -157,6 +168,62 @@ def serialize_chunk(
     if data_len:
         _native.concat(list(parts), data)
     return head + compress_bytes(data, compression, level)
+
+
+def _canvas_encode(parts: Sequence, sizes: np.ndarray, shapes: np.ndarray, compression: str) -> bytes:
+    n = len(sizes)
+    if n == 0:
+        return b""
+    data = bytearray(int(np.sum(sizes)))
+    if len(data):
+        _native.concat(list(parts), data)
+    elems = int(np.sum(np.prod(shapes, axis=1)))
+    itemsize = len(data) // elems if elems else 1
+    dtype = {1: np.uint8, 2: np.uint16}.get(itemsize)
+    if dtype is None:
+        raise ValueError(f"{compression} chunks hold 8- or 16-bit images, not {itemsize}-byte values")
+    boxes = [tuple(int(x) for x in shp) for shp in shapes]
+    filled = [b for b in boxes if any(b)]
+    if not filled:
+        return b""
+    channels = filled[0][2:]
+    canvas = np.zeros((max(b[0] for b in filled), sum(b[1] for b in filled)) + channels, dtype=dtype)
+    arr = np.frombuffer(data, dtype=dtype)
+    pos = x = 0
+    for b in boxes:
+        count = int(np.prod(b))
+        if any(b):
+            canvas[: b[0], x : x + b[1]] = arr[pos : pos + count].reshape(b)
+            x += b[1]
+        pos += count
+    return compress_image(canvas, compression)
+
+
+def _canvas_decode(raw, shape_rows: np.ndarray, key: str) -> Tuple[memoryview, np.ndarray]:
+    """An image chunk -> its samples' raw bytes back to back, and their byte positions."""
+    n = int(shape_rows[-1, -1]) + 1 if len(shape_rows) else 0
+    local = np.arange(n, dtype=np.int64)
+    nd = shape_rows.shape[1] - 1
+    shapes = np.empty((n, nd), np.int64)
+    if n:
+        _native.shapes_expand(np.ascontiguousarray(shape_rows), nd, local, shapes)
+    try:
+        canvas = decompress_image(raw) if len(raw) else np.zeros((0, 0), np.uint8)
+    except Exception as e:  # noqa: BLE001 - Pillow raises many kinds
+        raise CorruptDataError(f"image chunk does not decode: {e}", key) from e
+    out = []
+    x = 0
+    for shp in shapes.tolist():
+        if any(shp):
+            piece = canvas[: shp[0], x : x + shp[1]]
+            x += shp[1]
+            out.append(np.ascontiguousarray(piece).reshape(shp).tobytes())
+        else:
+            out.append(b"")
+    sizes = np.fromiter(map(len, out), dtype=np.int64, count=n)
+    bp = np.empty(3 * n, np.uint32)
+    nbp = _native.positions_encode(sizes, 0, 0, bp) if n else 0
+    return memoryview(b"".join(out)), bp[: 3 * nbp].reshape(nbp, 3)
 
 
 class ChunkBuilder:

@@ -301,7 +301,7 @@ class Dataset:
             raise InvalidTensorNameError(f"{name!r} is the name of a Dataset attribute")
         base, is_seq, is_link = parse_htype(htype)
         sample_compression = normalize_image_compression(sample_compression)
-        chunk_compression = chunk_compression.lower() if chunk_compression else None
+        chunk_compression = normalize_image_compression(chunk_compression) if chunk_compression else None
         if sample_compression not in SAMPLE_COMPRESSIONS:
             raise HtypeError(f"tensor {full!r}: sample_compression {sample_compression!r} is not one of {SAMPLE_COMPRESSIONS[1:]}")
         if chunk_compression not in CHUNK_COMPRESSIONS:
@@ -320,7 +320,9 @@ class Dataset:
             dtype_name = defaults.get("dtype")
         if base in ("text", "json", "list", "tag") and sample_compression in ("png", "jpeg"):
             raise HtypeError(f"tensor {full!r}: {base} samples cannot be {sample_compression}-compressed")
-        if sample_compression == "jpeg" and dtype_name not in (None, "uint8"):
+        if chunk_compression in ("png", "jpeg") and base in ("text", "json", "list", "tag"):
+            raise HtypeError(f"tensor {full!r}: {base} chunks cannot be {chunk_compression}-compressed")
+        if "jpeg" in (sample_compression, chunk_compression) and dtype_name not in (None, "uint8"):
             raise HtypeError(f"tensor {full!r}: jpeg stores uint8 only, not {dtype_name}")
         if is_link and sample_compression is None and base.startswith("image"):
             sample_compression = None

@@ -306,3 +306,17 @@ def test_updates_to_and_from_tiled_samples(ds):
     from lakeformat.verify import verify
 
     assert verify(ds.path).ok
+
+
+def test_image_chunk_compression_canvas(ds):
+    """png/jpeg as chunk compression: the chunk's images on one canvas, as deeplake 3 does."""
+    rng = np.random.default_rng(3)
+    vals = [rng.integers(0, 255, (int(rng.integers(1, 9)), int(rng.integers(1, 9)), 3), dtype=np.uint8) for _ in range(40)]
+    vals[5] = np.zeros((0, 0, 0), np.uint8)
+    ds.create_tensor("p", htype="image", chunk_compression="png", max_chunk_size=500)
+    ds.p.extend(vals)
+    ds.p[3] = np.ones((2, 2, 3), np.uint8)
+    vals[3] = np.ones((2, 2, 3), np.uint8)
+    assert ds.p.engine.chunk_ids.num_chunks > 1
+    got = lakeformat.load(ds.path, read_only=True).p.numpy(aslist=True)
+    assert all(np.array_equal(a, b) for a, b in zip(got, vals))

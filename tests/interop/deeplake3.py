@@ -8,6 +8,7 @@ plus one .npz), which both numpy majors read.
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -46,6 +47,7 @@ def _has_deeplake(python: Path) -> bool:
     return probe.returncode == 0 and probe.stdout.strip() == "3.9.52"
 
 
+@functools.lru_cache(maxsize=None)
 def deeplake3_python() -> str:
     """The interpreter of a virtual environment with deeplake 3.9.52.
 

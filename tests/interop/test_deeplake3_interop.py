@@ -168,6 +168,71 @@ def test_lakeformat_reads_deeplake3_tensor(dl_written, name):
     assert not errors, "lakeformat reads a deeplake-3.9.52-written tensor differently:\n" + "\n".join(errors)
 
 
+@pytest.fixture(scope="module")
+def dl_written_lf_continued(tmp_path_factory):
+    """deeplake 3.9.52 writes the plan; lakeformat opens it for writing and extends, appends,
+    updates and pops (a second plan's writes); deeplake 3.9.52 reads the result."""
+    root = tmp_path_factory.mktemp("dl_lf_continued")
+    (root / "files").mkdir()
+    (root / "files2").mkdir()
+    url = str(root / "ds")
+    first = _plan(str(root / "files"), "deeplake")
+    run_deeplake3(DL_WRITE, inputs={"path": url, "creds": None, "ops": first.ops, "batched": False})
+    second = cases.build_plan(np.random.default_rng(cases.seed() + 1), str(root / "files2"), "lakeformat")
+    plan = first.continued_by(second)
+    ds = lakeformat.load(url)
+    ds.populate_creds("local_key", {})
+    ops.apply_ops(lakeformat, ds, plan.ops)
+    ds.flush()
+    theirs = run_deeplake3(DL_READ, inputs={"path": url, "creds": None, "link_creds": {"local_key": {}}, "singles": True})
+    return plan, theirs
+
+
+@pytest.mark.parametrize("name", TENSORS)
+def test_deeplake3_reads_tensor_lakeformat_appended_to(dl_written_lf_continued, name):
+    plan, theirs = dl_written_lf_continued
+    errors = compare_tensor(name, plan.expect[name], theirs["tensors"].get(name))
+    assert not errors, "deeplake 3.9.52 reads a deeplake-written tensor that lakeformat then wrote to differently:\n" + "\n".join(errors)
+
+
+DL_CONTINUE = """
+import deeplake, ops
+ds = deeplake.load(INPUT["path"])
+ds.populate_creds("local_key", {})
+ops.apply_ops(deeplake, ds, INPUT["ops"])
+ds.flush()
+emit({"tensors": sorted(ds.tensors)})
+"""
+
+
+@pytest.fixture(scope="module")
+def lf_written_dl_continued(tmp_path_factory):
+    """lakeformat writes the plan; deeplake 3.9.52 opens it for writing and extends, appends,
+    updates and pops (a second plan's writes); lakeformat reads the result."""
+    root = tmp_path_factory.mktemp("lf_dl_continued")
+    (root / "files").mkdir()
+    (root / "files2").mkdir()
+    url = str(root / "ds")
+    first = _plan(str(root / "files"), "lakeformat")
+    ds = lakeformat.empty(url, overwrite=True)
+    ops.apply_ops(lakeformat, ds, first.ops)
+    ds.flush()
+    del ds
+    second = cases.build_plan(np.random.default_rng(cases.seed() + 2), str(root / "files2"), "deeplake")
+    plan = first.continued_by(second, deeplake_pops=True)
+    run_deeplake3(DL_CONTINUE, inputs={"path": url, "ops": plan.ops})
+    ds = lakeformat.load(url, read_only=True)
+    ds.populate_creds("local_key", {})
+    return plan, ops.dump_dataset(ds)
+
+
+@pytest.mark.parametrize("name", TENSORS)
+def test_lakeformat_reads_tensor_deeplake3_appended_to(lf_written_dl_continued, name):
+    plan, ours = lf_written_dl_continued
+    errors = compare_tensor(name, plan.expect[name], ours["tensors"].get(name))
+    assert not errors, "lakeformat reads a lakeformat-written tensor that deeplake 3.9.52 then wrote to differently:\n" + "\n".join(errors)
+
+
 # ----------------------------------------------------------------------------- S3 (moto)
 
 
@@ -185,3 +250,74 @@ def test_s3_deeplake3_writes_lakeformat_reads(s3_url, tmp_path):
     plan, ours = deeplake_writes(url, storage_options, str(tmp_path), remote=True)
     errors = _dataset_errors(plan, ours)
     assert not errors, "lakeformat reads a deeplake 3.9.52 dataset on S3 differently:\n" + "\n".join(errors)
+
+
+# ----------------------------------------------------------------------------- zstd, our extension
+
+DL_READ_EACH = """
+import deeplake
+out = {}
+for path in INPUT["paths"]:
+    try:
+        ds = deeplake.load(path, read_only=True)
+        out[path] = {"values": {name: ds[name].numpy(aslist=True) for name in sorted(ds.tensors)}}
+    except Exception as e:
+        chain, cause = [], e
+        while cause is not None:
+            chain.append(f"{type(cause).__module__}.{type(cause).__name__}: {cause}")
+            cause = cause.__cause__ or cause.__context__
+        out[path] = {"error": chain}
+emit(out)
+"""
+
+
+def test_deeplake3_refuses_zstd_tensors(tmp_path):
+    """zstd chunks (and zstd samples) are our extension of the layout: the tensor meta names
+    the compression, so deeplake 3.9.52 raises its own error instead of returning bytes it
+    cannot decode; lakeformat reads them back."""
+    rng = np.random.default_rng(cases.seed())
+    data = [rng.integers(-1000, 1000, (int(rng.integers(0, 9)), 3)).astype("int32") for _ in range(12)]
+    paths = {}
+    for kind in ("chunk_compression", "sample_compression"):
+        path = str(tmp_path / kind)
+        ds = lakeformat.empty(path, overwrite=True)
+        ds.create_tensor("plain", dtype="int32")
+        ds.create_tensor("zstd", dtype="int32", max_chunk_size=200, **{kind: "zstd"})
+        ds.extend({"plain": data, "zstd": data})
+        ds.flush()
+        back = lakeformat.load(path, read_only=True)
+        assert all(np.array_equal(a, b) for a, b in zip(back["zstd"].numpy(aslist=True), data))
+        assert back["zstd"].meta.d[kind] == "zstd"
+        paths[kind] = path
+    got = run_deeplake3(DL_READ_EACH, inputs={"paths": list(paths.values())})
+    for kind, path in paths.items():
+        result = got[path]
+        assert "error" in result, f"deeplake 3.9.52 read a zstd ({kind}) tensor instead of refusing it: {result.get('values')}"
+        assert any("zstd" in line for line in result["error"]), f"deeplake 3.9.52 refused the zstd ({kind}) tensor, but not because of zstd: {result['error']}"
+
+
+# ----------------------------------------------------------------------------- image chunk compression
+
+
+def test_lakeformat_reads_deeplake3_image_chunk_compression(tmp_path):
+    """deeplake 3.9.52 also compresses whole chunks of images as one png or jpeg (the samples
+    side by side on one zero-padded canvas); lakeformat must read those datasets too."""
+    rng = np.random.default_rng(cases.seed())
+    plan = cases.Plan()
+    for comp in ("png", "jpeg"):
+        name = f"img_{comp}_chunks"
+        # deeplake sizes image chunks by their compressed size, so it may keep them in one
+        # chunk; this test is about decoding its canvases, chunk counts are not compared
+        plan.create(name, cases.Expect("image", "uint8", "jpeg" if comp == "jpeg" else "array", min_chunks=1),
+                    htype="image", chunk_compression=comp, max_chunk_size=4000)
+        plan.extend({name: cases._images(rng, 10, 3, hw=(16, 32))}, per_tensor=True)
+    url = str(tmp_path / "ds")
+    run_deeplake3(DL_WRITE, inputs={"path": url, "creds": None, "ops": plan.ops, "batched": False})
+    errors = []
+    try:
+        ours = ops.dump_dataset(lakeformat.load(url, read_only=True))
+    except Exception as e:  # noqa: BLE001 - reported below
+        errors.append(f"lakeformat.load failed: {type(e).__name__}: {e}")
+    else:
+        errors = _dataset_errors(plan, ours)
+    assert not errors, "lakeformat reads deeplake 3.9.52 image chunk compression differently:\n" + "\n".join(errors)
