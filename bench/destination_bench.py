@@ -25,7 +25,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -91,14 +90,14 @@ def make_messages(path: Path, n: int, state_every: int, seed: int = 7) -> None:
     os.replace(tmp, path)
 
 
-def catalog(mode: str = "append") -> Dict:
+def catalog(mode: str = "append") -> dict:
     return {"streams": [{"stream": {"name": "users", "json_schema": USERS_SCHEMA, "supported_sync_modes": ["full_refresh", "incremental"],
                                     "source_defined_primary_key": [["id"]], "default_cursor_field": ["updated_at"]},
                          "sync_mode": "incremental", "destination_sync_mode": mode, "primary_key": [["id"]],
                          "cursor_field": ["updated_at"], "generation_id": 1, "minimum_generation_id": 0, "sync_id": 1}]}
 
 
-def run_timed(cmd: List[str], stdin_path: Optional[Path] = None, env: Optional[Dict[str, str]] = None) -> Dict[str, float]:
+def run_timed(cmd: list[str], stdin_path: Path | None = None, env: dict[str, str] | None = None) -> dict[str, float]:
     """Run `cmd` to completion: wall seconds and the child's peak RSS (MiB)."""
     t0 = time.perf_counter()
     stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
@@ -173,7 +172,7 @@ print("rows", len(result["users"].to_pandas()) if False else result.processed_re
 '''
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--records", type=int, default=1_000_000)
     p.add_argument("--state-every", type=int, default=0, help="records between STATE messages (0: one state at the end)")
@@ -188,7 +187,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         make_messages(msgs, args.records, args.state_every)
         print(f"made {msgs} ({msgs.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t:.1f} s", file=sys.stderr)
     env = dict(os.environ, PYTHONPATH=str(REPO) + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""))
-    results: Dict[str, Dict[str, float]] = {}
+    results: dict[str, dict[str, float]] = {}
     work = Path(tempfile.mkdtemp(prefix="dest-bench-", dir=str(DATA)))
     try:
         peers = args.peers.split(",")

@@ -101,11 +101,16 @@ def render_ratios(results: list[dict[str, Any]]) -> str:
             elif "error" in theirs:
                 rows.append([w, p] + ["peer failed"] + ["-"] * (len(RATIO_FIGURES) - 1))
             else:
-                rows.append([w, p] + [f"{ours[k] / theirs[k]:.2f}x" if theirs[k] else "-" for k, _ in RATIO_FIGURES])
+                # A read that did not return the input is no figure to be proud of: flag it.
+                mark = "" if ours.get("verified") and theirs.get("verified") else " (!)"
+                rows.append([w, p] + [f"{ours[k] / theirs[k]:.2f}x{mark}" if theirs[k] else "-"
+                                      for k, _ in RATIO_FIGURES])
     if not rows:
         return lines[0] + "\n(no peers to compare)"
     failures = sorted({r["error"] for r in results if r["peer"] == OURS and "error" in r})
     note = [f"{OURS} failed: {e[:200]}" for e in failures]
+    note += [f"(!) {r['workload']}/{r['peer']}: read back differs from the input: {r.get('verify_error')}"
+             for r in results if "error" not in r and not r.get("verified")]
     return "\n".join(lines + [_fmt_table(header, rows)] + note)
 
 

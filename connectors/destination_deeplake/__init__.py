@@ -3,6 +3,14 @@
 >>> from connectors.destination_deeplake import DestinationDeeplake   # doctest: +SKIP
 >>> DestinationDeeplake().run(["spec"])                                # doctest: +SKIP
 """
-from connectors.destination_deeplake.destination import DestinationDeeplake
+from typing import Any
 
 __all__ = ["DestinationDeeplake"]
+
+
+def __getattr__(name: str) -> Any:  # lazy: `write` runs without importing airbyte_cdk
+    if name == "DestinationDeeplake":
+        from connectors.destination_deeplake.destination import DestinationDeeplake
+
+        return DestinationDeeplake
+    raise AttributeError(name)

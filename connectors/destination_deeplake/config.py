@@ -5,11 +5,11 @@ Every field is data. Nothing in a config is ever evaluated as code (the 2022 con
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any
 
-from airbyte_cdk.models import FailureType
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+from connectors.destination_deeplake.errors import CONFIG, traced
 
 DEFAULT_FLUSH_RECORDS = 50_000
 DEFAULT_FLUSH_MB = 64.0
@@ -19,11 +19,11 @@ DEFAULT_CHUNK_COMPRESSION = "lz4"
 _HTYPE_OPTIONS = ("htype", "dtype", "sample_compression", "chunk_compression")
 
 
-def config_error(message: str) -> AirbyteTracedException:
-    return AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
+def config_error(message: str) -> Exception:
+    return traced(message, CONFIG)
 
 
-def _none_if_none(value: Optional[str]) -> Optional[str]:
+def _none_if_none(value: str | None) -> str | None:
     return None if value in (None, "", "none", "None") else value
 
 
@@ -31,10 +31,10 @@ def _none_if_none(value: Optional[str]) -> Optional[str]:
 class TensorOverride:
     """How one field's tensor is created instead of the default mapping."""
 
-    htype: Optional[str] = None
-    dtype: Optional[str] = None
-    sample_compression: Optional[str] = None
-    chunk_compression: Optional[str] = None
+    htype: str | None = None
+    dtype: str | None = None
+    sample_compression: str | None = None
+    chunk_compression: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,35 +42,35 @@ class LinkField:
     """A field of URL strings stored as links (`link[image]`...) through a creds key."""
 
     htype: str = "link[image]"
-    creds_key: Optional[str] = None
+    creds_key: str | None = None
 
 
-StreamKey = Tuple[Optional[str], str]  # (namespace, stream name)
+StreamKey = tuple[str | None, str]  # (namespace, stream name)
 
 
 @dataclass(frozen=True)
 class DestinationConfig:
     path: str
-    storage_options: Dict[str, Any] = field(default_factory=dict)
+    storage_options: dict[str, Any] = field(default_factory=dict)
     flush_every_records: int = DEFAULT_FLUSH_RECORDS
     flush_every_mb: float = DEFAULT_FLUSH_MB
     flush_every_seconds: float = DEFAULT_FLUSH_SECONDS
-    chunk_compression: Optional[str] = DEFAULT_CHUNK_COMPRESSION
-    tensor_overrides: Dict[StreamKey, Dict[str, TensorOverride]] = field(default_factory=dict)
-    link_fields: Dict[StreamKey, Dict[str, LinkField]] = field(default_factory=dict)
+    chunk_compression: str | None = DEFAULT_CHUNK_COMPRESSION
+    tensor_overrides: dict[StreamKey, dict[str, TensorOverride]] = field(default_factory=dict)
+    link_fields: dict[StreamKey, dict[str, LinkField]] = field(default_factory=dict)
 
     @property
-    def creds(self) -> Optional[Dict[str, Any]]:
+    def creds(self) -> dict[str, Any] | None:
         return dict(self.storage_options) or None
 
-    def overrides_for(self, key: StreamKey) -> Dict[str, TensorOverride]:
+    def overrides_for(self, key: StreamKey) -> dict[str, TensorOverride]:
         return {**self.tensor_overrides.get((None, key[1]), {}), **self.tensor_overrides.get(key, {})}
 
-    def links_for(self, key: StreamKey) -> Dict[str, LinkField]:
+    def links_for(self, key: StreamKey) -> dict[str, LinkField]:
         return {**self.link_fields.get((None, key[1]), {}), **self.link_fields.get(key, {})}
 
     @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any]) -> "DestinationConfig":
+    def from_mapping(cls, raw: Mapping[str, Any]) -> DestinationConfig:
         """Parse and check a config object; raise a config-error AirbyteTracedException."""
         if not isinstance(raw, Mapping):
             raise config_error("The config must be a JSON object.")
@@ -92,7 +92,7 @@ class DestinationConfig:
         cc = _none_if_none(raw.get("chunk_compression", DEFAULT_CHUNK_COMPRESSION))
         if cc not in (None, "lz4", "zstd"):
             raise config_error(f"`chunk_compression` must be none, lz4 or zstd, got {cc!r}.")
-        overrides: Dict[StreamKey, Dict[str, TensorOverride]] = {}
+        overrides: dict[StreamKey, dict[str, TensorOverride]] = {}
         for item in raw.get("tensor_overrides") or []:
             key, fname = _stream_field(item, "tensor_overrides")
             unknown = set(item) - {"stream", "namespace", "field", *_HTYPE_OPTIONS}
@@ -102,7 +102,7 @@ class DestinationConfig:
             if ov.htype is not None:
                 _check_htype(ov.htype, f"tensor_overrides {key[1]}.{fname}")
             overrides.setdefault(key, {})[fname] = ov
-        links: Dict[StreamKey, Dict[str, LinkField]] = {}
+        links: dict[StreamKey, dict[str, LinkField]] = {}
         for item in raw.get("link_fields") or []:
             key, fname = _stream_field(item, "link_fields")
             htype = item.get("htype") or "link[image]"
@@ -122,7 +122,7 @@ class DestinationConfig:
         )
 
 
-def _stream_field(item: Any, where: str) -> Tuple[StreamKey, str]:
+def _stream_field(item: Any, where: str) -> tuple[StreamKey, str]:
     if not isinstance(item, Mapping) or not isinstance(item.get("stream"), str) or not isinstance(item.get("field"), str):
         raise config_error(f"each `{where}` entry needs string `stream` and `field`, got {item!r}.")
     return (item.get("namespace") or None, item["stream"]), item["field"]

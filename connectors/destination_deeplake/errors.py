@@ -2,15 +2,13 @@
 the write path never imports airbyte_cdk (its import alone costs ~2 CPU-seconds) unless it fails."""
 from __future__ import annotations
 
-from typing import Optional
-
 CONFIG = "config_error"
 SYSTEM = "system_error"
 TRANSIENT = "transient_error"
 
 
-def traced(message: str, failure_type: str = SYSTEM, internal_message: Optional[str] = None,
-           exception: Optional[BaseException] = None) -> Exception:
+def traced(message: str, failure_type: str = SYSTEM, internal_message: str | None = None,
+           exception: BaseException | None = None) -> Exception:
     """An `AirbyteTracedException(message, internal_message, failure_type)`."""
     from airbyte_cdk.models import FailureType
     from airbyte_cdk.utils.traced_exception import AirbyteTracedException
@@ -25,12 +23,15 @@ def is_traced(exc: BaseException) -> bool:
 
 def failure_from(exc: BaseException, during: str) -> Exception:
     """Any error -> an AirbyteTracedException with the failure type the platform acts on:
-    permissions and locks are config errors, I/O and network errors transient, the rest system."""
+    permissions are config errors; I/O, network errors and a branch locked by another writer
+    are transient; the rest are system errors."""
     if is_traced(exc):
         return exc  # type: ignore[return-value]
     from lakeformat.errors import LakeFormatError, LockedError, ReadOnlyError
 
-    if isinstance(exc, (PermissionError, LockedError, ReadOnlyError)):
+    if isinstance(exc, LockedError):
+        ft = TRANSIENT  # a killed writer's lock expires: a retry later goes through
+    elif isinstance(exc, (PermissionError, ReadOnlyError)):
         ft = CONFIG
     elif isinstance(exc, (OSError, TimeoutError, ConnectionError)):
         ft = TRANSIENT

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -60,14 +61,14 @@ _BAD_CHARS = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
 # ------------------------------------------------------------------------------------ schemas
-def _types(schema: Dict[str, Any]) -> List[str]:
+def _types(schema: dict[str, Any]) -> list[str]:
     t = schema.get("type")
     if t is None:
         return []
     return [t] if isinstance(t, str) else list(t)
 
 
-def _ref_kind(ref: str) -> Optional[str]:
+def _ref_kind(ref: str) -> str | None:
     name = ref.rsplit("/", 1)[-1]
     return {
         "Integer": INT, "Number": FLOAT, "Boolean": BOOL, "String": TEXT, "BinaryData": TEXT,
@@ -136,7 +137,7 @@ def kind_of_value(v: Any) -> str:
     return JSON
 
 
-def tensor_args(kind: str) -> Dict[str, Any]:
+def tensor_args(kind: str) -> dict[str, Any]:
     """create_tensor keyword arguments and the tensor info of a kind."""
     if kind == INT or kind == INT_ARRAY:
         return {"htype": "generic", "dtype": "int64"}
@@ -151,14 +152,14 @@ def tensor_args(kind: str) -> Dict[str, Any]:
     return {"htype": "json"}
 
 
-def tensor_info(kind: str, field_name: str) -> Dict[str, Any]:
-    info: Dict[str, Any] = {"airbyte_kind": kind, "airbyte_field": field_name}
+def tensor_info(kind: str, field_name: str) -> dict[str, Any]:
+    info: dict[str, Any] = {"airbyte_kind": kind, "airbyte_field": field_name}
     if kind in TIME_KINDS:
         info.update(temporal.info_for(*TIME_KINDS[kind]))
     return info
 
 
-def tensor_name(field_name: str, taken: Dict[str, str], reserved: Any) -> str:
+def tensor_name(field_name: str, taken: dict[str, str], reserved: Any) -> str:
     """A valid, unused tensor name for a field (the field's own name when it can be)."""
     name = field_name if _NAME_OK.match(field_name or "") else _BAD_CHARS.sub("_", field_name or "field") or "field"
     if not _NAME_OK.match(name):
@@ -176,9 +177,9 @@ def tensor_name(field_name: str, taken: Dict[str, str], reserved: Any) -> str:
 class ColumnResult:
     """A converted column: what to pass to ds.extend, and the rows nulled on the way."""
 
-    __slots__ = ("values", "nulled", "widen")
+    __slots__ = ("nulled", "values", "widen")
 
-    def __init__(self, values: Any, nulled: Optional[List[int]] = None, widen: Optional[str] = None):
+    def __init__(self, values: Any, nulled: list[int] | None = None, widen: str | None = None):
         self.values = values
         self.nulled = nulled or []
         self.widen = widen
@@ -189,15 +190,15 @@ _ONE_US = dt.timedelta(microseconds=1)
 _fromiso = dt.datetime.fromisoformat
 
 
-def _scalar(col: List[Any], dtype: Any, ok: Callable[[Any], bool], allowed: set) -> ColumnResult:
+def _scalar(col: list[Any], dtype: Any, ok: Callable[[Any], bool], allowed: set) -> ColumnResult:
     types = set(map(type, col))
     if types <= allowed:
         try:
             return ColumnResult(np.asarray(col, dtype=dtype).reshape(-1, 1))
         except (OverflowError, ValueError, TypeError):
             pass
-    out: List[Any] = []
-    nulled: List[int] = []
+    out: list[Any] = []
+    nulled: list[int] = []
     for i, v in enumerate(col):
         if v is None:
             out.append(None)
@@ -223,22 +224,22 @@ def _is_num(v: Any) -> bool:
     return type(v) in (int, float) and (type(v) is float or INT64_MIN * 2**10 <= v <= INT64_MAX * 2**10)
 
 
-def convert_int(col: List[Any]) -> ColumnResult:
+def convert_int(col: list[Any]) -> ColumnResult:
     types = set(map(type, col))
     if float in types and any(type(v) is float and not v.is_integer() for v in col):
         return ColumnResult(None, widen=FLOAT)
     return _scalar(col, np.int64, lambda v: _is_int(v) or _is_intlike_float(v), {int})
 
 
-def convert_float(col: List[Any]) -> ColumnResult:
+def convert_float(col: list[Any]) -> ColumnResult:
     return _scalar(col, np.float64, _is_num, {int, float})
 
 
-def convert_bool(col: List[Any]) -> ColumnResult:
+def convert_bool(col: list[Any]) -> ColumnResult:
     return _scalar(col, np.bool_, lambda v: type(v) is bool, {bool})
 
 
-def convert_text(col: List[Any]) -> ColumnResult:
+def convert_text(col: list[Any]) -> ColumnResult:
     types = set(map(type, col))
     if types <= {str, _NONE}:
         return ColumnResult(col)
@@ -263,7 +264,7 @@ def _micros_ntz(s: str) -> int:
 _UTC_SUFFIXES = ("+00:00", "Z", "+0000")
 
 
-def _numpy_times(col: List[Any], kind: str) -> Optional[np.ndarray]:
+def _numpy_times(col: list[Any], kind: str) -> np.ndarray | None:
     """The common case in bulk: every value a str of one length, in UTC (one suffix) for a
     timestamp with time zone, or without offset for one without; numpy parses them in C.
     None when the batch is anything else (the per-value path then decides)."""
@@ -291,15 +292,15 @@ def _numpy_times(col: List[Any], kind: str) -> Optional[np.ndarray]:
     return arr.astype(np.int64).reshape(-1, 1)
 
 
-def convert_time(col: List[Any], kind: str) -> ColumnResult:
+def convert_time(col: list[Any], kind: str) -> ColumnResult:
     """ISO-8601 strings -> int64 microseconds, exactly as `lakeformat.temporal.to_micros`."""
     bulk = _numpy_times(col, kind)
     if bulk is not None:
         return ColumnResult(bulk)
     tkind = TIME_KINDS[kind][0]
     fast = _micros_tz if kind == TIMESTAMP_TZ else _micros_ntz if kind == TIMESTAMP_NTZ else None
-    out: List[Any] = []
-    nulled: List[int] = []
+    out: list[Any] = []
+    nulled: list[int] = []
     has_null = False
     for i, v in enumerate(col):
         if v is None:
@@ -333,10 +334,10 @@ def _ntz_slow(s: str) -> int:
     return temporal.to_micros(d, "timestamp")
 
 
-def convert_array(col: List[Any], kind: str) -> ColumnResult:
+def convert_array(col: list[Any], kind: str) -> ColumnResult:
     dtype = np.int64 if kind == INT_ARRAY else np.float64
-    out: List[Any] = []
-    nulled: List[int] = []
+    out: list[Any] = []
+    nulled: list[int] = []
     for i, v in enumerate(col):
         if v is None:
             out.append(None)
@@ -355,11 +356,11 @@ def convert_array(col: List[Any], kind: str) -> ColumnResult:
     return ColumnResult(out, nulled)
 
 
-def convert_json(col: List[Any]) -> ColumnResult:
+def convert_json(col: list[Any]) -> ColumnResult:
     return ColumnResult(col)
 
 
-def convert(kind: str, col: List[Any]) -> ColumnResult:
+def convert(kind: str, col: list[Any]) -> ColumnResult:
     """One column of a batch, as values for ds.extend (see the module docstring)."""
     if kind == INT:
         return convert_int(col)
@@ -388,10 +389,42 @@ def value_of(kind: str, v: Any) -> Any:
     return a.reshape(-1)[0].item()
 
 
-def widen_values(values: List[Any], to_kind: str) -> List[Any]:
+def widen_values(values: list[Any], to_kind: str) -> list[Any]:
     """Samples of an int tensor, as samples of the wider kind."""
     out = []
     for v in values:
         a = np.asarray(v)
         out.append(None if a.size == 0 and to_kind == FLOAT else a.astype(np.float64))
     return out
+
+
+def convert_override(ov: Any, col: list[Any]) -> ColumnResult:
+    """Values for a tensor made by `tensor_overrides`: a base64 string into an image tensor
+    becomes its decoded file bytes, a list into a numeric tensor an array of its dtype. The
+    tensor itself judges the result (a rejected sample is nulled by the sink)."""
+    import base64
+
+    from lakeformat.core.sample import Sample
+    from lakeformat.htypes import TEXT_HTYPES, parse_htype
+
+    base = parse_htype(ov.htype)[0] if ov.htype else "generic"
+    if base in TEXT_HTYPES:
+        return ColumnResult(col)
+    dtype = np.dtype(ov.dtype) if ov.dtype else None
+    out: list[Any] = []
+    nulled: list[int] = []
+    for i, v in enumerate(col):
+        if v is None:
+            out.append(None)
+            continue
+        try:
+            if isinstance(v, str) and base.startswith("image"):
+                out.append(Sample(buffer=base64.b64decode(v, validate=True)))
+            elif isinstance(v, (list, int, float)) and not isinstance(v, bool) or isinstance(v, bool) and dtype == np.bool_:
+                out.append(np.asarray(v, dtype=dtype) if dtype is not None else np.asarray(v))
+            else:
+                raise ValueError(type(v).__name__)
+        except (ValueError, TypeError, OverflowError):
+            out.append(None)
+            nulled.append(i)
+    return ColumnResult(out, nulled)

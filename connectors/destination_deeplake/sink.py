@@ -15,24 +15,29 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from operator import itemgetter
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 import orjson
 
 import lakeformat
-from lakeformat.errors import LakeFormatError
 from connectors.destination_deeplake import schema as S
+from lakeformat.errors import LakeFormatError, SampleError
 
 logger = logging.getLogger("airbyte.destination_deeplake")
 
 META_TENSORS = ("_airbyte_raw_id", "_airbyte_extracted_at", "_airbyte_generation_id", "_airbyte_meta")
 STAGE_PREFIX = "airbyte-stage-g"
 DEFAULT_BRANCH = "main"
+CACHE_BYTES = 16 * 1024 * 1024
+# 8 MiB chunks (deeplake's usual size): with ~3 tensors per field, the open chunks of a wide
+# stream stay well under the 1 GiB budget
+MAX_CHUNK_BYTES = 8 * 1024 * 1024
 
 
-def stream_url(base: str, namespace: Optional[str], name: str) -> str:
+def stream_url(base: str, namespace: str | None, name: str) -> str:
     base = base.rstrip("/")
     parts = [p for p in (namespace, name) if p]
     for p in parts:
@@ -41,7 +46,7 @@ def stream_url(base: str, namespace: Optional[str], name: str) -> str:
     return "/".join([base, *parts])
 
 
-def uuid4_strings(n: int) -> List[str]:
+def uuid4_strings(n: int) -> list[str]:
     """n random UUID4 strings, formatted in bulk (no per-row uuid.uuid4())."""
     if n == 0:
         return []
@@ -59,11 +64,11 @@ def uuid4_strings(n: int) -> List[str]:
 class StreamSink:
     """Writes one configured stream into its dataset."""
 
-    def __init__(self, url: str, creds: Optional[Dict[str, Any]], *, stream_name: str, namespace: Optional[str],
-                 json_schema: Dict[str, Any], sync_mode: str, primary_key: Sequence[Sequence[str]],
+    def __init__(self, url: str, creds: dict[str, Any] | None, *, stream_name: str, namespace: str | None,
+                 json_schema: dict[str, Any], sync_mode: str, primary_key: Sequence[Sequence[str]],
                  cursor_field: Sequence[str], generation_id: int, minimum_generation_id: int,
-                 sync_id: Optional[int], chunk_compression: Optional[str], overrides: Dict[str, Any],
-                 links: Dict[str, Any]):
+                 sync_id: int | None, chunk_compression: str | None, overrides: dict[str, Any],
+                 links: dict[str, Any]):
         self.url = url
         self.creds = creds
         self.stream_name = stream_name
@@ -79,8 +84,8 @@ class StreamSink:
         self.links = links
         self.truncate = sync_mode == "overwrite" or (self.minimum_generation_id > 0 and self.minimum_generation_id == self.generation_id)
         self.staged = False
-        self.ds: Optional[lakeformat.Dataset] = None
-        self.fields: Dict[str, Tuple[str, str]] = {}  # field -> (tensor name, kind)
+        self.ds: lakeformat.Dataset | None = None
+        self.fields: dict[str, tuple[str, str]] = {}  # field -> (tensor name, kind)
         self.declared = {k: v for k, v in ((json_schema or {}).get("properties") or {}).items()}
         self.records_written = 0
         self.rows_nulled = 0
@@ -92,7 +97,8 @@ class StreamSink:
 
     # ------------------------------------------------------------------------------ opening
     def open(self) -> None:
-        ds = lakeformat.dataset(self.url, creds=self.creds)
+        # a small read cache: the destination writes, and every cached byte is resident memory
+        ds = lakeformat.dataset(self.url, creds=self.creds, cache_size=CACHE_BYTES)
         if self.truncate and ds.commit_id is not None:
             stage = f"{STAGE_PREFIX}{self.generation_id}"
             if stage in ds.branches:
@@ -150,7 +156,7 @@ class StreamSink:
                              chunk_compression=ov.chunk_compression if ov.sample_compression is None else None)
         else:
             args = S.tensor_args(kind)
-            ds.create_tensor(tname, chunk_compression=self.chunk_compression, **args)
+            ds.create_tensor(tname, chunk_compression=self.chunk_compression, max_chunk_size=MAX_CHUNK_BYTES, **args)
         ds[tname].info.update(S.tensor_info(kind, fname))
         if rows and ds[tname].num_samples < rows:
             ds[tname].extend([None] * rows)  # earlier rows hold no value for a new field: nulls
@@ -174,7 +180,7 @@ class StreamSink:
         tname, kind = self.fields[fname]
         values = S.widen_values(ds[tname].numpy(aslist=True), to_kind)
         tmp = f"{tname}__widening"
-        ds.create_tensor(tmp, chunk_compression=self.chunk_compression, **S.tensor_args(to_kind))
+        ds.create_tensor(tmp, chunk_compression=self.chunk_compression, max_chunk_size=MAX_CHUNK_BYTES, **S.tensor_args(to_kind))
         ds[tmp].extend(values)
         ds[tmp].info.update(S.tensor_info(to_kind, fname))
         ds.delete_tensor(tname)
@@ -183,7 +189,7 @@ class StreamSink:
         logger.info("%s: field %r widened from %s to %s", self.label, fname, kind, to_kind)
 
     # ------------------------------------------------------------------------------ writing
-    def write(self, datas: List[Dict[str, Any]], emitted_at: List[Any]) -> None:
+    def write(self, datas: list[dict[str, Any]], emitted_at: list[Any]) -> None:
         """Append one batch of record data (dicts) with their emitted_at (ms)."""
         assert self.ds is not None
         n = len(datas)
@@ -199,8 +205,8 @@ class StreamSink:
             if fname not in self.fields:
                 first = next((d[fname] for d in datas if d.get(fname) is not None), None)
                 self.ensure_field(fname, self._declared_kind(fname, self.declared.get(fname)) if fname in self.declared or fname in self.links or fname in self.overrides else S.kind_of_value(first))
-        changes: Dict[int, List[Dict[str, str]]] = {}
-        batch: Dict[str, Any] = {}
+        changes: dict[int, list[dict[str, str]]] = {}
+        batch: dict[str, Any] = {}
         for fname, (tname, kind) in list(self.fields.items()):
             if fname not in seen:
                 col = [None] * n
@@ -214,7 +220,10 @@ class StreamSink:
                 batch[tname] = [None if v is None else lakeformat.link(str(v), creds_key=cred) for v in col]
                 continue
             if kind == S.OVERRIDE:
-                batch[tname] = col
+                res = S.convert_override(self.overrides[fname], col)
+                for i in res.nulled:
+                    changes.setdefault(i, []).append({"field": fname, "change": "NULLED", "reason": S.TYPECAST_ERROR})
+                batch[tname] = res.values
                 continue
             res = S.convert(kind, col)
             if res.widen:
@@ -233,15 +242,43 @@ class StreamSink:
             batch["_airbyte_meta"] = [plain if i not in changes else {"sync_id": self.sync_id, "changes": changes[i]} for i in range(n)]
         else:
             batch["_airbyte_meta"] = [plain] * n
-        self.ds.extend(batch, append_empty=True)
+        self._extend(batch, changes, n)
         self.records_written += n
+
+    def _extend(self, batch: dict[str, Any], changes: dict[int, list[dict[str, str]]], n: int) -> None:
+        """ds.extend; a sample the tensor rejects is nulled, named in its row's changes, and the
+        (atomic) extend retried, so that one bad value never fails a sync."""
+        assert self.ds is not None
+        by_tensor = {t: f for f, (t, _) in self.fields.items()}
+        for _ in range(n + 1):
+            try:
+                self.ds.extend(batch, append_empty=True)
+                return
+            except SampleError as e:
+                tname = (e.tensor or "").split("/")[-1]
+                if tname not in batch or tname not in by_tensor or e.index is None:
+                    raise
+                i = e.index - self.ds[tname].num_samples
+                if not 0 <= i < n or batch[tname][i] is None:
+                    raise
+                values = batch[tname]
+                values = list(values) if not isinstance(values, list) else values
+                values[i] = None
+                batch[tname] = values
+                row_changes = changes.setdefault(i, [])
+                row_changes.append({"field": by_tensor[tname], "change": "NULLED", "reason": S.TYPECAST_ERROR})
+                meta = batch["_airbyte_meta"]
+                meta = list(meta) if not isinstance(meta, list) else meta
+                meta[i] = {"sync_id": self.sync_id, "changes": row_changes}
+                batch["_airbyte_meta"] = meta
+                self.rows_nulled += 1
 
     def flush(self) -> None:
         if self.ds is not None:
             self.ds.flush()
 
     # ------------------------------------------------------------------------------ the end
-    def _column(self, fname: str) -> Optional[List[Any]]:
+    def _column(self, fname: str) -> list[Any] | None:
         assert self.ds is not None
         if fname in META_TENSORS:
             kind = {"_airbyte_extracted_at": S.TIMESTAMP_TZ, "_airbyte_generation_id": S.INT}.get(fname, S.JSON)
@@ -252,7 +289,7 @@ class StreamSink:
             return None
         return [S.value_of(kind, v) for v in self.ds[tname].numpy(aslist=True)]
 
-    def _rows_superseded(self) -> List[int]:
+    def _rows_superseded(self) -> list[int]:
         """Rows that another row with the same primary key supersedes: the latest by cursor
         (nulls first), then by _airbyte_extracted_at, then by position wins. Null key values
         are one value, as SQL's PARTITION BY groups them. A winner whose
@@ -270,7 +307,7 @@ class StreamSink:
         if cursor is not None and len(self.cursor_field) > 1:
             cursor = [_dig(v, self.cursor_field[1:]) for v in cursor]
         extracted = self._column("_airbyte_extracted_at") or [None] * n
-        best: Dict[Any, Tuple[Any, int]] = {}
+        best: dict[Any, tuple[Any, int]] = {}
         for i in range(n):
             k = tuple(col[i] for col in keys)
             c = cursor[i] if cursor is not None else None
@@ -284,7 +321,7 @@ class StreamSink:
             keep = {i for i in keep if deleted[i] is None}
         return [i for i in range(n) if i not in keep]
 
-    def _rows_of_old_generations(self) -> List[int]:
+    def _rows_of_old_generations(self) -> list[int]:
         gens = self._column("_airbyte_generation_id") or []
         return [i for i, g in enumerate(gens) if (g or 0) < self.minimum_generation_id]
 
@@ -293,7 +330,7 @@ class StreamSink:
         for i in sorted(set(rows), reverse=True):
             self.ds.pop(i)
 
-    def finish(self, last_state: Optional[Dict[str, Any]]) -> str:
+    def finish(self, last_state: dict[str, Any] | None) -> str:
         """Dedup, drop older generations, commit once (and move main to a staged truncate)."""
         assert self.ds is not None
         ds = self.ds
@@ -358,7 +395,7 @@ def _orderable(v: Any) -> Any:
     return (1, str(v))
 
 
-def promote_branch(ds: "lakeformat.Dataset", url: str, creds: Optional[Dict[str, Any]]) -> None:
+def promote_branch(ds: lakeformat.Dataset, url: str, creds: dict[str, Any] | None) -> None:
     """Move `main` to the last commit of the staging branch `ds` is on, as one write of the
     version tree, and forget the staging branch. `main`'s log then reads: the staged sync's
     commit, then the commits main had (the staging branch was cut from main's last commit).

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
-
-from airbyte_cdk.models import FailureType
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from connectors.destination_deeplake.config import DestinationConfig, StreamKey
+from connectors.destination_deeplake.errors import CONFIG, traced
 from connectors.destination_deeplake.sink import StreamSink, stream_url
 
 logger = logging.getLogger("airbyte.destination_deeplake")
@@ -28,27 +27,27 @@ def _descriptor_key(desc: Mapping[str, Any]) -> StreamKey:
 class SyncWriter:
     """One sync: a configured catalog (dict form), a config and where to emit messages."""
 
-    def __init__(self, config: DestinationConfig, catalog: Mapping[str, Any], emit: Callable[[Dict[str, Any]], None]):
+    def __init__(self, config: DestinationConfig, catalog: Mapping[str, Any], emit: Callable[[dict[str, Any]], None]):
         self.config = config
         self.emit = emit
-        self.streams: Dict[StreamKey, Dict[str, Any]] = {}
+        self.streams: dict[StreamKey, dict[str, Any]] = {}
         for cs in catalog.get("streams") or []:
             st = cs["stream"]
             self.streams[(st.get("namespace") or None, st["name"])] = cs
-        self.sinks: Dict[StreamKey, StreamSink] = {}
-        self.buffers: Dict[StreamKey, Tuple[List[Dict[str, Any]], List[Any]]] = {}
+        self.sinks: dict[StreamKey, StreamSink] = {}
+        self.buffers: dict[StreamKey, tuple[list[dict[str, Any]], list[Any]]] = {}
         self.buffered_records = 0
         self.buffered_bytes = 0
-        self.buffer_started: Optional[float] = None
+        self.buffer_started: float | None = None
         self.max_records = config.flush_every_records
         self.max_bytes = int(config.flush_every_mb * 1024 * 1024)
         self.max_seconds = config.flush_every_seconds
-        self.pending_states: List[Dict[str, Any]] = []
-        self.totals: Dict[StreamKey, int] = {}  # records received per stream
-        self.at_state: Dict[StreamKey, int] = {}  # ... when its last state came
+        self.pending_states: list[dict[str, Any]] = []
+        self.totals: dict[StreamKey, int] = {}  # records received per stream
+        self.at_state: dict[StreamKey, int] = {}  # ... when its last state came
         self.at_global = 0
-        self.last_state: Dict[StreamKey, Dict[str, Any]] = {}
-        self.last_global: Optional[Dict[str, Any]] = None
+        self.last_state: dict[StreamKey, dict[str, Any]] = {}
+        self.last_global: dict[str, Any] | None = None
         self.records_total = 0
 
     # ------------------------------------------------------------------------------ sinks
@@ -58,11 +57,8 @@ class SyncWriter:
             cs = self.streams.get(key)
             if cs is None:
                 name = f"{key[0]}.{key[1]}" if key[0] else key[1]
-                raise AirbyteTracedException(
-                    message=f"Received a record for stream {name!r}, which is not in the configured catalog.",
-                    internal_message=f"stream {key} not in catalog {sorted(map(str, self.streams))}",
-                    failure_type=FailureType.config_error,
-                )
+                raise traced(f"Received a record for stream {name!r}, which is not in the configured catalog.", CONFIG,
+                             f"stream {key} not in catalog {sorted(map(str, self.streams))}")
             st = cs["stream"]
             s = StreamSink(
                 stream_url(self.config.path, key[0], key[1]), self.config.creds,
@@ -104,7 +100,7 @@ class SyncWriter:
             elif time.monotonic() - self.buffer_started >= self.max_seconds:
                 self.flush()
 
-    def state(self, msg: Dict[str, Any]) -> None:
+    def state(self, msg: dict[str, Any]) -> None:
         """A STATE message (the whole message dict): count, then hold or emit it."""
         st = msg.get("state") or {}
         stype = st.get("type")
@@ -145,7 +141,7 @@ class SyncWriter:
         self.buffer_started = None
         self._emit_states()
 
-    def finish(self) -> List[str]:
+    def finish(self) -> list[str]:
         """End of input: flush, emit the held states, then end each stream (one commit each)."""
         self.flush()
         self.open_all()  # a stream that sent no record is still overwritten / committed

@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("airbyte_cdk")
 
-import lakeformat  # noqa: E402
+import lakeformat
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = "airbyte/destination-deeplake:test"

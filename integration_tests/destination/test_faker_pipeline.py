@@ -9,7 +9,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 import pytest
 
@@ -18,8 +18,8 @@ pytest.importorskip("airbyte_cdk")
 os.environ.setdefault("AIRBYTE_OFFLINE_MODE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-import lakeformat  # noqa: E402
-from lakeformat import temporal  # noqa: E402
+import lakeformat
+from lakeformat import temporal
 
 REPO = Path(__file__).resolve().parents[2]
 COUNT = 50
@@ -44,14 +44,14 @@ def destination_exe(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def faker_catalog(faker_exe, tmp_path_factory) -> Dict[str, Any]:
+def faker_catalog(faker_exe, tmp_path_factory) -> dict[str, Any]:
     d = tmp_path_factory.mktemp("faker")
     (d / "c.json").write_text(json.dumps({"count": COUNT, "seed": 42}))
     out = subprocess.run([faker_exe, "discover", "--config", str(d / "c.json")], capture_output=True, text=True, timeout=300, check=True)
     return next(json.loads(line)["catalog"] for line in out.stdout.splitlines() if '"CATALOG"' in line)
 
 
-def configured(catalog: Dict[str, Any], mode: str, generation: int = 1, minimum: int = 0, sync_id: int = 1) -> Dict[str, Any]:
+def configured(catalog: dict[str, Any], mode: str, generation: int = 1, minimum: int = 0, sync_id: int = 1) -> dict[str, Any]:
     return {"streams": [{
         "stream": s, "sync_mode": "incremental" if mode != "overwrite" else "full_refresh",
         "destination_sync_mode": mode, "cursor_field": ["updated_at"], "primary_key": [["id"]],
@@ -59,19 +59,27 @@ def configured(catalog: Dict[str, Any], mode: str, generation: int = 1, minimum:
     } for s in catalog["streams"]]}
 
 
-def sync(faker_exe: str, destination_exe: str, work: Path, lake: Path, cat: Dict[str, Any], seed: int = 42) -> List[Dict[str, Any]]:
-    """source-faker read | destination-deeplake write; returns (source records, destination output)."""
+@pytest.fixture(scope="session")
+def faker_reads(faker_exe, faker_catalog, tmp_path_factory) -> List[bytes]:
+    """Two reads of the source (the sync mode is the destination's business: faker's output is
+    the same for every mode), reused by every test."""
+    d = tmp_path_factory.mktemp("faker-reads")
+    (d / "c.json").write_text(json.dumps({"count": COUNT, "seed": 42}))
+    (d / "cat.json").write_text(json.dumps(configured(faker_catalog, "append")))
+    return [subprocess.run([faker_exe, "read", "--config", str(d / "c.json"), "--catalog", str(d / "cat.json")],
+                           capture_output=True, timeout=300, check=True).stdout for _ in range(2)]
+
+
+def sync(source_output: bytes, destination_exe: str, work: Path, lake: Path, cat: Dict[str, Any]):
+    """source-faker's recorded output | destination-deeplake write; returns (source records, destination output)."""
     work.mkdir(parents=True, exist_ok=True)
-    (work / "c.json").write_text(json.dumps({"count": COUNT, "seed": seed}))
     (work / "d.json").write_text(json.dumps({"path": str(lake), "flush_every_records": 40}))
     (work / "cat.json").write_text(json.dumps(cat))
-    src = subprocess.run([faker_exe, "read", "--config", str(work / "c.json"), "--catalog", str(work / "cat.json")],
-                         capture_output=True, timeout=300, check=True)
     dst = subprocess.run([destination_exe, "write", "--config", str(work / "d.json"), "--catalog", str(work / "cat.json")],
-                         input=src.stdout, capture_output=True, timeout=300)
+                         input=source_output, capture_output=True, timeout=300)
     assert dst.returncode == 0, dst.stderr.decode()[-3000:] + dst.stdout.decode()[-3000:]
     out = [json.loads(line) for line in dst.stdout.splitlines()]
-    records = [json.loads(line)["record"] for line in src.stdout.splitlines() if line.startswith(b'{"type":"RECORD"')]
+    records = [json.loads(line)["record"] for line in source_output.splitlines() if line.startswith(b'{"type":"RECORD"')]
     return records, out
 
 
@@ -90,13 +98,13 @@ def _log(ds):
 
 
 @pytest.mark.parametrize("mode", ["append", "append_dedup", "overwrite"])
-def test_faker_into_lake(mode, faker_exe, destination_exe, faker_catalog, tmp_path):
+def test_faker_into_lake(mode, faker_reads, destination_exe, faker_catalog, tmp_path):
     lake = tmp_path / "lake"
-    first, out1 = sync(faker_exe, destination_exe, tmp_path / "s1", lake, configured(faker_catalog, mode, 1, 1 if mode == "overwrite" else 0, 1))
+    first, out1 = sync(faker_reads[0], destination_exe, tmp_path / "s1", lake, configured(faker_catalog, mode, 1, 1 if mode == "overwrite" else 0, 1))
     states = [m for m in out1 if m["type"] == "STATE"]
     assert states and sum(m["state"]["destinationStats"]["recordCount"] for m in states) == len(first) == 3 * COUNT
     assert all(m["type"] in ("STATE", "LOG") for m in out1)
-    second, _ = sync(faker_exe, destination_exe, tmp_path / "s2", lake, configured(faker_catalog, mode, 2, 2 if mode == "overwrite" else 0, 2))
+    second, _ = sync(faker_reads[1], destination_exe, tmp_path / "s2", lake, configured(faker_catalog, mode, 2, 2 if mode == "overwrite" else 0, 2))
     users = lakeformat.load(str(lake / "users"), read_only=True)
     expected_rows = {"append": 2 * COUNT, "append_dedup": COUNT, "overwrite": COUNT}[mode]
     assert len(users) == expected_rows

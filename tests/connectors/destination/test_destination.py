@@ -13,16 +13,26 @@ import pytest
 
 pytest.importorskip("airbyte_cdk")
 
-import lakeformat  # noqa: E402
-from lakeformat import temporal  # noqa: E402
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException  # noqa: E402
-from airbyte_cdk.models import FailureType  # noqa: E402
+from airbyte_cdk.models import FailureType
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from connectors.destination_deeplake import schema as S  # noqa: E402
-from connectors.destination_deeplake.config import DestinationConfig  # noqa: E402
-from connectors.destination_deeplake.destination import DestinationDeeplake, check_storage  # noqa: E402
-from connectors.destination_deeplake.sink import uuid4_strings  # noqa: E402
-from tests.connectors.destination.helpers import catalog, record, state, states_of, stream, write  # noqa: E402
+import lakeformat
+from connectors.destination_deeplake import schema as S
+from connectors.destination_deeplake.config import DestinationConfig
+from connectors.destination_deeplake.destination import (
+    DestinationDeeplake,
+    check_storage,
+)
+from connectors.destination_deeplake.sink import uuid4_strings
+from lakeformat import temporal
+from tests.connectors.destination.helpers import (
+    catalog,
+    record,
+    state,
+    states_of,
+    stream,
+    write,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -178,6 +188,7 @@ def test_overwrite_is_staged_and_failure_keeps_previous_data(tmp_path):
         raise OSError("network down")
 
     import orjson
+
     from connectors.destination_deeplake.destination import run_write
 
     out = []
@@ -202,7 +213,7 @@ def test_overwrite_is_staged_and_failure_keeps_previous_data(tmp_path):
 
 
 def test_refresh_removes_older_generations_at_the_end(tmp_path):
-    mk = lambda g, m: catalog(stream("t", {"id": {"type": "integer"}}, generation_id=g, minimum_generation_id=m))  # noqa: E731
+    mk = lambda g, m: catalog(stream("t", {"id": {"type": "integer"}}, generation_id=g, minimum_generation_id=m))
     write(_cfg(tmp_path), mk(1, 0), [record("t", {"id": 1})])
     write(_cfg(tmp_path), mk(2, 0), [record("t", {"id": 2})])
     write(_cfg(tmp_path), mk(3, 2), [record("t", {"id": 3})])
@@ -229,8 +240,9 @@ def test_states_wait_for_flush_and_buffers_are_bounded(tmp_path, monkeypatch):
     monkeypatch.setattr(sink_mod.StreamSink, "flush", lambda self: (events.append(("flush", self.records_written)), real_flush(self))[1])
     cat = catalog(stream("t", {"id": {"type": "integer"}}))
     msgs = [record("t", {"id": i}) for i in range(25)] + [state("t", "a")] + [state("t", "b")]
-    from connectors.destination_deeplake.destination import run_write
     import orjson
+
+    from connectors.destination_deeplake.destination import run_write
 
     for _ in run_write(DestinationConfig.from_mapping(_cfg(tmp_path, flush_every_records=10)), cat, (orjson.dumps(m) for m in msgs),
                        lambda m: events.append(("emit", m["type"], m.get("state", {}).get("destinationStats")))):
@@ -271,7 +283,7 @@ def test_check_messages(tmp_path):
     assert bad["status"].value == "FAILED" and "file" in bad["message"]
 
 
-def test_check_s3_bad_credentials_and_unreachable(s3_server):
+def test_check_s3_missing_bucket_and_dead_endpoint(s3_server):
     bucket = s3_server.make_bucket("chk")
     opts = dict(s3_server.storage_options)
     good = check_storage(DestinationConfig.from_mapping({"path": f"s3://{bucket}/lake", "storage_options": opts}))
@@ -303,19 +315,47 @@ def test_cli_spec_check_write_and_error_exit(tmp_path):
     cat = tmp_path / "cat.json"
     cat.write_text(json.dumps(catalog(stream("t", {"id": {"type": "integer"}}))))
     lines = b"\n".join(json.dumps(m).encode() for m in [record("t", {"id": 1}), state("t", 1), record("other", {"id": 2})])
+    cfg.write_text(json.dumps({"path": str(tmp_path / "lake"), "flush_every_records": 1}))
     res = _cli(["write", "--config", str(cfg), "--catalog", str(cat)], stdin=lines)
     assert res.returncode != 0
     out = [json.loads(line) for line in res.stdout.splitlines()]  # stdout: protocol messages only
+    out = [m for m in out if m["type"] != "LOG"]
     assert [m["type"] for m in out] == ["STATE", "TRACE"]
     assert out[1]["trace"]["error"]["failure_type"] == "config_error"
     assert len(_load(tmp_path, "t")) == 1  # the acknowledged record is kept
 
 
 def test_cdk_write_api(tmp_path):
-    from airbyte_cdk.models import AirbyteMessageSerializer, ConfiguredAirbyteCatalogSerializer
+    from airbyte_cdk.models import (
+        AirbyteMessageSerializer,
+        ConfiguredAirbyteCatalogSerializer,
+    )
 
     cat = ConfiguredAirbyteCatalogSerializer.load(catalog(stream("t", {"id": {"type": "integer"}})))
     msgs = [AirbyteMessageSerializer.load(m) for m in [record("t", {"id": 1}), state("t", {"x": 1})]]
     out = list(DestinationDeeplake().write(_cfg(tmp_path), cat, msgs))
     assert [m.type.value for m in out][0] == "STATE"
     assert len(_load(tmp_path, "t")) == 1
+
+
+def test_override_image_from_base64_and_bad_values_nulled(tmp_path):
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((4, 5, 3), 200, np.uint8)).save(buf, format="PNG")
+    png = base64.b64encode(buf.getvalue()).decode()
+    cat = catalog(stream("pics", {"img": {"type": "string"}, "emb": {"type": "array"}}))
+    cfg = _cfg(tmp_path, tensor_overrides=[{"stream": "pics", "field": "img", "htype": "image", "sample_compression": "png"},
+                                           {"stream": "pics", "field": "emb", "htype": "embedding", "dtype": "float32"}])
+    write(cfg, cat, [record("pics", {"img": png, "emb": [1, 2]}), record("pics", {"img": "not base64!", "emb": [[1], [2]]}),
+                     record("pics", {"img": None, "emb": None})])
+    ds = _load(tmp_path, "pics")
+    assert len(ds) == 3
+    imgs = ds.img.numpy(aslist=True)
+    assert imgs[0].shape == (4, 5, 3) and int(imgs[0][0, 0, 0]) == 200 and imgs[1].size == 0
+    meta = _col(ds, "_airbyte_meta")
+    assert meta[0]["changes"] == [] and {c["field"] for c in meta[1]["changes"]} == {"img", "emb"}
+    assert meta[2]["changes"] == []
