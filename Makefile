@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 REF := .venvs/deeplake3
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo demo-images test test-fast bench clean
 
 setup: $(VENV)/.installed $(REF)/.installed
 
@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml setup.py $(wildcard native/*.c native/*.h)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "torch==2.13.0"
-	$(BIN)/pip install -q -e ".[all,test]"
+	$(BIN)/pip install -q -e ".[all,test,airbyte]"
 	$(BIN)/python -c "import lakeformat._native"
 	touch $@
 
@@ -23,7 +23,11 @@ $(REF)/.installed:
 	$(REF)/bin/pip install -q "deeplake==3.9.52" "numpy<2"
 	touch $@
 
+# the main job: Airbyte's faker source synced into ./lake by destination-deeplake
 demo: $(VENV)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python scripts/sync_faker_demo.py --lake ./lake
+
+demo-images: $(VENV)/.installed
 	$(BIN)/python scripts/demo.py
 
 test: setup
