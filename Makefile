@@ -9,7 +9,7 @@ REF := .venvs/deeplake3
 setup: $(VENV)/.installed $(REF)/.installed
 
 # the project and its test tools; torch pinned to the local CPU build (a range pulls CUDA)
-$(VENV)/.installed: pyproject.toml setup.py $(wildcard native/*.c native/*.h)
+$(VENV)/.installed: Makefile pyproject.toml setup.py $(wildcard native/*.c native/*.h)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "torch==2.13.0"
