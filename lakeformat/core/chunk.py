@@ -122,6 +122,29 @@ class Chunk:
         return out
 
 
+def chunk_header(sizes: np.ndarray, shapes: np.ndarray, tile: bool = False, positions: bool = True, version: str = C.FORMAT_VERSION) -> bytes:
+    """The header of a chunk: version, shape runs, byte positions (none for tiles and for
+    image chunks, whose canvas places the samples)."""
+    n = len(sizes)
+    shapes = np.ascontiguousarray(shapes, dtype=np.uint32)
+    ndim = shapes.shape[1] if shapes.ndim == 2 else 0
+    shape_out = np.empty(n * (ndim + 1), dtype=np.uint32)
+    nrows = _native.runs_encode(shapes.reshape(-1), ndim, 0, shape_out) if n and ndim else 0
+    shape_rows = shape_out[: nrows * (ndim + 1)]
+    if tile or not positions:
+        bp_rows = np.zeros(0, np.uint32)
+        nbp = 0
+    else:
+        bp_out = np.empty(3 * n, dtype=np.uint32)
+        nbp = _native.positions_encode(np.ascontiguousarray(sizes, dtype=np.int64), 0, 0, bp_out) if n else 0
+        bp_rows = bp_out[: 3 * nbp]
+    v = version.encode("ascii")
+    return b"".join([
+        bytes([len(v)]), v, _I32x2.pack(nrows if ndim else 0, (ndim + 1) if nrows else 0),
+        shape_rows.tobytes(), struct.pack("<I", nbp), bp_rows.tobytes(),
+    ])
+
+
 def serialize_chunk(
     parts: Sequence,
     sizes: np.ndarray,
@@ -134,29 +157,12 @@ def serialize_chunk(
     """Build a chunk's bytes from the samples' bytes (`parts`, back to back), their sizes and
     their shapes ([n, ndim])."""
     n = len(sizes)
-    shapes = np.ascontiguousarray(shapes, dtype=np.uint32)
-    ndim = shapes.shape[1] if shapes.ndim == 2 else 0
-    shape_out = np.empty(n * (ndim + 1), dtype=np.uint32)
-    nrows = _native.runs_encode(shapes.reshape(-1), ndim, 0, shape_out) if n and ndim else 0
-    shape_rows = shape_out[: nrows * (ndim + 1)]
-    if tile:
-        bp_rows = np.zeros(0, np.uint32)
-        nbp = 0
-    else:
-        bp_out = np.empty(3 * n, dtype=np.uint32)
-        nbp = _native.positions_encode(np.ascontiguousarray(sizes, dtype=np.int64), 0, 0, bp_out) if n else 0
-        bp_rows = bp_out[: 3 * nbp]
     data_len = int(np.sum(sizes)) if n else 0
-    v = version.encode("ascii")
-    head = b"".join([
-        bytes([len(v)]), v, _I32x2.pack(nrows if ndim else 0, (ndim + 1) if nrows else 0),
-        shape_rows.tobytes(), struct.pack("<I", nbp), bp_rows.tobytes(),
-    ])
     if compression in IMAGE_COMPRESSIONS:
         # Deeplake's image chunks: samples side by side on one zero-padded canvas, one image,
         # no byte positions (the shapes say where each sample is)
-        head = b"".join([bytes([len(v)]), v, _I32x2.pack(nrows if ndim else 0, (ndim + 1) if nrows else 0), shape_rows.tobytes(), struct.pack("<I", 0)])
-        return head + _canvas_encode(parts, sizes, shapes, compression)
+        return chunk_header(sizes, shapes, positions=False, version=version) + _canvas_encode(parts, sizes, shapes, compression)
+    head = chunk_header(sizes, shapes, tile=tile, version=version)
     if compression is None:
         # one allocation, one copy of the samples: the header, then the data behind it
         out = bytearray(len(head) + data_len)
@@ -227,12 +233,16 @@ def _canvas_decode(raw, shape_rows: np.ndarray, key: str) -> Tuple[memoryview, n
 
 
 class ChunkBuilder:
-    """The open (last) chunk of a tensor, accumulating samples until it is full."""
+    """The open (last) chunk of a tensor, accumulating samples until it is full.
 
-    def __init__(self, chunk_id: int, ndim: int):
+    It owns a copy of its samples' bytes: a caller may reuse or change the arrays it appended
+    as soon as `extend` returns.
+    """
+
+    def __init__(self, chunk_id: int, ndim: int, capacity: int = 0):
         self.chunk_id = chunk_id
         self.ndim = ndim
-        self.parts: List = []
+        self.buf = np.empty(max(int(capacity), 0), np.uint8)  # np.empty: untouched pages cost nothing
         self.sizes: List[np.ndarray] = []
         self.shapes: List[np.ndarray] = []
         self.nbytes = 0
@@ -240,27 +250,50 @@ class ChunkBuilder:
         self.dirty = True
 
     @classmethod
-    def from_chunk(cls, chunk_id: int, chunk: Chunk, num_samples: Optional[int] = None) -> "ChunkBuilder":
+    def from_chunk(cls, chunk_id: int, chunk: Chunk, num_samples: Optional[int] = None, capacity: int = 0) -> "ChunkBuilder":
         b = cls(chunk_id, chunk.ndim)
         # a crash between a chunk write and its tensor meta leaves samples the meta does not count
         n = chunk.num_samples if num_samples is None else max(0, min(int(num_samples), chunk.num_samples))
         if n:
             local = np.arange(n, dtype=np.int64)
             start, end = chunk.byte_ranges(local)
-            data = chunk.data
-            b.parts = [bytes(data[: int(end[-1])])]
+            b._set(chunk.data[: int(end[-1])], max(capacity, int(end[-1])))
             b.sizes = [end - start]
             b.shapes = [chunk.shapes(local)]
-            b.nbytes = int(end[-1])
             b.num_samples = n
         b.dirty = n != chunk.num_samples
         return b
 
+    @property
+    def data(self) -> memoryview:
+        return memoryview(self.buf)[: self.nbytes]
+
+    @property
+    def parts(self) -> List[memoryview]:
+        return [self.data]
+
+    def _set(self, data, capacity: int = 0) -> None:
+        n = len(data)
+        self.buf = np.empty(max(n, capacity), np.uint8)
+        if n:
+            self.buf[:n] = np.frombuffer(data, np.uint8)
+        self.nbytes = n
+
+    def _reserve(self, extra: int) -> None:
+        need = self.nbytes + extra
+        if need > len(self.buf):
+            grown = np.empty(max(need, 2 * len(self.buf), 1 << 16), np.uint8)
+            grown[: self.nbytes] = self.buf[: self.nbytes]
+            self.buf = grown
+
     def add(self, parts: Sequence, sizes: np.ndarray, shapes: np.ndarray) -> None:
-        self.parts.extend(parts)
+        total = int(np.sum(sizes)) if len(sizes) else 0
+        self._reserve(total)
+        if total:
+            _native.concat(list(parts), memoryview(self.buf)[self.nbytes : self.nbytes + total])
         self.sizes.append(np.asarray(sizes, dtype=np.int64))
         self.shapes.append(np.asarray(shapes, dtype=np.int64).reshape(len(sizes), -1))
-        self.nbytes += int(np.sum(sizes))
+        self.nbytes += total
         self.num_samples += len(sizes)
         self.dirty = True
 
@@ -271,36 +304,46 @@ class ChunkBuilder:
         return np.concatenate(self.shapes) if self.shapes else np.zeros((0, self.ndim), np.int64)
 
     def consolidate(self) -> bytes:
-        data = bytearray(self.nbytes)
-        if self.nbytes:
-            _native.concat(list(self.parts), data)
-        self.parts = [bytes(data)]
+        """The samples' bytes as one immutable copy, with sizes and shapes merged."""
         self.sizes = [self.all_sizes()]
         self.shapes = [self.all_shapes()]
-        return self.parts[0]
+        return bytes(self.data)
+
+    def _bounds(self, local: int) -> Tuple[int, int]:
+        sizes = self.sizes[0]
+        s = int(np.sum(sizes[:local]))
+        return s, s + int(sizes[local])
 
     def replace(self, local: int, new: bytes, shape: Sequence[int]) -> None:
         data = self.consolidate()
-        sizes = self.sizes[0]
-        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]) if len(sizes) else sizes
-        s, e = int(starts[local]), int(starts[local] + sizes[local])
-        self.parts = [data[:s] + bytes(new) + data[e:]]
-        sizes[local] = len(new)
+        s, e = self._bounds(local)
+        self._set(data[:s] + bytes(new) + data[e:])
+        self.sizes[0][local] = len(new)
         self.shapes[0][local] = shape
-        self.nbytes = len(self.parts[0])
         self.dirty = True
 
     def remove(self, local: int) -> None:
         data = self.consolidate()
-        sizes = self.sizes[0]
-        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]) if len(sizes) else sizes
-        s, e = int(starts[local]), int(starts[local] + sizes[local])
-        self.parts = [data[:s] + data[e:]]
-        self.sizes = [np.delete(sizes, local)]
+        s, e = self._bounds(local)
+        self._set(data[:s] + data[e:])
+        self.sizes = [np.delete(self.sizes[0], local)]
         self.shapes = [np.delete(self.shapes[0], local, axis=0)]
-        self.nbytes = len(self.parts[0])
         self.num_samples -= 1
         self.dirty = True
 
+    def truncate(self, keep: int) -> None:
+        """Keep the first `keep` samples."""
+        sizes, shapes = self.all_sizes(), self.all_shapes()
+        self.nbytes = int(np.sum(sizes[:keep]))
+        self.sizes, self.shapes = [sizes[:keep]], [shapes[:keep]]
+        self.num_samples = keep
+        self.dirty = True
+
+    def tail(self, start: int) -> Tuple[memoryview, np.ndarray, np.ndarray]:
+        """The bytes, sizes and shapes of the samples from `start` on."""
+        sizes, shapes = self.all_sizes(), self.all_shapes()
+        a = int(np.sum(sizes[:start]))
+        return self.data[a:], sizes[start:], shapes[start:]
+
     def serialize(self, compression: Optional[str], level: Optional[int] = None) -> bytes:
-        return serialize_chunk(self.parts, self.all_sizes(), self.all_shapes(), compression, level)
+        return serialize_chunk([self.data], self.all_sizes(), self.all_shapes(), compression, level)

@@ -17,7 +17,7 @@ from lakeformat import _native
 from lakeformat import constants as C
 from lakeformat.codecs import BYTE_COMPRESSIONS, IMAGE_COMPRESSIONS, compress_image, decompress_bytes, decompress_image
 from lakeformat.core import keys
-from lakeformat.core.chunk import Chunk, ChunkBuilder, serialize_chunk
+from lakeformat.core.chunk import Chunk, ChunkBuilder, chunk_header, serialize_chunk
 from lakeformat.core.encoders import ChunkIdEncoder, CredsEncoder, RangeEncoder, TileEncoder
 from lakeformat.core.meta import TensorMeta, loads
 from lakeformat.core.serialize import SerializedBatch, json_loads
@@ -296,7 +296,14 @@ class ChunkEngine:
         if b is None:
             return
         name = ChunkIdEncoder.name_of(b.chunk_id)
-        self.staged[keys.chunk_key(self.key, name, self.commit_id)] = b.serialize(self.chunk_compression, self.meta.zstd_level)
+        key = keys.chunk_key(self.key, name, self.commit_id)
+        set_parts = getattr(self.storage, "set_parts", None)
+        if set_parts is not None and self.chunk_compression is None:
+            # a full chunk goes straight to disk, header and data in one gathered write: it
+            # stays invisible until the encoders and the meta point at it (next flush)
+            set_parts(key, [chunk_header(b.all_sizes(), b.all_shapes()), b.data])
+        else:
+            self.staged[key] = b.serialize(self.chunk_compression, self.meta.zstd_level)
         self.builder = None
 
     def _new_builder(self, ndim: int, first_item: int) -> ChunkBuilder:
@@ -304,7 +311,7 @@ class ChunkEngine:
         cid = ChunkIdEncoder.new_id()
         self.chunk_ids.append_chunk(cid, first_item)  # last index fixed up as items arrive
         self._register_chunk(ChunkIdEncoder.name_of(cid))
-        b = ChunkBuilder(cid, ndim)
+        b = ChunkBuilder(cid, ndim, capacity=min(self.max_chunk_size, 1 << 20))
         self.builder = b
         return b
 
@@ -504,7 +511,7 @@ class ChunkEngine:
         by_row = group_by_row(rows)
         if self.chunk_compression is None:
             # byte-range reads when only a small part of a stored chunk is wanted
-            ranged = [(r, sel) for r, sel in by_row if self._worth_ranges(names[r], len(sel) * item_nbytes)]
+            ranged = [(r, sel) for r, sel in by_row if self._worth_ranges(names[r], len(sel), item_nbytes)]
             if ranged:
                 self._read_fixed_ranged(items, rows, local, ranged, names, out, item_nbytes)
                 if len(ranged) == len(by_row):
@@ -565,10 +572,16 @@ class ChunkEngine:
                 flat[(lo - start) * item_nbytes : (hi - start + 1) * item_nbytes] = np.frombuffer(c.data, np.uint8, b - a, a)
         return out
 
-    def _worth_ranges(self, name: str, wanted_bytes: int) -> bool:
+    def _worth_ranges(self, name: str, n_items: int, item_nbytes: int) -> bool:
+        """Byte-range reads of `n_items` samples, or the whole chunk? Whichever the store's
+        cost model (latency per request, bandwidth, requests in flight) says is cheaper."""
         if name in self._parsed or self._is_unflushed(name):
             return False
-        return wanted_bytes * 8 < self.max_chunk_size and self.max_chunk_size >= 256_000
+        st = self.storage
+        lat, bw, par = st.request_latency_s, st.bandwidth_bytes_s, max(1, st.concurrency)
+        ranged = (1 + n_items / par) * lat + n_items * item_nbytes / bw  # + the header read
+        whole = lat + self.max_chunk_size / bw
+        return ranged < whole
 
     def _is_unflushed(self, name: str) -> bool:
         b = self.builder
@@ -711,21 +724,16 @@ class ChunkEngine:
             last = int(self.chunk_ids.rows[r0, 1])
             local = item - first
             b = self._builder_for_row(r0)
-            data = b.consolidate()
-            sizes, shapes = b.sizes[0], b.shapes[0]
-            ends = np.cumsum(sizes)
-            starts = ends - sizes
-            if local + 1 < len(sizes):  # the samples after the item move to a new chunk
+            if local + 1 < b.num_samples:  # the samples after the item move to a new chunk
                 nb = ChunkBuilder(ChunkIdEncoder.new_id(), b.ndim)
-                nb.add([data[int(ends[local]) :]], sizes[local + 1 :], shapes[local + 1 :])
+                data, sizes, shapes = b.tail(local + 1)
+                nb.add([data], sizes, shapes)
                 name = ChunkIdEncoder.name_of(nb.chunk_id)
                 self._register_chunk(name)
                 self.dirty_builders[name] = nb
                 after.append((nb.chunk_id, last))
             if local > 0:  # the samples before it stay where they are
-                b.parts = [data[: int(starts[local])]]
-                b.sizes, b.shapes = [sizes[:local]], [shapes[:local]]
-                b.nbytes, b.num_samples, b.dirty = int(starts[local]), local, True
+                b.truncate(local)
                 middle.append((b.chunk_id, item - 1))
             else:
                 self.dirty_builders.pop(names[r0], None)

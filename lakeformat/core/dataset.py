@@ -501,8 +501,10 @@ class Dataset:
                 continue
             kind = link.get("extend")
             if kind == "extend_id":
-                # os.urandom, not a seeded generator: forked writers must not repeat ids
-                ids = np.frombuffer(os.urandom(8 * batch.num_samples), dtype=np.uint64).reshape(-1, 1)
+                # a generator seeded from the OS per batch: fast, and forked writers never
+                # share a stream of ids
+                rng = np.random.Generator(np.random.PCG64(int.from_bytes(os.urandom(16), "little")))
+                ids = rng.integers(0, np.iinfo(np.uint64).max, size=(batch.num_samples, 1), dtype=np.uint64, endpoint=True)
                 out[hkey] = self._serialize(hkey, ids)
             elif kind in ("extend_shape", "extend_len"):
                 shapes = batch.real_shapes if batch.real_shapes is not None else batch.shapes

@@ -19,6 +19,9 @@ class StorageProvider(ABC):
     read_only: bool = False
     #: how many requests `get_many` keeps in flight
     concurrency: int = 8
+    #: rough cost model of a request, for choosing between byte ranges and whole objects
+    request_latency_s: float = 0.02
+    bandwidth_bytes_s: float = 100e6
 
     @abstractmethod
     def get(self, key: str) -> bytes:

@@ -15,6 +15,9 @@ class LRUCache(StorageProvider):
         self.root = base.root
         self.read_only = base.read_only
         self.cache_size = int(cache_size)
+        self.concurrency = base.concurrency
+        self.request_latency_s = base.request_latency_s
+        self.bandwidth_bytes_s = base.bandwidth_bytes_s
         self._cache: "OrderedDict[str, bytes]" = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()

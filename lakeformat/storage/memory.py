@@ -13,6 +13,9 @@ _LOCK = threading.Lock()
 
 
 class MemoryStorage(StorageProvider):
+    request_latency_s = 1e-6
+    bandwidth_bytes_s = 10e9
+
     def __init__(self, root: str = "memory://", read_only: bool = False):
         self.root = root
         self.read_only = read_only

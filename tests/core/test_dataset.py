@@ -320,3 +320,22 @@ def test_image_chunk_compression_canvas(ds):
     assert ds.p.engine.chunk_ids.num_chunks > 1
     got = lakeformat.load(ds.path, read_only=True).p.numpy(aslist=True)
     assert all(np.array_equal(a, b) for a, b in zip(got, vals))
+
+
+def test_appending_a_reused_buffer_keeps_each_value(ds):
+    """The dataset copies what it is given: a caller may refill its buffer right away."""
+    ds.create_tensor("x", dtype="float32")
+    ds.create_tensor("big", dtype="uint8", max_chunk_size=1000)
+    buf = np.zeros((4,), np.float32)
+    img = np.zeros((30, 30), np.uint8)
+    with ds:
+        for i in range(5):
+            buf[:] = i
+            img[:] = i
+            ds.x.append(buf)
+            ds.big.append(img)
+        block = np.ones((3, 4), np.float32)
+        ds.x.extend(block)
+        block[:] = 7
+    assert ds.x.numpy()[:, 0].tolist() == [0, 1, 2, 3, 4, 1, 1, 1]
+    assert [int(a[0, 0]) for a in ds.big.numpy(aslist=True)] == [0, 1, 2, 3, 4]
