@@ -7,6 +7,8 @@ from typing import Optional, Tuple
 import numpy as np
 from PIL import Image
 
+from lakeformat.codecs import png_fast
+
 IMAGE_COMPRESSIONS = ("png", "jpeg")
 _ALIASES = {"jpg": "jpeg"}
 _PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG"}
@@ -42,6 +44,8 @@ def compress_image(array: np.ndarray, compression: str) -> bytes:
         raise ValueError(f"an image must be (H, W) or (H, W, 1|3|4), got shape {array.shape}")
     if compression == "jpeg" and a.dtype != np.uint8:
         raise ValueError(f"jpeg takes uint8 images, got {a.dtype}")
+    if compression == "png" and a.dtype in (np.uint8, np.bool_):
+        return png_fast.encode(a)
     img = Image.fromarray(np.ascontiguousarray(a))
     buf = io.BytesIO()
     if compression == "jpeg":
@@ -54,9 +58,14 @@ def compress_image(array: np.ndarray, compression: str) -> bytes:
 def decompress_image(data, shape: Optional[Tuple[int, ...]] = None) -> np.ndarray:
     """Decode image bytes into an array; `shape`, when given, is the stored sample shape (a
     gray image stored as (H, W, 1) comes back with its channel axis)."""
-    with Image.open(io.BytesIO(bytes(data))) as img:
-        img.draft(None, None)
-        arr = np.asarray(img)
+    arr = png_fast.decode(data) if bytes(data[:8]) == png_fast.SIGNATURE else None
+    if arr is not None:
+        if arr.shape[-1] == 1 and (shape is None or len(shape) == 2):
+            arr = arr[..., 0]
+    else:
+        with Image.open(io.BytesIO(bytes(data))) as img:
+            img.draft(None, None)
+            arr = np.asarray(img)
     if shape is not None and tuple(shape) != arr.shape and arr.size == int(np.prod(shape)):
         arr = arr.reshape(shape)
     return arr

@@ -33,6 +33,22 @@ logger = logging.getLogger(__name__)
 _PARSED_CACHE_CHUNKS = 8  # parsed chunks kept per tensor for repeated reads
 
 
+_POOL: Dict[int, Any] = {}
+
+
+def codec_pool():
+    """A thread pool for chunk (de)compression, one per process (a forked loader worker
+    must not inherit its parent's threads)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    pid = os.getpid()
+    pool = _POOL.get(pid)
+    if pool is None:
+        pool = _POOL[pid] = ThreadPoolExecutor(max(2, min(8, os.cpu_count() or 2)), thread_name_prefix="lakeformat-codec")
+    return pool
+
+
 def group_by_row(rows: np.ndarray) -> List[Tuple[int, np.ndarray]]:
     """[(row, positions of the items in that row)], rows ascending; linear when sorted."""
     if not len(rows):
@@ -81,6 +97,7 @@ class ChunkEngine:
         self.flushed_items = 0 if meta is not None else self.meta.length  # items at rest
         self.builder: Optional[ChunkBuilder] = None
         self._closed_chunk: Optional[str] = None  # closed at a flush: not reopened for appends
+        self._sealing: Optional[List[Tuple[str, Any]]] = None  # chunks compressing during a pack
         self.staged: Dict[str, bytes] = {}  # chunk key -> bytes, written at flush
         self.dirty_builders: Dict[str, ChunkBuilder] = {}  # chunk name -> rewritten older chunk
         self.deleted_chunks: List[str] = []
@@ -228,8 +245,11 @@ class ChunkEngine:
                 got = self.storage.get_many(list(want))
             except KeyError as e:
                 raise CorruptDataError(f"chunk missing from storage in tensor {self.meta.name!r}", str(e)) from None
-            for k, raw in got.items():
-                c = Chunk.parse(raw, self.chunk_compression, k)
+            parsed = [Chunk.parse(raw, self.chunk_compression, k) for k, raw in got.items()]
+            if self.chunk_compression is not None and len(parsed) > 1:
+                # decompress side by side: lz4, zstd and the image codecs release the GIL
+                list(codec_pool().map(lambda c: c.data, parsed))
+            for k, c in zip(got, parsed):
                 out[want[k]] = c
                 self._remember(want[k], c)
         return out
@@ -302,9 +322,19 @@ class ChunkEngine:
             # a full chunk goes straight to disk, header and data in one gathered write: it
             # stays invisible until the encoders and the meta point at it (next flush)
             set_parts(key, [chunk_header(b.all_sizes(), b.all_shapes()), b.data])
+        elif self.chunk_compression is not None and self._sealing is not None:
+            # compressed side by side with the rest of the extend; collected at its end
+            self._sealing.append((key, codec_pool().submit(b.serialize, self.chunk_compression, self.meta.zstd_level)))
+            if len(self._sealing) >= 4:
+                self._collect_sealed(keep=2)
         else:
             self.staged[key] = b.serialize(self.chunk_compression, self.meta.zstd_level)
         self.builder = None
+
+    def _collect_sealed(self, keep: int = 0) -> None:
+        while self._sealing is not None and len(self._sealing) > keep:
+            key, fut = self._sealing.pop(0)
+            self.staged[key] = fut.result()
 
     def _new_builder(self, ndim: int, first_item: int) -> ChunkBuilder:
         self._seal()
@@ -320,6 +350,14 @@ class ChunkEngine:
             self.chunk_set.add(name)
 
     def _pack(self, batch: SerializedBatch, first_item: int) -> None:
+        self._sealing = []
+        try:
+            self._pack_items(batch, first_item)
+        finally:
+            self._collect_sealed()
+            self._sealing = None
+
+    def _pack_items(self, batch: SerializedBatch, first_item: int) -> None:
         n = batch.num_items
         sizes = batch.sizes
         shapes = batch.shapes
@@ -481,20 +519,68 @@ class ChunkEngine:
         rows, local = self.item_locations(items)
         names = self.chunk_ids.names()
         groups = group_by_row(rows)
-        chunks = self.get_chunks([names[r] for r, _ in groups])
         out: List[Any] = [None] * len(items)
         shapes = None
+        if self.chunk_compression is None:
+            # a few samples of a big chunk (random reads of images): their byte ranges only
+            ranged = [(r, sel) for r, sel in groups if self._worth_ranges(names[r], len(sel), self._mean_item_nbytes(names[r]))]
+            if ranged:
+                shapes = self._read_ranged_items(ranged, local, names, out, len(items))
+                done = {r for r, _ in ranged}
+                groups = [(r, sel) for r, sel in groups if r not in done]
+        chunks = self.get_chunks([names[r] for r, _ in groups])
         for r, sel in groups:
             c = chunks[names[r]]
             s, e = c.byte_ranges(local[sel])
             shp = c.shapes(local[sel])
-            if shapes is None:
-                shapes = np.zeros((len(items), shp.shape[1]), np.int64)
+            if shapes is None or shapes.shape[1] != shp.shape[1]:
+                shapes = np.zeros((len(items), shp.shape[1]), np.int64) if shapes is None else shapes
             shapes[sel] = shp
             data = c.data
             for k, a, b in zip(sel.tolist(), s.tolist(), e.tolist()):
                 out[k] = data[a:b]
         return out, shapes if shapes is not None else np.zeros((len(items), 1), np.int64)
+
+    def _mean_item_nbytes(self, name: str) -> int:
+        if name in self._parsed or self._is_unflushed(name):
+            return 1 << 30  # in memory already: never worth ranges
+        h = self._header(name)
+        n = h.num_samples
+        if not n or not len(h.bp_rows):
+            return 1 << 30
+        s, e = h.byte_ranges(np.array([n - 1]))
+        return int(e[0]) // n + 1
+
+    def _read_ranged_items(self, ranged, local, names, out: List[Any], n: int) -> np.ndarray:
+        """Fill `out` with the bytes of the items of `ranged` [(row, positions)], one range
+        request per item, `concurrency` in flight; returns their shapes."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        jobs = []
+        shapes = None
+        for r, sel in ranged:
+            h = self._header(names[r])
+            s, e = h.byte_ranges(local[sel])
+            shp = h.shapes(local[sel])
+            if shapes is None:
+                shapes = np.zeros((n, shp.shape[1]), np.int64)
+            shapes[sel] = shp
+            key = self.chunk_key_of(names[r])
+            for k, a, b in zip(sel.tolist(), s.tolist(), e.tolist()):
+                jobs.append((k, key, h.header_nbytes + a, h.header_nbytes + b))
+
+        def fetch(job):
+            k, key, a, b = job
+            out[k] = memoryview(self.storage.get_range(key, a, b)) if b > a else memoryview(b"")
+
+        workers = min(len(jobs), max(1, self.storage.concurrency))
+        if workers <= 1:
+            for j in jobs:
+                fetch(j)
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(fetch, jobs))
+        return shapes
 
     def read_fixed(self, items: np.ndarray, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """Fast path: items of one known shape, stored raw -> one preallocated array, filled by
