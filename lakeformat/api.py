@@ -9,7 +9,6 @@ from lakeformat.core import keys
 from lakeformat.core.dataset import Dataset, _DatasetState
 from lakeformat.core.version_state import VersionState
 from lakeformat.errors import (
-    CorruptDataError,
     DatasetExistsError,
     DatasetNotFoundError,
     NotADatasetError,

@@ -5,7 +5,7 @@ import argparse
 import json
 import logging
 import sys
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 # modules that add subcommands: each has register(subparsers) -> None
 _PLUGINS = [

@@ -11,7 +11,7 @@ import os
 import posixpath
 import re
 import threading
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -43,7 +43,6 @@ from lakeformat.htypes import (
 )
 from lakeformat.storage import StorageProvider
 from lakeformat.version_control.objects import DatasetDiff
-from lakeformat.version_control.tree import VersionTree
 
 logger = logging.getLogger(__name__)
 

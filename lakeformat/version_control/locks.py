@@ -14,7 +14,6 @@ import socket
 import threading
 import time
 import uuid
-import weakref
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from lakeformat.errors import LockedError

@@ -1,0 +1,348 @@
+"""The read side of a chunk engine: samples out of chunks, whole or by byte ranges, one sample
+or a batch gathered natively into one array. Mixed into `ChunkEngine`."""
+from __future__ import annotations
+
+from typing import Any, Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from lakeformat import _native
+from lakeformat.codecs import BYTE_COMPRESSIONS, IMAGE_COMPRESSIONS, decompress_bytes, decompress_image
+from lakeformat.core import keys
+from lakeformat.core.chunk import Chunk
+from lakeformat.core.encoders import ChunkIdEncoder
+from lakeformat.core.tiling import assemble_tiles
+from lakeformat.errors import CorruptDataError, IndexOutOfRangeError
+
+
+def group_by_row(rows: np.ndarray) -> List[Tuple[int, np.ndarray]]:
+    """[(row, positions of the items in that row)], rows ascending; linear when sorted."""
+    if not len(rows):
+        return []
+    if len(rows) > 1 and not np.all(rows[1:] >= rows[:-1]):
+        order = np.argsort(rows, kind="stable")
+        srt = rows[order]
+    else:
+        order = None
+        srt = rows
+    cuts = np.flatnonzero(srt[1:] != srt[:-1]) + 1
+    bounds = np.concatenate([[0], cuts, [len(srt)]])
+    out = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        sel = order[a:b] if order is not None else np.arange(a, b)
+        out.append((int(srt[a]), sel))
+    return out
+
+
+def run_concurrently(fn: Callable[[Any], None], jobs: Sequence[Any], concurrency: int) -> None:
+    """fn(job) for every job, with up to `concurrency` in flight (range requests)."""
+    workers = min(len(jobs), max(1, int(concurrency)))
+    if workers <= 1:
+        for j in jobs:
+            fn(j)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(fn, jobs))
+
+
+class ChunkReads:
+    def item_locations(self, items: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """(chunk row, local index) of each item (for a tiled item: its first tile's row)."""
+        rows = self.chunk_ids.row_of(items)
+        first = self.chunk_ids.first_indices()
+        return rows, items - first[rows]
+
+    def check_items(self, items: np.ndarray) -> None:
+        if len(items) and (items.min() < 0 or items.max() >= self.num_items):
+            bad = int(items[(items < 0) | (items >= self.num_items)][0])
+            raise IndexOutOfRangeError(f"index {bad} is out of range for tensor {self.meta.name!r} of length {self.num_items}")
+
+    def read_text_array(self, items: np.ndarray) -> Optional[np.ndarray]:
+        """ASCII text items straight into a fixed-width NumPy string array by one native
+        gather; None when a value is null, not ASCII, holds NUL bytes or is much longer than
+        the rest (the caller then decodes item by item)."""
+        n = len(items)
+        if n < 1024:
+            return None
+        rows, local = self.item_locations(items)
+        groups = group_by_row(rows)
+        names = self.chunk_ids.names()
+        chunks = self.get_chunks([names[r] for r, _ in groups])
+        src_id = np.empty(n, np.int64)
+        starts = np.empty(n, np.int64)
+        ends = np.empty(n, np.int64)
+        sources: List[Any] = []
+        for r, sel in groups:
+            c = chunks[names[r]]
+            s, e = c.byte_ranges(local[sel])
+            if np.any(e == s):
+                empty = np.flatnonzero(e == s)
+                if np.any(c.shapes(local[sel][empty])[:, 0] == 0):
+                    return None  # nulls need an object array
+            src_id[sel] = len(sources)
+            starts[sel] = s
+            ends[sel] = e
+            sources.append(c.data)
+        lengths = ends - starts
+        total = int(lengths.sum())
+        width = max(int(lengths.max()), 1)
+        if width * n > 4 * total + (1 << 20):
+            return None
+        out = np.zeros(n, dtype=f"S{width}")
+        flat = out.view(np.uint8)
+        _native.gather(sources, src_id, starts, lengths, flat, np.arange(n, dtype=np.int64) * width)
+        if total and (int(flat.max()) >= 128 or n * width - int(np.count_nonzero(flat)) != n * width - total):
+            return None  # non-ASCII, or NUL bytes that a fixed-width array would drop
+        return out.astype(f"U{width}")
+
+    def read_texts(self, items: np.ndarray) -> List[Optional[str]]:
+        """Text items decoded chunk by chunk (a null, stored with shape (0,), reads None)."""
+        arr = self.read_text_array(items)
+        if arr is not None:
+            return arr.tolist()
+        rows, local = self.item_locations(items)
+        names = self.chunk_ids.names()
+        groups = group_by_row(rows)
+        chunks = self.get_chunks([names[r] for r, _ in groups])
+        out: List[Optional[str]] = [None] * len(items)
+        for r, sel in groups:
+            c = chunks[names[r]]
+            s, e = c.byte_ranges(local[sel])
+            if len(sel) * 16 < c.num_samples:  # a few items: decode just those
+                data = c.data
+                vals = [str(data[a:b], "utf-8") for a, b in zip(s.tolist(), e.tolist())]
+            else:  # most of the chunk: one decode, then slices
+                raw = bytes(c.data[: int(e.max())]) if len(e) else b""
+                text = raw.decode("utf-8")
+                if len(text) != len(raw):  # not ASCII: byte offsets differ from str offsets
+                    vals = [raw[a:b].decode("utf-8") for a, b in zip(s.tolist(), e.tolist())]
+                else:
+                    vals = [text[a:b] for a, b in zip(s.tolist(), e.tolist())]
+            empty = np.flatnonzero(e == s)
+            if len(empty):
+                shp = c.shapes(local[sel][empty])
+                for k, z in zip(empty.tolist(), (shp[:, 0] == 0).tolist()):
+                    if z:
+                        vals[k] = None
+            if len(sel) == len(items) and np.array_equal(sel, np.arange(len(items))):
+                out = vals
+            else:
+                for k, v in zip(sel.tolist(), vals):
+                    out[k] = v
+        return out
+
+    def read_items_bytes(self, items: np.ndarray) -> Tuple[List[memoryview], np.ndarray]:
+        """The stored bytes and chunk-level shapes of each item (tiled items excluded)."""
+        rows, local = self.item_locations(items)
+        names = self.chunk_ids.names()
+        groups = group_by_row(rows)
+        out: List[Any] = [None] * len(items)
+        shapes = None
+        if self.chunk_compression is None:
+            # a few samples of a big chunk (random reads of images): their byte ranges only
+            ranged = [(r, sel) for r, sel in groups if self._worth_ranges(names[r], len(sel), self._mean_item_nbytes(names[r]))]
+            if ranged:
+                shapes = self._read_ranged_items(ranged, local, names, out, len(items))
+                done = {r for r, _ in ranged}
+                groups = [(r, sel) for r, sel in groups if r not in done]
+        chunks = self.get_chunks([names[r] for r, _ in groups])
+        for r, sel in groups:
+            c = chunks[names[r]]
+            s, e = c.byte_ranges(local[sel])
+            shp = c.shapes(local[sel])
+            if shapes is None or shapes.shape[1] != shp.shape[1]:
+                shapes = np.zeros((len(items), shp.shape[1]), np.int64) if shapes is None else shapes
+            shapes[sel] = shp
+            data = c.data
+            for k, a, b in zip(sel.tolist(), s.tolist(), e.tolist()):
+                out[k] = data[a:b]
+        return out, shapes if shapes is not None else np.zeros((len(items), 1), np.int64)
+
+    def _mean_item_nbytes(self, name: str) -> int:
+        if name in self._parsed or self._is_unflushed(name):
+            return 1 << 30  # in memory already: never worth ranges
+        h = self._header(name)
+        n = h.num_samples
+        if not n or not len(h.bp_rows):
+            return 1 << 30
+        s, e = h.byte_ranges(np.array([n - 1]))
+        return int(e[0]) // n + 1
+
+    def _read_ranged_items(self, ranged, local, names, out: List[Any], n: int) -> np.ndarray:
+        """Fill `out` with the bytes of the items of `ranged` [(row, positions)], one range
+        request per item, `concurrency` in flight; returns their shapes."""
+        jobs = []
+        shapes = None
+        for r, sel in ranged:
+            h = self._header(names[r])
+            s, e = h.byte_ranges(local[sel])
+            shp = h.shapes(local[sel])
+            if shapes is None:
+                shapes = np.zeros((n, shp.shape[1]), np.int64)
+            shapes[sel] = shp
+            key = self.chunk_key_of(names[r])
+            for k, a, b in zip(sel.tolist(), s.tolist(), e.tolist()):
+                jobs.append((k, key, h.header_nbytes + a, h.header_nbytes + b))
+
+        def fetch(job):
+            k, key, a, b = job
+            out[k] = memoryview(self.storage.get_range(key, a, b)) if b > a else memoryview(b"")
+
+        run_concurrently(fetch, jobs, self.storage.concurrency)
+        return shapes
+
+    def read_fixed(self, items: np.ndarray, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """Fast path: items of one known shape, stored raw -> one preallocated array, filled by
+        the native gather kernel straight from the chunks' bytes."""
+        n = len(items)
+        out = np.empty((n,) + tuple(shape), dtype=dtype)
+        if n == 0:
+            return out
+        item_nbytes = int(np.prod(shape)) * dtype.itemsize
+        if n > 64 and int(items[-1]) - int(items[0]) == n - 1 and not self.tiles.entries and np.all(np.diff(items) == 1):
+            return self._read_fixed_range(int(items[0]), n, out, item_nbytes)
+        rows, local = self.item_locations(items)
+        names = self.chunk_ids.names()
+        by_row = group_by_row(rows)
+        if self.chunk_compression is None:
+            # byte-range reads when only a small part of a stored chunk is wanted
+            ranged = [(r, sel) for r, sel in by_row if self._worth_ranges(names[r], len(sel), item_nbytes)]
+            if ranged:
+                self._read_fixed_ranged(items, rows, local, ranged, names, out, item_nbytes)
+                if len(ranged) == len(by_row):
+                    return out
+                done = {r for r, _ in ranged}
+                by_row = [(r, sel) for r, sel in by_row if r not in done]
+        sources: List[Any] = []
+        src_id = np.empty(n, np.int64)
+        src_start = np.empty(n, np.int64)
+        # fetch in groups so that a full scan of a big tensor holds a bounded number of chunks
+        group: List[Tuple[int, np.ndarray]] = []
+        budget = 0
+        groups: List[List[Tuple[int, np.ndarray]]] = []
+        for r, sel in by_row:
+            group.append((r, sel))
+            budget += self.max_chunk_size
+            if budget >= 256 * 1024 * 1024:
+                groups.append(group)
+                group, budget = [], 0
+        if group:
+            groups.append(group)
+        for g in groups:
+            chunks = self.get_chunks([names[r] for r, _ in g])
+            sources = []
+            sel_all = []
+            for r, sel in g:
+                c = chunks[names[r]]
+                s, e = c.byte_ranges(local[sel])
+                if np.any(e - s != item_nbytes):
+                    raise CorruptDataError(f"sample size differs from its shape in tensor {self.meta.name!r}", c.key)
+                src_id[sel] = len(sources)
+                src_start[sel] = s
+                sources.append(c.data)
+                sel_all.append(sel)
+            sel = np.concatenate(sel_all)
+            _native.gather(sources, src_id[sel], src_start[sel], np.full(len(sel), item_nbytes, np.int64), out.reshape(-1).view(np.uint8), sel * item_nbytes)
+        return out
+
+    def _read_fixed_range(self, start: int, n: int, out: np.ndarray, item_nbytes: int) -> np.ndarray:
+        """A run of consecutive samples of one fixed size: one block copy per chunk."""
+        flat = out.reshape(-1).view(np.uint8)
+        first = self.chunk_ids.first_indices()
+        last = self.chunk_ids.rows[:, 1].astype(np.int64)
+        r0, r1 = (int(x) for x in self.chunk_ids.row_of(np.array([start, start + n - 1])))
+        names = self.chunk_ids.names()
+        rows = list(range(r0, r1 + 1))
+        step = max(1, (256 * 1024 * 1024) // max(self.max_chunk_size, 1))
+        for g in range(0, len(rows), step):
+            group = rows[g : g + step]
+            chunks = self.get_chunks([names[r] for r in group])
+            for r in group:
+                lo, hi = max(start, int(first[r])), min(start + n - 1, int(last[r]))
+                c = chunks[names[r]]
+                a = (lo - int(first[r])) * item_nbytes
+                b = (hi - int(first[r]) + 1) * item_nbytes
+                if b > len(c.data):
+                    raise CorruptDataError(f"chunk shorter than its samples in tensor {self.meta.name!r}", c.key)
+                flat[(lo - start) * item_nbytes : (hi - start + 1) * item_nbytes] = np.frombuffer(c.data, np.uint8, b - a, a)
+        return out
+
+    def _worth_ranges(self, name: str, n_items: int, item_nbytes: int) -> bool:
+        """Byte-range reads of `n_items` samples, or the whole chunk? Whichever the store's
+        cost model (latency per request, bandwidth, requests in flight) says is cheaper."""
+        if name in self._parsed or self._is_unflushed(name):
+            return False
+        st = self.storage
+        lat, bw, par = st.request_latency_s, st.bandwidth_bytes_s, max(1, st.concurrency)
+        ranged = (1 + n_items / par) * lat + n_items * item_nbytes / bw  # + the header read
+        whole = lat + self.max_chunk_size / bw
+        return ranged < whole
+
+    def _is_unflushed(self, name: str) -> bool:
+        b = self.builder
+        if b is not None and ChunkIdEncoder.name_of(b.chunk_id) == name:
+            return True
+        return name in self.dirty_builders or keys.chunk_key(self.key, name, self.commit_id) in self.staged
+
+    def _header(self, name: str) -> Chunk:
+        h = self._headers.get(name)
+        if h is None:
+            k = self.chunk_key_of(name)
+            raw = self.storage.get_range(k, 0, 4096)
+            try:
+                h = Chunk.parse(raw, None, k, header_only=True)
+            except CorruptDataError:
+                raw = self.storage.get(k)
+                h = Chunk.parse(raw, None, k, header_only=True)
+            with self._lock:
+                self._headers[name] = h
+        return h
+
+    def _read_fixed_ranged(self, items, rows, local, by_row, names, out, item_nbytes) -> np.ndarray:
+        pending = {names[r] for r, _ in by_row}
+        unflushed = {n: (self._unflushed_chunk(n) if self._is_unflushed(n) else None) for n in pending}
+        jobs = []
+        for r, sel in by_row:
+            name = names[r]
+            c = unflushed[name]
+            if c is not None:
+                s, e = c.byte_ranges(local[sel])
+                for k, a in zip(sel.tolist(), s.tolist()):
+                    out.reshape(len(items), -1).view(np.uint8)[k] = np.frombuffer(c.data[a : a + item_nbytes], np.uint8)
+                continue
+            h = self._header(name)
+            s, e = h.byte_ranges(local[sel])
+            key = self.chunk_key_of(name)
+            for k, a in zip(sel.tolist(), s.tolist()):
+                jobs.append((k, key, h.header_nbytes + a))
+        flat = out.reshape(len(items), -1).view(np.uint8)
+
+        def fetch(job):
+            k, key, a = job
+            flat[k] = np.frombuffer(self.storage.get_range(key, a, a + item_nbytes), np.uint8)
+
+        run_concurrently(fetch, jobs, self.storage.concurrency)
+        return out
+
+    def read_tiled(self, item: int) -> np.ndarray:
+        sample_shape, tile_shape = self.tiles.entries[item]
+        rows = self.chunk_ids.rows_of_sample(item)
+        names = self.chunk_ids.names()
+        chunks = self.get_chunks([names[r] for r in rows])
+        dtype = np.dtype(self.meta.dtype or "uint8")
+        sc = self.meta.sample_compression
+        tiles = []
+        for r in rows:
+            c = chunks[names[r]]
+            tshape = tuple(int(x) for x in c.shape_rows[0, :-1])
+            data = c.data
+            if sc in IMAGE_COMPRESSIONS:
+                t = decompress_image(data, tshape)
+            elif sc in BYTE_COMPRESSIONS:
+                t = np.frombuffer(decompress_bytes(data, sc), dtype=dtype).reshape(tshape)
+            else:
+                t = np.frombuffer(data, dtype=dtype)[: int(np.prod(tshape))].reshape(tshape)
+            tiles.append(t)
+        return assemble_tiles(tiles, sample_shape, tile_shape, dtype)
