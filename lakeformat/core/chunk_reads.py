@@ -182,13 +182,12 @@ class ChunkReads:
             if shapes is None:
                 shapes = np.zeros((n, shp.shape[1]), np.int64)
             shapes[sel] = shp
-            key = self.chunk_key_of(names[r])
-            for k, a, b in zip(sel.tolist(), s.tolist(), e.tolist()):
-                jobs.append((k, key, h.header_nbytes + a, h.header_nbytes + b))
+            jobs.append((sel.tolist(), self.chunk_key_of(names[r]), s + h.header_nbytes, e + h.header_nbytes))
 
         def fetch(job):
-            k, key, a, b = job
-            out[k] = memoryview(self.storage.get_range(key, a, b)) if b > a else memoryview(b"")
+            ks, key, a, b = job
+            for k, data in zip(ks, self.storage.get_ranges(key, a.tolist(), b.tolist())):
+                out[k] = memoryview(data)
 
         run_concurrently(fetch, jobs, self.storage.concurrency)
         return shapes
@@ -275,8 +274,8 @@ class ChunkReads:
         if name in self._parsed or self._is_unflushed(name):
             return False
         st = self.storage
-        lat, bw, par = st.request_latency_s, st.bandwidth_bytes_s, max(1, st.concurrency)
-        ranged = (1 + n_items / par) * lat + n_items * item_nbytes / bw  # + the header read
+        lat, bw = st.request_latency_s, st.bandwidth_bytes_s
+        ranged = lat + n_items * (st.range_latency_s + item_nbytes / bw)  # one get_ranges call
         whole = lat + self.max_chunk_size / bw
         return ranged < whole
 
@@ -313,15 +312,14 @@ class ChunkReads:
                     out.reshape(len(items), -1).view(np.uint8)[k] = np.frombuffer(c.data[a : a + item_nbytes], np.uint8)
                 continue
             h = self._header(name)
-            s, e = h.byte_ranges(local[sel])
-            key = self.chunk_key_of(name)
-            for k, a in zip(sel.tolist(), s.tolist()):
-                jobs.append((k, key, h.header_nbytes + a))
+            s, _ = h.byte_ranges(local[sel])
+            jobs.append((sel.tolist(), self.chunk_key_of(name), s + h.header_nbytes))
         flat = out.reshape(len(items), -1).view(np.uint8)
 
         def fetch(job):
-            k, key, a = job
-            flat[k] = np.frombuffer(self.storage.get_range(key, a, a + item_nbytes), np.uint8)
+            ks, key, a = job
+            for k, data in zip(ks, self.storage.get_ranges(key, a.tolist(), (a + item_nbytes).tolist())):
+                flat[k] = np.frombuffer(data, np.uint8)
 
         run_concurrently(fetch, jobs, self.storage.concurrency)
         return out

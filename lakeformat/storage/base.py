@@ -23,6 +23,11 @@ class StorageProvider(ABC):
     request_latency_s: float = 0.02
     bandwidth_bytes_s: float = 100e6
 
+    @property
+    def range_latency_s(self) -> float:
+        """Cost of one more range of a `get_ranges` call (they go out concurrently)."""
+        return self.request_latency_s / max(1, self.concurrency)
+
     @abstractmethod
     def get(self, key: str) -> bytes:
         """The whole value; raises KeyNotFoundInStorageError if absent."""
@@ -31,6 +36,10 @@ class StorageProvider(ABC):
         """Bytes [start, end) of the value (end None: to the end)."""
         data = self.get(key)
         return data[start:end]
+
+    def get_ranges(self, key: str, starts: Sequence[int], ends: Sequence[int]) -> List[bytes]:
+        """Several byte ranges of one value (a stored chunk's samples)."""
+        return [self.get_range(key, a, b) for a, b in zip(starts, ends)]
 
     def get_many(self, keys: Sequence[str], missing_ok: bool = False) -> Dict[str, Optional[bytes]]:
         """Fetch many keys with up to `concurrency` requests in flight."""
@@ -116,6 +125,9 @@ class PrefixedStorage(StorageProvider):
 
     def get_range(self, key: str, start: int, end: Optional[int]) -> bytes:
         return self.base.get_range(self._k(key), start, end)
+
+    def get_ranges(self, key: str, starts: Sequence[int], ends: Sequence[int]) -> List[bytes]:
+        return self.base.get_ranges(self._k(key), starts, ends)
 
     def get_many(self, keys: Sequence[str], missing_ok: bool = False) -> Dict[str, Optional[bytes]]:
         got = self.base.get_many([self._k(k) for k in keys], missing_ok)

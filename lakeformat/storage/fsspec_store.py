@@ -71,6 +71,17 @@ class FsspecStorage(StorageProvider):
         except Exception as e:  # noqa: BLE001
             raise self._wrap(key, e) from e
 
+    def get_ranges(self, key: str, starts: Sequence[int], ends: Sequence[int]) -> List[bytes]:
+        if not len(starts):
+            return []
+        p = self._p(key)
+        try:
+            # async filesystems send these concurrently
+            got = self.fs.cat_ranges([p] * len(starts), [int(a) for a in starts], [int(b) for b in ends], on_error="raise")
+        except Exception as e:  # noqa: BLE001
+            raise self._wrap(key, e) from e
+        return list(got)
+
     def get_many(self, keys: Sequence[str], missing_ok: bool = False) -> Dict[str, Optional[bytes]]:
         keys = list(keys)
         if not keys:

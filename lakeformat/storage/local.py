@@ -14,6 +14,7 @@ class LocalStorage(StorageProvider):
     concurrency = 4
     request_latency_s = 60e-6  # an open, a seek and a read from the page cache, plus Python
     bandwidth_bytes_s = 2e9
+    range_latency_s = 5e-6  # one pread on an open file
 
     def __init__(self, root: str, read_only: bool = False):
         self.root = os.path.abspath(os.path.expanduser(root))
@@ -38,6 +39,17 @@ class LocalStorage(StorageProvider):
                 return f.read(-1 if end is None else max(0, end - start))
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise KeyNotFoundInStorageError(key) from None
+
+    def get_ranges(self, key: str, starts, ends) -> List[bytes]:
+        """One open, then a pread per range."""
+        try:
+            fd = os.open(self._path(key), os.O_RDONLY)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise KeyNotFoundInStorageError(key) from None
+        try:
+            return [os.pread(fd, int(b) - int(a), int(a)) for a, b in zip(starts, ends)]
+        finally:
+            os.close(fd)
 
     def set(self, key: str, value: bytes) -> None:
         self.check_writable()

@@ -22,6 +22,10 @@ class LRUCache(StorageProvider):
         self._bytes = 0
         self._lock = threading.Lock()
 
+    @property
+    def range_latency_s(self) -> float:
+        return self.base.range_latency_s
+
     # -- cache bookkeeping --------------------------------------------------------------------
     def _remember(self, key: str, value: bytes) -> None:
         n = len(value)
@@ -68,6 +72,12 @@ class LRUCache(StorageProvider):
         if v is not None:
             return v[start:end]
         return self.base.get_range(key, start, end)
+
+    def get_ranges(self, key: str, starts: Sequence[int], ends: Sequence[int]) -> List[bytes]:
+        v = self._hit(key)
+        if v is not None:
+            return [v[a:b] for a, b in zip(starts, ends)]
+        return self.base.get_ranges(key, starts, ends)
 
     def get_many(self, keys: Sequence[str], missing_ok: bool = False) -> Dict[str, Optional[bytes]]:
         out: Dict[str, Optional[bytes]] = {}

@@ -36,6 +36,11 @@ class StorageContract:
         assert store.get_range("r", 10, 20) == bytes(range(10, 20))
         assert store.get_range("r", 95, None) == bytes(range(95, 100))
 
+    def test_get_ranges(self, store: StorageProvider):
+        store.set("rr", bytes(range(200)))
+        assert store.get_ranges("rr", [0, 50, 190], [10, 51, 200]) == [bytes(range(10)), bytes([50]), bytes(range(190, 200))]
+        assert store.get_ranges("rr", [], []) == []
+
     def test_get_many(self, store: StorageProvider):
         # printable bytes: gcp-storage-emulator drops a trailing b"\r" from multipart uploads
         # (an emulator bug; real GCS keeps it), which would make this test about the emulator
