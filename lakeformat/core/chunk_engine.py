@@ -312,6 +312,9 @@ class ChunkEngine(ChunkReads):
             self.staged[key] = b.serialize(self.chunk_compression, self.meta.zstd_level)
         self.builder = None
 
+    def _direct_writes(self) -> bool:
+        return self.chunk_compression is None and hasattr(self.storage, "set_parts")
+
     def _collect_sealed(self, keep: int = 0) -> None:
         while self._sealing is not None and len(self._sealing) > keep:
             key, fut = self._sealing.pop(0)
@@ -377,6 +380,16 @@ class ChunkEngine(ChunkReads):
                 parts = [batch.parts[0][int(starts[i]) : int(ends[j - 1])]]
             else:
                 parts = []
+            if j < stop and builder.num_samples == 0 and not per_item_parts and parts and self._direct_writes():
+                # a whole chunk out of one contiguous batch: header and the caller's bytes go
+                # to disk in one gathered write, with no copy in between (the call is
+                # synchronous, so the caller cannot change them meanwhile)
+                name = ChunkIdEncoder.name_of(builder.chunk_id)
+                self.storage.set_parts(keys.chunk_key(self.key, name, self.commit_id), [chunk_header(sizes[i:j], shapes[i:j]), parts[0]])
+                self.chunk_ids.set_last_index(self.chunk_ids.num_chunks - 1, first_item + j - 1)
+                self.builder = builder = None
+                i = j
+                continue
             builder.add(parts, sizes[i:j], shapes[i:j])
             if self.chunk_ids.num_chunks and ChunkIdEncoder.name_of(self.chunk_ids.rows[-1, 0]) == ChunkIdEncoder.name_of(builder.chunk_id):
                 self.chunk_ids.set_last_index(self.chunk_ids.num_chunks - 1, first_item + j - 1)
