@@ -537,20 +537,13 @@ class Serializer:
             values = values.reshape(len(values), -1)[:, 0].tolist() if values.ndim > 1 else values.tolist()
         values = list(values)
         base = self.base
-        if base == "text" and values:
-            fast = _encode_all_str(values)
-            if fast is not None:
-                batch.parts, batch.sizes = fast
-                batch.shapes = np.ones((len(values), 1), dtype=np.int64)
-                batch.num_samples = len(values)
-                return batch
-        if base == "json" and values:
-            fast_json = _orjson_all(values)
-            if fast_json is not None:
-                batch.parts, batch.sizes = fast_json
-                batch.shapes = np.ones((len(values), 1), dtype=np.int64)
-                batch.num_samples = len(values)
-                return batch
+        fast_encode = {"text": _encode_all_str, "json": _orjson_all}.get(base)
+        fast = fast_encode(values) if fast_encode is not None and values else None
+        if fast is not None:  # the whole batch as one buffer
+            batch.parts, batch.sizes = fast
+            batch.shapes = np.ones((len(values), 1), dtype=np.int64)
+            batch.num_samples = len(values)
+            return batch
         parts: List[bytes] = []
         shapes = np.ones((len(values), 1), dtype=np.int64)
         for i, v in enumerate(values):
