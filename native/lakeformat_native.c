@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "lz4_block.h"
+
 #define LF_VERSION "1"
 
 /* Bound on a shape's rank, so that row widths (ncols + 1) never overflow. */
@@ -1336,7 +1338,57 @@ done:
 }
 
 /* ------------------------------------------------------------------------ */
+/* lz4_decode                                                               */
+/* ------------------------------------------------------------------------ */
+
+PyDoc_STRVAR(lz4_decode_doc,
+"lz4_decode($module, /, src, out, partial=False)\n--\n\n"
+"Decode the LZ4 block `src` (no size prefix) into the writable buffer\n"
+"`out`, without the GIL; return the number of bytes written. Unless\n"
+"`partial`, the block must decode to exactly len(out) bytes; with it,\n"
+"decoding stops once `out` is full. ValueError on corrupt input.");
+
+static PyObject *
+native_lz4_decode(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"src", "out", "partial", NULL};
+    PyObject *src_obj, *out_obj, *result = NULL;
+    int partial = 0, rc;
+    size_t written = 0;
+    arg_buffer src = {0}, out = {0};
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|p:lz4_decode", kwlist,
+                                     &src_obj, &out_obj, &partial))
+        return NULL;
+    if (acquire(src_obj, "src", -1, LF_BYTES, 0, &src) < 0 ||
+        acquire(out_obj, "out", -1, LF_BYTES, 1, &out) < 0 ||
+        check_no_overlap(&out, "out", &src, "src") < 0)
+        goto done;
+    LF_BEGIN_NOGIL(out.view.len)
+    rc = lf_lz4_decode((const uint8_t *)src.view.buf, (size_t)src.view.len,
+                       (uint8_t *)out.view.buf, (size_t)out.view.len,
+                       &written);
+    LF_END_NOGIL
+    if (rc == LF_LZ4_CORRUPT) {
+        PyErr_SetString(PyExc_ValueError, "corrupt lz4 block");
+        goto done;
+    }
+    if (!partial && (rc == LF_LZ4_PARTIAL || written != (size_t)out.view.len)) {
+        PyErr_Format(PyExc_ValueError,
+                     "lz4 block decodes to %s bytes than the %zd expected",
+                     rc == LF_LZ4_PARTIAL ? "more" : "fewer", out.view.len);
+        goto done;
+    }
+    result = PyLong_FromSize_t(written);
+done:
+    release(&src);
+    release(&out);
+    return result;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Module                                                                   */
+
 /* ------------------------------------------------------------------------ */
 
 #define LF_METHOD(name)                                                      \
@@ -1353,6 +1405,7 @@ static PyMethodDef native_methods[] = {
     LF_METHOD(concat),
     LF_METHOD(concat_sizes),
     LF_METHOD(scatter_fixed),
+    LF_METHOD(lz4_decode),
     {NULL, NULL, 0, NULL},
 };
 

@@ -10,8 +10,10 @@ from typing import Optional
 
 import lz4.block
 import lz4.frame
+import numpy as np
 import zstandard
 
+from lakeformat import _native
 from lakeformat.errors import CorruptDataError
 
 BYTE_COMPRESSIONS = ("lz4", "zstd")
@@ -50,6 +52,46 @@ def compress_bytes(data, compression: Optional[str], level: Optional[int] = None
     raise ValueError(f"Unknown byte compression {compression!r}")
 
 
+_LZ4_FRAME_MAGIC = b'\x04"M\x18'
+
+
+def decoded_size(data, compression: str) -> int:
+    """The decompressed size recorded in a compressed buffer's header."""
+    if compression == "lz4":
+        if len(data) < 4 or bytes(data[:4]) == _LZ4_FRAME_MAGIC:
+            raise CorruptDataError("not an lz4 block with a size prefix")
+        size = int.from_bytes(bytes(data[:4]), "little", signed=True)
+        if size < 0 or size > 255 * len(data) + 16:  # lz4 expands 255x at most
+            raise CorruptDataError(f"lz4 block claims an impossible size {size}")
+        return size
+    if compression == "zstd":
+        size = zstandard.frame_content_size(bytes(data[:18]))
+        if size < 0:
+            raise CorruptDataError("zstd frame without its content size")
+        return size
+    raise ValueError(f"Unknown byte compression {compression!r}")
+
+
+def decompress_into(data, compression: str, out, partial: bool = False) -> None:
+    """Decompress straight into the writable buffer `out` (len(out) bytes: the whole content,
+    or with `partial` its first len(out) bytes). lz4 blocks decode natively without the GIL
+    and with no intermediate copy; zstd decodes whole, then copies."""
+    view = memoryview(out).cast("B")
+    if compression == "lz4" and len(data) >= 4 and bytes(data[:4]) != _LZ4_FRAME_MAGIC:
+        size = decoded_size(data, "lz4")
+        if len(view) > size or (len(view) < size and not partial):
+            raise CorruptDataError(f"lz4 block holds {size} bytes, not {len(view)}")
+        try:
+            _native.lz4_decode(memoryview(data)[4:], view, partial=len(view) < size)
+        except ValueError as e:
+            raise CorruptDataError(f"lz4 data does not decompress: {e}") from e
+        return
+    whole = decompress_bytes(data, compression)
+    if len(whole) < len(view) or (len(whole) != len(view) and not partial):
+        raise CorruptDataError(f"{compression} data holds {len(whole)} bytes, not {len(view)}")
+    view[:] = memoryview(whole)[: len(view)]
+
+
 def decompress_bytes(data, compression: Optional[str]) -> bytes:
     if compression is None:
         return bytes(data)
@@ -57,9 +99,11 @@ def decompress_bytes(data, compression: Optional[str]) -> bytes:
         return b""
     try:
         if compression == "lz4":
-            if bytes(data[:4]) == b'\x04"M\x18':  # an lz4 frame, which some old writers used
+            if bytes(data[:4]) == _LZ4_FRAME_MAGIC:  # an lz4 frame, which some old writers used
                 return lz4.frame.decompress(data)
-            return lz4.block.decompress(data)
+            out = np.empty(decoded_size(data, "lz4"), np.uint8)
+            decompress_into(data, "lz4", out)
+            return memoryview(out)
         if compression == "zstd":
             return _zstd_d().decompress(data)
     except (lz4.block.LZ4BlockError, zstandard.ZstdError, RuntimeError, ValueError) as e:

@@ -170,9 +170,12 @@ def serialize_chunk(
         if data_len:
             _native.concat(list(parts), memoryview(out)[len(head):])
         return out
-    data = bytearray(data_len)
-    if data_len:
-        _native.concat(list(parts), data)
+    if len(parts) == 1 and len(parts[0]) == data_len:
+        data = parts[0]  # one buffer already: compress it where it lies
+    else:
+        data = bytearray(data_len)
+        if data_len:
+            _native.concat(list(parts), data)
     return head + compress_bytes(data, compression, level)
 
 

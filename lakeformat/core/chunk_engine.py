@@ -49,6 +49,11 @@ def codec_pool():
     return pool
 
 
+def _header_and_data(sizes: np.ndarray, shapes: np.ndarray, data: Any) -> List[Any]:
+    """An uncompressed chunk as gathered parts: its header, then the samples' bytes."""
+    return [chunk_header(sizes, shapes), data]
+
+
 class ChunkEngine(ChunkReads):
     def __init__(self, key: str, storage: StorageProvider, vs: VersionState, meta: Optional[TensorMeta] = None):
         self.key = key
@@ -298,16 +303,16 @@ class ChunkEngine(ChunkReads):
             return
         name = ChunkIdEncoder.name_of(b.chunk_id)
         key = keys.chunk_key(self.key, name, self.commit_id)
-        set_parts = getattr(self.storage, "set_parts", None)
-        if set_parts is not None and self.chunk_compression is None:
+        if self._sealing is not None:
+            # built (compressed) and stored side by side with the rest of the extend
+            if self.chunk_compression is None:
+                self._store_async(key, _header_and_data, b.all_sizes(), b.all_shapes(), b.data)
+            else:
+                self._store_async(key, b.serialize, self.chunk_compression, self.meta.zstd_level)
+        elif self._direct_writes():
             # a full chunk goes straight to disk, header and data in one gathered write: it
             # stays invisible until the encoders and the meta point at it (next flush)
-            set_parts(key, [chunk_header(b.all_sizes(), b.all_shapes()), b.data])
-        elif self.chunk_compression is not None and self._sealing is not None:
-            # compressed side by side with the rest of the extend; collected at its end
-            self._sealing.append((key, codec_pool().submit(b.serialize, self.chunk_compression, self.meta.zstd_level)))
-            if len(self._sealing) >= 4:
-                self._collect_sealed(keep=2)
+            self.storage.set_parts(key, [chunk_header(b.all_sizes(), b.all_shapes()), b.data])
         else:
             self.staged[key] = b.serialize(self.chunk_compression, self.meta.zstd_level)
         self.builder = None
@@ -315,10 +320,31 @@ class ChunkEngine(ChunkReads):
     def _direct_writes(self) -> bool:
         return self.chunk_compression is None and hasattr(self.storage, "set_parts")
 
+    def _store_async(self, key: str, build: Any, *args: Any) -> None:
+        """build(*args) -> a chunk's bytes, run in the codec pool during an extend. A store
+        that writes gathered parts gets the chunk at once, from that thread (invisible until
+        the encoders and the meta point at it); others stage it for the flush. Collected
+        before the extend returns, so `build` may read the caller's buffers."""
+        set_parts = getattr(self.storage, "set_parts", None)
+
+        def job() -> Any:
+            data = build(*args)
+            if set_parts is None:
+                return b"".join(data) if isinstance(data, list) else data
+            set_parts(key, data if isinstance(data, list) else [data])
+            return None
+
+        assert self._sealing is not None
+        self._sealing.append((key, codec_pool().submit(job)))
+        if len(self._sealing) >= 4:
+            self._collect_sealed(keep=2)
+
     def _collect_sealed(self, keep: int = 0) -> None:
         while self._sealing is not None and len(self._sealing) > keep:
             key, fut = self._sealing.pop(0)
-            self.staged[key] = fut.result()
+            data = fut.result()
+            if data is not None:
+                self.staged[key] = data
 
     def _new_builder(self, ndim: int, first_item: int) -> ChunkBuilder:
         self._seal()
@@ -380,12 +406,17 @@ class ChunkEngine(ChunkReads):
                 parts = [batch.parts[0][int(starts[i]) : int(ends[j - 1])]]
             else:
                 parts = []
-            if j < stop and builder.num_samples == 0 and not per_item_parts and parts and self._direct_writes():
-                # a whole chunk out of one contiguous batch: header and the caller's bytes go
-                # to disk in one gathered write, with no copy in between (the call is
-                # synchronous, so the caller cannot change them meanwhile)
+            if j < stop and builder.num_samples == 0 and not per_item_parts and parts and self.chunk_compression not in IMAGE_COMPRESSIONS:
+                # a whole chunk out of one contiguous batch: built (header, then the caller's
+                # bytes, or their compression) and stored by the codec pool with no copy
+                # into a builder; collected before extend returns, so the caller cannot
+                # change the bytes meanwhile
                 name = ChunkIdEncoder.name_of(builder.chunk_id)
-                self.storage.set_parts(keys.chunk_key(self.key, name, self.commit_id), [chunk_header(sizes[i:j], shapes[i:j]), parts[0]])
+                key = keys.chunk_key(self.key, name, self.commit_id)
+                if self.chunk_compression is None:
+                    self._store_async(key, _header_and_data, sizes[i:j], shapes[i:j], parts[0])
+                else:
+                    self._store_async(key, serialize_chunk, [parts[0]], sizes[i:j], shapes[i:j], self.chunk_compression, self.meta.zstd_level)
                 self.chunk_ids.set_last_index(self.chunk_ids.num_chunks - 1, first_item + j - 1)
                 self.builder = builder = None
                 i = j

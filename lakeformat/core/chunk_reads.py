@@ -8,6 +8,7 @@ import numpy as np
 
 from lakeformat import _native
 from lakeformat.codecs import BYTE_COMPRESSIONS, IMAGE_COMPRESSIONS, decompress_bytes, decompress_image
+from lakeformat.codecs.bytes_codecs import decompress_into
 from lakeformat.core import keys
 from lakeformat.core.chunk import Chunk
 from lakeformat.core.encoders import ChunkIdEncoder
@@ -247,26 +248,66 @@ class ChunkReads:
         return out
 
     def _read_fixed_range(self, start: int, n: int, out: np.ndarray, item_nbytes: int) -> np.ndarray:
-        """A run of consecutive samples of one fixed size: one block copy per chunk."""
+        """A run of consecutive samples of one fixed size: each chunk's bytes go straight into
+        their place in `out` (read into it, or decompressed into it), chunks side by side."""
         flat = out.reshape(-1).view(np.uint8)
         first = self.chunk_ids.first_indices()
         last = self.chunk_ids.rows[:, 1].astype(np.int64)
         r0, r1 = (int(x) for x in self.chunk_ids.row_of(np.array([start, start + n - 1])))
         names = self.chunk_ids.names()
+
+        def copy_chunk(r: int) -> None:
+            lo, hi = max(start, int(first[r])), min(start + n - 1, int(last[r]))
+            dest = flat[(lo - start) * item_nbytes : (hi - start + 1) * item_nbytes]
+            self._chunk_bytes_into(names[r], lo - int(first[r]), hi - int(first[r]) + 1, item_nbytes, dest)
+
         rows = list(range(r0, r1 + 1))
-        step = max(1, (256 * 1024 * 1024) // max(self.max_chunk_size, 1))
-        for g in range(0, len(rows), step):
-            group = rows[g : g + step]
-            chunks = self.get_chunks([names[r] for r in group])
-            for r in group:
-                lo, hi = max(start, int(first[r])), min(start + n - 1, int(last[r]))
-                c = chunks[names[r]]
-                a = (lo - int(first[r])) * item_nbytes
-                b = (hi - int(first[r]) + 1) * item_nbytes
-                if b > len(c.data):
-                    raise CorruptDataError(f"chunk shorter than its samples in tensor {self.meta.name!r}", c.key)
-                flat[(lo - start) * item_nbytes : (hi - start + 1) * item_nbytes] = np.frombuffer(c.data, np.uint8, b - a, a)
+        if len(rows) > 1:
+            # the GIL is released while reading and decoding: one chunk per thread
+            run_concurrently(copy_chunk, rows, max(2, min(self.storage.concurrency, 4)))
+        else:
+            for r in rows:
+                copy_chunk(r)
         return out
+
+    def _chunk_bytes_into(self, name: str, a: int, b: int, item_nbytes: int, dest: np.ndarray) -> None:
+        """Samples [a, b) of a chunk whose samples are all `item_nbytes` long, into `dest`."""
+        c = self._parsed.get(name) or self._unflushed_chunk(name)
+        compression = self.chunk_compression
+        if c is None and compression in (None, "lz4"):
+            key = self.chunk_key_of(name)
+            if compression is None:
+                h = self._header(name)
+                self._check_fixed(h, b, item_nbytes)
+                self.storage.read_into(key, h.header_nbytes + a * item_nbytes, dest)
+                return
+            c = Chunk.parse(self.storage.get(key), compression, key)
+            self._check_fixed(c, b, item_nbytes)
+            if a == 0:
+                decompress_into(c._raw_data, compression, dest, partial=True)
+            else:
+                head = np.empty(b * item_nbytes, np.uint8)
+                decompress_into(c._raw_data, compression, head, partial=True)
+                dest[:] = head[a * item_nbytes :]
+            return
+        if c is None:
+            c = self.get_chunks([name])[name]
+        self._check_fixed(c, b, item_nbytes)
+        data = c.data
+        if b * item_nbytes > len(data):
+            raise CorruptDataError(f"chunk shorter than its samples in tensor {self.meta.name!r}", c.key)
+        dest[:] = np.frombuffer(data, np.uint8, (b - a) * item_nbytes, a * item_nbytes)
+
+    def _check_fixed(self, c: Chunk, b: int, item_nbytes: int) -> None:
+        """The chunk's first b samples are item_nbytes each and back to back from byte 0."""
+        bp = c.bp_rows
+        if c.compression in IMAGE_COMPRESSIONS or c.is_tile:
+            return  # no positions to check (canvases are checked when decoded)
+        if not len(bp) or int(bp[-1, 2]) + 1 < b:
+            raise CorruptDataError(f"chunk holds fewer samples than its index says in tensor {self.meta.name!r}", c.key)
+        row = int(np.searchsorted(bp[:, 2], b - 1))
+        if np.any(bp[: row + 1, 0] != item_nbytes) or int(bp[0, 1]) != 0:
+            raise CorruptDataError(f"sample size differs from its shape in tensor {self.meta.name!r}", c.key)
 
     def _worth_ranges(self, name: str, n_items: int, item_nbytes: int) -> bool:
         """Byte-range reads of `n_items` samples, or the whole chunk? Whichever the store's

@@ -5,7 +5,7 @@ from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Iterable, List, Optional, Sequence
 
-from lakeformat.errors import ReadOnlyError
+from lakeformat.errors import ReadOnlyError, StorageError
 
 
 class StorageProvider(ABC):
@@ -40,6 +40,15 @@ class StorageProvider(ABC):
     def get_ranges(self, key: str, starts: Sequence[int], ends: Sequence[int]) -> List[bytes]:
         """Several byte ranges of one value (a stored chunk's samples)."""
         return [self.get_range(key, a, b) for a, b in zip(starts, ends)]
+
+    def read_into(self, key: str, start: int, out) -> None:
+        """Fill the writable buffer `out` with bytes [start, start + len(out)) of the value
+        (a store that can read into memory it is given overrides this to skip a copy)."""
+        view = memoryview(out).cast("B")
+        data = self.get_range(key, start, start + len(view))
+        if len(data) != len(view):
+            raise StorageError(f"{key!r} holds {start + len(data)} bytes, fewer than the {start + len(view)} asked for")
+        view[:] = data
 
     def get_many(self, keys: Sequence[str], missing_ok: bool = False) -> Dict[str, Optional[bytes]]:
         """Fetch many keys with up to `concurrency` requests in flight."""

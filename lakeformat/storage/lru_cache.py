@@ -6,6 +6,7 @@ import threading
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence
 
+from lakeformat.errors import StorageError
 from lakeformat.storage.base import StorageProvider
 
 
@@ -78,6 +79,15 @@ class LRUCache(StorageProvider):
         if v is not None:
             return [v[a:b] for a, b in zip(starts, ends)]
         return self.base.get_ranges(key, starts, ends)
+
+    def read_into(self, key: str, start: int, out) -> None:
+        v = self._hit(key)
+        if v is None:
+            return self.base.read_into(key, start, out)  # a scan's bytes bypass the cache
+        view = memoryview(out).cast("B")
+        if start + len(view) > len(v):
+            raise StorageError(f"{key!r} holds {len(v)} bytes, fewer than the {start + len(view)} asked for")
+        view[:] = memoryview(v)[start : start + len(view)]
 
     def get_many(self, keys: Sequence[str], missing_ok: bool = False) -> Dict[str, Optional[bytes]]:
         out: Dict[str, Optional[bytes]] = {}

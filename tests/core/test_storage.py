@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from lakeformat.errors import KeyNotFoundInStorageError
+from lakeformat.errors import KeyNotFoundInStorageError, StorageError
 from lakeformat.storage import LRUCache, StorageProvider, storage_from_url
 
 
@@ -40,6 +40,18 @@ class StorageContract:
         store.set("rr", bytes(range(200)))
         assert store.get_ranges("rr", [0, 50, 190], [10, 51, 200]) == [bytes(range(10)), bytes([50]), bytes(range(190, 200))]
         assert store.get_ranges("rr", [], []) == []
+
+    def test_read_into(self, store: StorageProvider):
+        import numpy as np
+
+        store.set("ri", bytes(range(100)))
+        out = np.zeros(30, np.uint8)
+        store.read_into("ri", 60, out)
+        assert out.tobytes() == bytes(range(60, 90))
+        with pytest.raises(StorageError):
+            store.read_into("ri", 90, np.zeros(30, np.uint8))  # past the end
+        with pytest.raises(KeyError):
+            store.read_into("nope", 0, out)
 
     def test_get_many(self, store: StorageProvider):
         # printable bytes: gcp-storage-emulator drops a trailing b"\r" from multipart uploads
