@@ -1338,7 +1338,159 @@ done:
 }
 
 /* ------------------------------------------------------------------------ */
+/* widen_bytes                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Fixed-width byte strings -> NumPy's UCS4 strings, one code unit per byte:
+ * exact for ASCII. The caller checks the returned maximum byte (< 128) and
+ * count of non-zero bytes (NULs would be lost in a fixed-width array). */
+static void
+widen_loop(const uint8_t *src, uint32_t *out, Py_ssize_t n, uint8_t *max_out,
+           Py_ssize_t *nonzero_out)
+{
+    uint8_t mx = 0;
+    Py_ssize_t nz = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint8_t v = src[i];
+        out[i] = v;
+        mx |= v; /* the high bit is all that is asked of the maximum */
+        nz += v != 0;
+    }
+    *max_out = mx;
+    *nonzero_out = nz;
+}
+
+PyDoc_STRVAR(widen_bytes_doc,
+"widen_bytes($module, /, src, out)\n--\n\n"
+"Copy each byte of `src` into the uint32 buffer `out` (as many items as\n"
+"src has bytes), without the GIL: fixed-width ASCII strings to NumPy's\n"
+"UCS4 strings. Return (bitwise OR of all bytes, number of non-zero bytes).");
+
+static PyObject *
+native_widen_bytes(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"src", "out", NULL};
+    PyObject *src_obj, *out_obj, *result = NULL;
+    arg_buffer src = {0}, out = {0};
+    uint8_t mx = 0;
+    Py_ssize_t nz = 0;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO:widen_bytes", kwlist,
+                                     &src_obj, &out_obj))
+        return NULL;
+    if (acquire(src_obj, "src", -1, LF_BYTES, 0, &src) < 0 ||
+        acquire(out_obj, "out", -1, LF_U32, 1, &out) < 0 ||
+        check_no_overlap(&out, "out", &src, "src") < 0)
+        goto done;
+    if (out.n != src.view.len) {
+        PyErr_Format(PyExc_ValueError,
+                     "out has %zd items but src has %zd bytes", out.n,
+                     src.view.len);
+        goto done;
+    }
+    LF_BEGIN_NOGIL(5 * src.view.len)
+    widen_loop((const uint8_t *)src.view.buf, (uint32_t *)out.view.buf,
+               src.view.len, &mx, &nz);
+    LF_END_NOGIL
+    result = Py_BuildValue("(in)", (int)mx, nz);
+done:
+    release(&src);
+    release(&out);
+    return result;
+}
+
+/* ------------------------------------------------------------------------ */
+/* narrow_ucs4                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* NumPy's fixed-width UCS4 strings -> their bytes back to back, one byte per
+ * code point (exact for ASCII; the caller checks the returned maximum). A
+ * row's length ends at its last non-NUL code point, as NumPy reads it. */
+static Py_ssize_t
+narrow_loop(const uint32_t *src, Py_ssize_t rows, Py_ssize_t width,
+            uint8_t *out, int64_t *lengths, uint32_t *max_out)
+{
+    uint32_t mx = 0;
+    Py_ssize_t pos = 0;
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        const uint32_t *row = src + r * width;
+        Py_ssize_t len = width;
+        while (len > 0 && row[len - 1] == 0)
+            len--;
+        /* the whole row, padding too (a fixed trip count vectorises; the
+         * padding bytes land where the next row then writes, or past the
+         * last row's end inside `out`) */
+        uint8_t *dst = out + pos;
+        for (Py_ssize_t k = 0; k < width; k++) {
+            mx |= row[k];
+            dst[k] = (uint8_t)row[k];
+        }
+        lengths[r] = len;
+        pos += len;
+    }
+    *max_out = mx;
+    return pos;
+}
+
+PyDoc_STRVAR(narrow_ucs4_doc,
+"narrow_ucs4($module, /, src, width, out, lengths_out)\n--\n\n"
+"Rows of `width` uint32 code points in `src` (a NumPy 'U' array's data) to\n"
+"one byte per code point, back to back in the writable buffer `out` (at\n"
+"least as many bytes as src has items); each row's length goes to the int64\n"
+"buffer `lengths_out`. Runs without the GIL. Return (bitwise OR of all code\n"
+"points, bytes written): the bytes are the text's UTF-8 when the OR < 128.");
+
+static PyObject *
+native_narrow_ucs4(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"src", "width", "out", "lengths_out", NULL};
+    PyObject *src_obj, *out_obj, *len_obj, *result = NULL;
+    Py_ssize_t width, written = 0;
+    uint32_t mx = 0;
+    arg_buffer src = {0}, out = {0}, lengths = {0};
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOO:narrow_ucs4", kwlist,
+                                     &src_obj, &width, &out_obj, &len_obj))
+        return NULL;
+    if (width < 1) {
+        PyErr_Format(PyExc_ValueError, "width must be >= 1, got %zd", width);
+        return NULL;
+    }
+    if (acquire(src_obj, "src", -1, LF_U32, 0, &src) < 0 ||
+        acquire(out_obj, "out", -1, LF_BYTES, 1, &out) < 0 ||
+        acquire(len_obj, "lengths_out", -1, LF_I64, 1, &lengths) < 0 ||
+        check_no_overlap(&out, "out", &src, "src") < 0 ||
+        check_no_overlap(&lengths, "lengths_out", &src, "src") < 0 ||
+        check_no_overlap(&lengths, "lengths_out", &out, "out") < 0)
+        goto done;
+    if (src.n % width != 0 || lengths.n != src.n / width) {
+        PyErr_Format(PyExc_ValueError,
+                     "src has %zd code points: not %zd rows of width %zd",
+                     src.n, lengths.n, width);
+        goto done;
+    }
+    if (out.view.len < src.n) {
+        PyErr_Format(PyExc_ValueError, "out has %zd bytes, fewer than %zd",
+                     out.view.len, src.n);
+        goto done;
+    }
+    LF_BEGIN_NOGIL(5 * src.n)
+    written = narrow_loop((const uint32_t *)src.view.buf, lengths.n, width,
+                          (uint8_t *)out.view.buf, (int64_t *)lengths.view.buf,
+                          &mx);
+    LF_END_NOGIL
+    result = Py_BuildValue("(kn)", (unsigned long)mx, written);
+done:
+    release(&src);
+    release(&out);
+    release(&lengths);
+    return result;
+}
+
+/* ------------------------------------------------------------------------ */
 /* lz4_decode                                                               */
+
+
 /* ------------------------------------------------------------------------ */
 
 PyDoc_STRVAR(lz4_decode_doc,
@@ -1406,6 +1558,8 @@ static PyMethodDef native_methods[] = {
     LF_METHOD(concat_sizes),
     LF_METHOD(scatter_fixed),
     LF_METHOD(lz4_decode),
+    LF_METHOD(widen_bytes),
+    LF_METHOD(narrow_ucs4),
     {NULL, NULL, 0, NULL},
 };
 

@@ -68,7 +68,7 @@ class LakeFormat(Peer):
                 ds.create_tensor("label", htype="class_label", dtype="int32", class_names=CLASS_NAMES)
                 ds["id"].extend(cols["id"])
                 ds["value"].extend(cols["value"])
-                ds["text"].extend(cols["text"].tolist())
+                ds["text"].extend(cols["text"])  # a NumPy str array, as the Arrow peers get it
                 ds["label"].extend(cols["label"])
             elif workload in ("images_raw", "images_none", "images_png"):
                 if workload in ("images_raw", "images_none"):

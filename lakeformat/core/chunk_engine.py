@@ -18,6 +18,7 @@ from lakeformat.codecs import BYTE_COMPRESSIONS, IMAGE_COMPRESSIONS, compress_im
 from lakeformat.core import keys
 from lakeformat.core.chunk import Chunk, ChunkBuilder, chunk_header, serialize_chunk
 from lakeformat.core.chunk_reads import ChunkReads
+from lakeformat.core.codec_pool import codec_pool
 from lakeformat.core.encoders import ChunkIdEncoder, CredsEncoder, RangeEncoder, TileEncoder
 from lakeformat.core.meta import TensorMeta, loads
 from lakeformat.core.serialize import SerializedBatch
@@ -32,21 +33,6 @@ logger = logging.getLogger(__name__)
 
 _PARSED_CACHE_CHUNKS = 8  # parsed chunks kept per tensor for repeated reads
 
-
-_POOL: Dict[int, Any] = {}
-
-
-def codec_pool():
-    """A thread pool for chunk (de)compression, one per process (a forked loader worker
-    must not inherit its parent's threads)."""
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
-    pid = os.getpid()
-    pool = _POOL.get(pid)
-    if pool is None:
-        pool = _POOL[pid] = ThreadPoolExecutor(max(2, min(8, os.cpu_count() or 2)), thread_name_prefix="lakeformat-codec")
-    return pool
 
 
 def _header_and_data(sizes: np.ndarray, shapes: np.ndarray, data: Any) -> List[Any]:

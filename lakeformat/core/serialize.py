@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from lakeformat import _native
 from lakeformat.codecs import BYTE_COMPRESSIONS, IMAGE_COMPRESSIONS, compress_bytes, compress_image
 from lakeformat.core.meta import TensorMeta
 from lakeformat.core.sample import LinkedSample, Sample
@@ -186,6 +187,52 @@ def _encode_all_str(values: List[Any]):
         return [data], lengths
     encoded = [v.encode("utf-8") for v in values]
     return [b"".join(encoded)], np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+
+
+def _encode_ascii_array(values: np.ndarray):
+    """A NumPy str array of ASCII text in one buffer with no Python str per value (native
+    narrowing of its UCS4 code points); None when some value is not ASCII."""
+    n = len(values)
+    if values.dtype.kind != "U" or n == 0 or values.dtype.itemsize == 0:
+        return None
+    width = values.dtype.itemsize // 4
+    src = np.ascontiguousarray(values).view(np.uint32)
+    out = np.empty(n * width, np.uint8)
+    lengths = np.empty(n, np.int64)
+    high, written = _native.narrow_ucs4(src, width, out, lengths)
+    if high >= 128:
+        return None
+    return [memoryview(out)[:written]], lengths
+
+
+@dataclass(frozen=True)
+class EncodedSamples:
+    """Text or JSON samples already encoded, for `ds.extend` without a Python object per
+    sample: `data` holds every sample's UTF-8 bytes back to back, `sizes` each one's length
+    and, for text, `nulls` (bool) marks null samples (size 0; a JSON null is the text "null").
+    The bytes are stored as given: they must be what the serializer would write for the values.
+
+    >>> import numpy as np
+    >>> s = EncodedSamples(b"abcd", np.array([1, 3, 0]), nulls=np.array([False, False, True]))
+    >>> len(s)
+    3
+    """
+
+    data: Any
+    sizes: np.ndarray
+    nulls: Optional[np.ndarray] = None
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+
+def json_samples(values: List[Any]) -> EncodedSamples:
+    """JSON values encoded exactly as `ds.extend` stores them in a json tensor."""
+    fast = _orjson_all(values) if values else None
+    if fast is None:
+        parts = [json.dumps(v, cls=JsonEncoder, allow_nan=True).encode("utf-8") for v in values]
+        fast = [b"".join(parts)], np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+    return EncodedSamples(fast[0][0] if fast[0] else b"", fast[1])
 
 
 ENCODE_THREADS = max(1, min(8, os.cpu_count() or 1))
@@ -533,8 +580,18 @@ class Serializer:
 
     def _texts(self, values: Any, item_owner) -> SerializedBatch:
         batch = SerializedBatch()
+        if isinstance(values, EncodedSamples):
+            return self._encoded(values, item_owner)
         if isinstance(values, np.ndarray) and values.dtype.kind in "US" and self.base == "text":
-            values = values.reshape(len(values), -1)[:, 0].tolist() if values.ndim > 1 else values.tolist()
+            if values.ndim > 1:
+                values = values.reshape(len(values), -1)[:, 0]
+            fast_array = _encode_ascii_array(values)
+            if fast_array is not None:
+                batch.parts, batch.sizes = fast_array
+                batch.shapes = np.ones((len(values), 1), dtype=np.int64)
+                batch.num_samples = len(values)
+                return batch
+            values = values.tolist()
         values = list(values)
         base = self.base
         fast_encode = {"text": _encode_all_str, "json": _orjson_all}.get(base)
@@ -581,6 +638,27 @@ class Serializer:
         batch.sizes = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
         batch.shapes = shapes
         batch.num_samples = len(values)
+        return batch
+
+    def _encoded(self, values: EncodedSamples, item_owner) -> SerializedBatch:
+        if self.base not in ("text", "json") or item_owner is not None:
+            raise _fail(SampleDtypeError, f"encoded samples go into text or json tensors, not {self.base}", self.ctx, 0)
+        n = len(values)
+        sizes = np.asarray(values.sizes, dtype=np.int64).reshape(n)
+        nbytes = memoryview(values.data).nbytes
+        if n and (int(sizes.min()) < 0 or int(sizes.sum()) != nbytes):
+            raise _fail(SampleError, f"encoded samples: sizes add up to {int(sizes.sum())}, the data has {nbytes} bytes", self.ctx, 0)
+        shapes = np.ones((n, 1), dtype=np.int64)
+        if values.nulls is not None and self.base == "text":
+            nulls = np.asarray(values.nulls, dtype=bool).reshape(n)
+            if np.any(sizes[nulls]):
+                raise _fail(SampleError, "encoded samples: a null text has bytes", self.ctx, int(np.argmax(nulls & (sizes > 0))))
+            shapes[nulls, 0] = 0
+        batch = SerializedBatch()
+        batch.parts = [values.data] if nbytes else []
+        batch.sizes = sizes
+        batch.shapes = shapes
+        batch.num_samples = n
         return batch
 
     def _links(self, values: Any, item_owner) -> SerializedBatch:
