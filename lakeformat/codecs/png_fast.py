@@ -2,7 +2,10 @@
 gray+alpha / RGB / RGBA. Encoding filters every row with "Sub" (one vectorised subtraction)
 and deflates at level 1; decoding undoes the filters "None" and "Sub" with one cumulative sum.
 Anything else (other bit depths, palettes, interlacing, rows with the Up/Average/Paeth filters)
-is left to Pillow: `decode` returns None for it. zlib releases the GIL while it works."""
+is left to Pillow: `decode` returns None for it.
+
+The zlib streams are made and read by ISA-L (`isal`), which writes the same format as zlib two
+to six times faster, and releases the GIL while it works."""
 from __future__ import annotations
 
 import struct
@@ -10,6 +13,7 @@ import zlib
 from typing import Optional
 
 import numpy as np
+from isal import isal_zlib
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
@@ -18,7 +22,7 @@ LEVEL = 1
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", isal_zlib.crc32(body, isal_zlib.crc32(kind)) & 0xFFFFFFFF)
 
 
 def encode(arr: np.ndarray) -> bytes:
@@ -37,7 +41,7 @@ def encode(arr: np.ndarray) -> bytes:
     raw[:, 1 : 1 + c] = rows[:, :c]
     np.subtract(rows[:, c:], rows[:, :-c], out=raw[:, 1 + c :])
     ihdr = struct.pack(">IIBBBBB", w, h, 8, _COLOR_TYPE[c], 0, 0, 0)
-    return b"".join([SIGNATURE, _chunk(b"IHDR", ihdr), _chunk(b"IDAT", zlib.compress(raw, LEVEL)), _chunk(b"IEND", b"")])
+    return b"".join([SIGNATURE, _chunk(b"IHDR", ihdr), _chunk(b"IDAT", isal_zlib.compress(raw, LEVEL)), _chunk(b"IEND", b"")])
 
 
 def decode(data) -> Optional[np.ndarray]:
@@ -65,8 +69,8 @@ def decode(data) -> Optional[np.ndarray]:
     if w is None or not idat:
         return None
     try:
-        raw = np.frombuffer(zlib.decompress(b"".join(idat)), np.uint8)
-    except zlib.error:
+        raw = np.frombuffer(isal_zlib.decompress(idat[0] if len(idat) == 1 else b"".join(idat)), np.uint8)
+    except (isal_zlib.error, zlib.error):
         return None
     stride = w * c + 1
     if raw.size != h * stride:
