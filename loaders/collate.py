@@ -10,7 +10,7 @@ from typing import Any, List, Sequence, Tuple
 import numpy as np
 import torch
 
-from loaders.reader import TEXT_HTYPES, FixedColumn, TensorSource, ValueColumn, gather_fixed
+from loaders.reader import TEXT_HTYPES, FixedColumn, TensorSource, ValueColumn, gather_pieces
 
 
 @functools.lru_cache(maxsize=64)
@@ -111,19 +111,20 @@ def present(src: TensorSource, v: Any) -> Any:
     return v
 
 
-def collate_column(src: TensorSource, refs: List[Tuple[Any, int]], pad: bool) -> Any:
-    """One tensor's batch straight from task columns: fixed-shape samples are gathered from
-    their chunks into the batch in one native copy."""
-    if refs and all(isinstance(c, FixedColumn) for c, _ in refs):
-        shape = refs[0][0].shape
-        out = empty_batch((len(refs),) + tuple(shape), refs[0][0].dtype)
-        gather_fixed(refs, out.numpy())
+def collate_pieces(src: TensorSource, pieces: List[Tuple[Any, np.ndarray]], pad: bool) -> Any:
+    """One tensor's batch straight from task columns, given as (column, local indices)
+    pieces in batch order: fixed-shape samples are gathered from their chunks (or from the
+    array their task decoded them into) into the batch in one native copy."""
+    if pieces and all(isinstance(c, FixedColumn) for c, _ in pieces):
+        n = sum(len(loc) for _, loc in pieces)
+        out = empty_batch((n,) + tuple(pieces[0][0].shape), pieces[0][0].dtype)
+        gather_pieces(pieces, out.numpy())
         if src.base_htype == "class_label":
             out = out.to(torch.int64)
             if src.squeeze_scalar:
-                out = out.reshape(len(refs))
+                out = out.reshape(n)
         return out
-    values = [present(src, c.value(k)) for c, k in refs]
+    values = [present(src, c.value(k)) for c, loc in pieces for k in loc.tolist()]
     if src.base_htype in TEXT_HTYPES or src.decode_method != "numpy":
         return values
     return collate_values(values, pad, False)
@@ -138,4 +139,4 @@ def sample_value(src: TensorSource, col: Any, k: int, copy: bool = True) -> Any:
     return present(src, v)
 
 
-__all__ = ["collate_values", "collate_column", "sample_value", "present", "empty_batch", "stack_arrays", "pad_arrays", "ValueColumn"]
+__all__ = ["collate_values", "collate_pieces", "sample_value", "present", "empty_batch", "stack_arrays", "pad_arrays", "ValueColumn"]

@@ -35,22 +35,17 @@ class ReadJob:
 
 
 class TaskResult:
-    __slots__ = ("positions", "columns", "nbytes", "_local", "has_errors")
+    __slots__ = ("positions", "columns", "nbytes", "has_errors")
 
     def __init__(self, positions: np.ndarray, columns: Dict[str, Any], nbytes: int):
         self.positions = positions
         self.columns = columns
         self.nbytes = nbytes
-        # built once per task: the per-sample lookups below are the loader's hottest loop
-        self._local = dict(zip(positions.tolist(), range(len(positions))))
         self.has_errors = any(
             isinstance(v, BaseException)
             for col in columns.values()
             for v in (getattr(col, "values", None) or ())
         )
-
-    def local(self, pos: int) -> int:
-        return self._local[pos]
 
 
 class _Task:
@@ -105,9 +100,35 @@ def _make_tasks(slice_rows: np.ndarray, needed: np.ndarray, task_samples: int) -
     return tasks
 
 
+class Run:
+    """Consecutive entries `entry .. entry + len(locals) - 1` of a worker's order that one task
+    holds: their view positions, the task's result (or the exception that failed the task)
+    and each entry's index into the task's columns."""
+
+    __slots__ = ("entry", "positions", "result", "locals")
+
+    def __init__(self, entry: int, positions: np.ndarray, result: Any, locals_: np.ndarray):
+        self.entry = entry
+        self.positions = positions
+        self.result = result
+        self.locals = locals_
+
+    def __len__(self) -> int:
+        return len(self.locals)
+
+
 def stream_samples(job: ReadJob, slice_positions: np.ndarray, order: np.ndarray, start: int = 0) -> Iterator[Tuple[int, int, Any, int]]:
     """Yield (entry, view position, TaskResult or the exception that failed its task, local
     index in the task) for entries `start..` of `order` (indices into `slice_positions`)."""
+    for run in stream_runs(job, slice_positions, order, start):
+        for j, (vpos, local) in enumerate(zip(run.positions.tolist(), run.locals.tolist())):
+            yield run.entry + j, vpos, run.result, (local if not isinstance(run.result, BaseException) else -1)
+
+
+def stream_runs(job: ReadJob, slice_positions: np.ndarray, order: np.ndarray, start: int = 0) -> Iterator[Run]:
+    """Entries `start..` of `order` (indices into `slice_positions`) as `Run`s, in order: one
+    per stretch of consecutive entries held by the same task (a whole task when the order
+    is not shuffled), so that a batch is cut out of a few runs with no per-sample Python."""
     todo = order[start:]
     if not len(todo):
         return
@@ -117,10 +138,15 @@ def stream_samples(job: ReadJob, slice_positions: np.ndarray, order: np.ndarray,
     rows = primary_rows(job.sources, job.view_samples[slice_positions])
     tasks = _make_tasks(rows, needed, max(1, job.task_samples))
     task_of_arr = np.full(n, -1, np.int64)
+    local_arr = np.zeros(n, np.int64)
     for t, task in enumerate(tasks):
         task_of_arr[task.positions] = t
-    task_of = task_of_arr.tolist()
-    slice_list = slice_positions.tolist()
+        local_arr[task.positions] = np.arange(len(task.positions))
+    todo_task = task_of_arr[todo]
+    todo_local = local_arr[todo]
+    todo_vpos = slice_positions[todo]
+    cuts = np.nonzero(np.diff(todo_task))[0] + 1
+    run_bounds = list(zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(todo)]]).tolist()))
     storage = worker_storage(job.storage)
     cache = ChunkCache(storage, keep_recent=2 * max(1, len(job.sources)))
     pool = ThreadPoolExecutor(max(1, job.num_threads), thread_name_prefix="lakeloader-decode")
@@ -132,7 +158,7 @@ def stream_samples(job: ReadJob, slice_positions: np.ndarray, order: np.ndarray,
         samples = job.view_samples[slice_positions[task.positions]]
         chunks, fetched = cache.get(task.wanted)
         cols = {name: read_column(src, samples, chunks) for name, src in job.sources.items()}
-        decoded = sum(getattr(c, "nbytes", 0) for c in cols.values() if not hasattr(c, "buffers"))
+        decoded = sum(c.held_nbytes for c in cols.values())
         return TaskResult(task.positions, cols, fetched + decoded)
 
     def admit(t: int) -> None:
@@ -175,8 +201,8 @@ def stream_samples(job: ReadJob, slice_positions: np.ndarray, order: np.ndarray,
 
     try:
         pump()
-        for j, pos in enumerate(todo.tolist()):
-            t = task_of[pos]
+        for a, b in run_bounds:
+            t = int(todo_task[a])
             if t >= state["next"]:
                 pump(force_upto=t)
             task = tasks[t]
@@ -186,11 +212,10 @@ def stream_samples(job: ReadJob, slice_positions: np.ndarray, order: np.ndarray,
                     state["reserved"] += res.nbytes - task.reservation
                     task.reservation = res.nbytes
                     task.settled = True
-                local = res.local(pos)
             except Exception as e:  # noqa: BLE001 - every sample of the task reports it
-                res, local = e, -1
-            yield start + j, slice_list[pos], res, local
-            task.remaining -= 1
+                res = e
+            yield Run(start + a, todo_vpos[a:b], res, todo_local[a:b])
+            task.remaining -= b - a
             if task.remaining == 0:
                 state["reserved"] -= task.reservation
                 task.future = None

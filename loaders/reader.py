@@ -27,6 +27,8 @@ from lakeformat.storage import FsspecStorage, LRUCache, PrefixedStorage, Storage
 
 from PIL import Image
 
+from loaders.jpeg import decode_jpeg_into
+
 TEXT_HTYPES = ("text", "json", "list", "tag")
 _PIL_FORMATS = {"png": ("PNG",), "jpeg": ("JPEG",)}
 DECODE_METHODS = ("numpy", "tobytes", "pil")
@@ -271,18 +273,22 @@ class ChunkCache:
 
 
 class FixedColumn:
-    """Samples of one fixed shape and dtype, left in their chunks' bytes: collated with one
-    native gather into the batch, or viewed as arrays (zero-copy) when a transform needs them."""
+    """Samples of one fixed shape and dtype in a few buffers (their chunks' bytes, or one array
+    the task decoded them into): collated with one native gather into the batch, or viewed as
+    arrays (zero-copy) when a transform needs them. `held_nbytes` counts the buffers the
+    column owns (decoded arrays), not the chunks it points into."""
 
-    __slots__ = ("buffers", "src", "start", "shape", "dtype", "nbytes")
+    __slots__ = ("buffers", "src", "start", "shape", "dtype", "nbytes", "held_nbytes")
 
-    def __init__(self, buffers: List[memoryview], src: np.ndarray, start: np.ndarray, shape: Tuple[int, ...], dtype: np.dtype):
+    def __init__(self, buffers: List[memoryview], src: np.ndarray, start: np.ndarray, shape: Tuple[int, ...], dtype: np.dtype,
+                 held_nbytes: int = 0):
         self.buffers = buffers
         self.src = src
         self.start = start
         self.shape = shape
         self.dtype = dtype
         self.nbytes = int(np.prod(shape)) * dtype.itemsize
+        self.held_nbytes = held_nbytes
 
     def value(self, k: int) -> np.ndarray:
         buf = self.buffers[int(self.src[k])]
@@ -292,11 +298,11 @@ class FixedColumn:
 class ValueColumn:
     """Decoded per-sample values; a value may be an exception (that sample failed)."""
 
-    __slots__ = ("values", "nbytes")
+    __slots__ = ("values", "held_nbytes")
 
     def __init__(self, values: List[Any]):
         self.values = values
-        self.nbytes = sum(getattr(v, "nbytes", 0) for v in values)
+        self.held_nbytes = sum(getattr(v, "nbytes", 0) for v in values)
 
     def value(self, k: int) -> Any:
         return self.values[k]
@@ -309,6 +315,10 @@ def read_column(src: TensorSource, samples: np.ndarray, chunks: Dict[str, Chunk]
     local = items - src.first_index[rows] if len(items) else items
     if src.fixed_shape is not None and offsets is None and not src.tiles and src.decode_method != "tobytes":
         return _fixed_column(src, rows, local, chunks)
+    if src.is_image and offsets is None and not src.tiles and not src.is_link and src.decode_method == "numpy":
+        col = _image_column(src, rows, local, chunks)
+        if col is not None:
+            return col
     vals = _item_values(src, items, rows, local, chunks)
     if offsets is None:
         return ValueColumn(vals)
@@ -345,6 +355,54 @@ def _fixed_column(src: TensorSource, rows, local, chunks) -> FixedColumn:
         start[sel] = s
         buffers.append(data)
     return FixedColumn(buffers, src_id, start, src.fixed_shape, src.dtype)
+
+
+def _image_column(src: TensorSource, rows, local, chunks):
+    """Images of one shape decoded straight into one array of the task's samples (a
+    FixedColumn over it); None when their shapes differ (the per-sample path handles them)."""
+    n = len(rows)
+    if src.dtype != np.uint8 or not n:
+        return None
+    parts = []
+    shape: Optional[Tuple[int, ...]] = None
+    for r in np.unique(rows).tolist():
+        sel = np.nonzero(rows == r)[0]
+        c = chunks[src.chunk_keys[r]]
+        shp = c.shapes(local[sel])
+        if not len(shp) or (shp != shp[0]).any():
+            return None
+        s0 = tuple(int(x) for x in shp[0])
+        if shape is None:
+            shape = s0
+        elif s0 != shape:
+            return None
+        s, e = c.byte_ranges(local[sel])
+        parts.append((sel.tolist(), s.tolist(), e.tolist(), c.data))
+    nbytes = int(np.prod(shape)) if shape else 0
+    if not nbytes:
+        return None
+    arr = np.empty((n, nbytes), np.uint8)
+    odd: Dict[int, Any] = {}
+    jpeg = src.sample_compression == "jpeg"
+    for sel, s, e, data in parts:
+        for k, a, b in zip(sel, s, e):
+            d = data[a:b]
+            if jpeg and decode_jpeg_into(d, shape, arr[k]):
+                continue
+            try:
+                v = decode_item(src, d, shape)
+            except Exception as ex:  # noqa: BLE001 - reported per sample, with its index
+                odd[k] = ex
+                continue
+            if v.shape == shape and v.dtype == np.uint8:
+                arr[k] = v.reshape(-1)
+            else:
+                odd[k] = v
+    arr = arr.reshape((n,) + shape)
+    if odd:
+        return ValueColumn([odd[k] if k in odd else arr[k] for k in range(n)])
+    return FixedColumn([memoryview(arr.reshape(-1))], np.zeros(n, np.int64), np.arange(n, dtype=np.int64) * nbytes, shape, src.dtype,
+                       held_nbytes=arr.nbytes)
 
 
 def _item_values(src: TensorSource, items, rows, local, chunks) -> List[Any]:
@@ -449,22 +507,29 @@ def _read_tiled(src: TensorSource, item: int, chunks: Dict[str, Chunk]) -> np.nd
     return assemble_tiles(tiles, sample_shape, tile_shape, src.dtype)
 
 
-def gather_fixed(columns: Sequence[Tuple[FixedColumn, int]], out: np.ndarray) -> None:
-    """Copy sample k of each (column, k) into row i of `out`, one native call, GIL released."""
-    n = len(columns)
-    if not n:
+def gather_pieces(pieces: Sequence[Tuple[FixedColumn, np.ndarray]], out: np.ndarray) -> None:
+    """Copy the samples `locals` of each (column, locals) piece, in order, into the rows of
+    `out`: one native call for the whole batch, GIL released."""
+    if not pieces:
         return
-    nbytes = columns[0][0].nbytes
+    nbytes = pieces[0][0].nbytes
     sources: List[Any] = []
     index: Dict[int, int] = {}
-    src_id = np.empty(n, np.int64)
-    src_start = np.empty(n, np.int64)
-    for i, (col, k) in enumerate(columns):
-        buf = col.buffers[int(col.src[k])]
-        j = index.get(id(buf))
-        if j is None:
-            j = index[id(buf)] = len(sources)
-            sources.append(buf)
-        src_id[i] = j
-        src_start[i] = col.start[k]
+    ids = []
+    starts = []
+    for col, loc in pieces:
+        remap = np.empty(len(col.buffers), np.int64)
+        for b, buf in enumerate(col.buffers):
+            j = index.get(id(buf))
+            if j is None:
+                j = index[id(buf)] = len(sources)
+                sources.append(buf)
+            remap[b] = j
+        ids.append(remap[col.src[loc]])
+        starts.append(col.start[loc])
+    src_id = np.concatenate(ids) if len(ids) > 1 else ids[0]
+    src_start = np.concatenate(starts) if len(starts) > 1 else starts[0]
+    n = len(src_id)
+    if not n:
+        return
     _native.gather(sources, src_id, src_start, np.full(n, nbytes, np.int64), out.reshape(-1).view(np.uint8), np.arange(n, dtype=np.int64) * nbytes)

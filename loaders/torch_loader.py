@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from loaders.collate import collate_column, collate_values, sample_value
+from loaders.collate import collate_pieces, collate_values, sample_value
 from loaders.errors import LoaderError, SampleLoadError
-from loaders.pipeline import ReadJob, primary_rows, stream_samples
+from loaders.pipeline import ReadJob, primary_rows, stream_runs
 from loaders.plan import EpochPlan, worker_count, worker_plan
 from loaders.reader import DECODE_METHODS, TensorSource
 
@@ -57,34 +57,58 @@ class LakeIterableDataset(IterableDataset):
         start = min(int(self.consumed.get(worker, 0)), len(order))
         fast = self.transform is None and not self.tensor_transforms and self.collate_fn is None
         names = list(self.job.sources)
-        sources = self.job.sources
-        batch: List[Tuple[int, int, Any, int]] = []
+        view_samples = self.job.view_samples
+        bs = self.batch_size
+        # a batch is a list of pieces: (task result, local indices, view positions) without a
+        # transform, one transformed sample each with one
+        batch: List[Any] = []
+        have = 0
         skipped = 0
         consumed = start
-        view_list = self.job.view_samples.tolist()
-        for entry, vpos, res, local in stream_samples(self.job, slice_positions, order, start):
-            consumed = entry + 1
-            index = view_list[vpos]
-            err = _sample_error(res, local, names, index)
-            sample = None
-            if err is None and not fast:
-                try:
-                    sample = self._transformed(res, local, index)
-                except Exception as e:  # noqa: BLE001 - the user's transform
-                    err = SampleLoadError(f"transform failed on sample {index}: {type(e).__name__}: {e}", index=index)
-                    err.__cause__ = e
-            if err is not None:
-                if not self.ignore_errors:
-                    raise err
-                skipped += 1
-                continue
-            batch.append((index, vpos, res if fast else sample, local))
-            if len(batch) == self.batch_size:
-                yield self._collate(batch, fast, sources), _BatchInfo(worker=worker, consumed=consumed, skipped=skipped)
-                skipped = 0
-                batch = []
+        for run in stream_runs(self.job, slice_positions, order, start):
+            res = run.result
+            n = len(run)
+            bad = _bad_samples(res, run, names, view_samples) if isinstance(res, BaseException) or res.has_errors else {}
+            i = 0
+            while i < n:
+                if i in bad:
+                    consumed = run.entry + i + 1
+                    if not self.ignore_errors:
+                        raise bad[i]
+                    skipped += 1
+                    i += 1
+                    continue
+                if fast:
+                    stop = min(n, i + bs - have)
+                    if bad:
+                        stop = next((k for k in range(i, stop) if k in bad), stop)
+                    batch.append((res, run.locals[i:stop], run.positions[i:stop]))
+                    have += stop - i
+                    i = stop
+                else:
+                    local = int(run.locals[i])
+                    index = int(view_samples[run.positions[i]])
+                    try:
+                        batch.append(self._transformed(res, local, index))
+                    except Exception as e:  # noqa: BLE001 - the user's transform
+                        err = SampleLoadError(f"transform failed on sample {index}: {type(e).__name__}: {e}", index=index)
+                        err.__cause__ = e
+                        consumed = run.entry + i + 1
+                        if not self.ignore_errors:
+                            raise err
+                        skipped += 1
+                        i += 1
+                        continue
+                    have += 1
+                    i += 1
+                consumed = run.entry + i
+                if have == bs:
+                    yield self._collate(batch, fast), _BatchInfo(worker=worker, consumed=consumed, skipped=skipped)
+                    skipped = 0
+                    batch = []
+                    have = 0
         if batch and not self.drop_last:
-            yield self._collate(batch, fast, sources), _BatchInfo(worker=worker, consumed=consumed, skipped=skipped)
+            yield self._collate(batch, fast), _BatchInfo(worker=worker, consumed=consumed, skipped=skipped)
             skipped = 0
         yield None, _BatchInfo(worker=worker, consumed=len(order), skipped=skipped)
 
@@ -101,18 +125,28 @@ class LakeIterableDataset(IterableDataset):
             sample = self.transform(sample, **self.transform_kwargs)
         return sample
 
-    def _collate(self, batch: List[Tuple[int, int, Any, int]], fast: bool, sources: Dict[str, TensorSource]) -> Any:
+    def _collate(self, batch: List[Any], fast: bool) -> Any:
         if fast:
             out: Dict[str, Any] = {}
-            for name, src in sources.items():
-                out[name] = collate_column(src, [(r.columns[name], k) for _, _, r, k in batch], self.pad_tensors)
+            for name, src in self.job.sources.items():
+                out[name] = collate_pieces(src, [(r.columns[name], loc) for r, loc, _ in batch], self.pad_tensors)
             if self.return_index:
-                out["index"] = torch.tensor([i for i, _, _, _ in batch], dtype=torch.int64)
+                pos = np.concatenate([p for _, _, p in batch])
+                out["index"] = torch.from_numpy(self.job.view_samples[pos])
             return out
-        samples = [s for _, _, s, _ in batch]
         if self.collate_fn is not None:
-            return self.collate_fn(samples)
-        return collate_values(samples, self.pad_tensors)
+            return self.collate_fn(batch)
+        return collate_values(batch, self.pad_tensors)
+
+
+def _bad_samples(res: Any, run: Any, names: Sequence[str], view_samples: np.ndarray) -> Dict[int, SampleLoadError]:
+    """{offset in the run: the error} for the run's samples that could not be read."""
+    out = {}
+    for i, (local, vpos) in enumerate(zip(run.locals.tolist(), run.positions.tolist())):
+        err = _sample_error(res, local, names, int(view_samples[vpos]))
+        if err is not None:
+            out[i] = err
+    return out
 
 
 def _sample_error(res: Any, local: int, names: Sequence[str], index: int) -> Optional[SampleLoadError]:
