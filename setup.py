@@ -1,6 +1,7 @@
-"""Build of the required C extension `lakeformat._native` (metadata lives in pyproject.toml).
+"""Build of the required C extensions `lakeformat._native` and
+`connectors.destination_deeplake._records` (metadata lives in pyproject.toml).
 
-The extension is not optional: a compiler error fails the install loudly.
+The extensions are not optional: a compiler error fails the install loudly.
 """
 from setuptools import Extension, setup
 
@@ -12,4 +13,12 @@ native = Extension(
     optional=False,
 )
 
-setup(ext_modules=[native])
+# the destination's columnar fast path: Airbyte RECORD lines -> per-field columns
+records = Extension(
+    "connectors.destination_deeplake._records",
+    sources=["native/airbyte_records.c"],
+    extra_compile_args=["-O3", "-std=c99", "-Wall", "-Werror=implicit-function-declaration"],
+    optional=False,
+)
+
+setup(ext_modules=[native, records])

@@ -1,11 +1,13 @@
 """The write loop without the CDK: JSON lines in, protocol messages (plain dicts) out.
 
-Lines are parsed with orjson into dicts: records never become pydantic or dataclass objects,
-and airbyte_cdk is imported only to report a failure. `run()` in `run.py` sends `write` here.
+RECORD lines that the native scanner fully understands become columns without a Python object
+per record (`columnar.py`); every other line is parsed with orjson into a dict (records never
+become pydantic or dataclass objects). airbyte_cdk is imported only to report a failure.
+`run()` in `run.py` sends `write` here.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, BinaryIO
 
 import orjson
@@ -31,32 +33,71 @@ def read_json(path: str, what: str) -> Any:
         raise traced(f"Cannot read the {what} file {path!r}: {e}", CONFIG) from e
 
 
-def run_write(config: DestinationConfig, catalog: Mapping[str, Any], lines: Iterable[bytes],
-              emit: Callable[[dict[str, Any]], None], yield_each: bool = False) -> Iterable[None]:
-    """The write loop: JSON lines in, states (and a final log) out through `emit`."""
-    writer = SyncWriter(config, catalog, emit)
-    loads = orjson.loads
-    record = writer.record
+BLOCK_BYTES = 1 << 20
+
+
+def read_blocks(f: BinaryIO, size: int = BLOCK_BYTES) -> Iterator[bytes]:
+    """The bytes of a binary stream in blocks of whole lines (the last one may lack its
+    newline). `read1` returns what a pipe has, so a slow source is not waited on."""
+    read = getattr(f, "read1", None) or f.read
+    pending: list[bytes] = []
+    while True:
+        chunk = read(size)
+        if not chunk:
+            if pending:
+                yield b"".join(pending)
+            return
+        cut = chunk.rfind(b"\n") + 1
+        if cut == 0:
+            pending.append(chunk)
+            continue
+        if pending:
+            pending.append(chunk[:cut])
+            yield b"".join(pending)
+            pending = []
+        else:
+            yield chunk if cut == len(chunk) else chunk[:cut]
+        if cut < len(chunk):
+            pending.append(chunk[cut:])
+
+
+def run_write(config: DestinationConfig, catalog: Mapping[str, Any], lines: Iterable[bytes] | BinaryIO,
+              emit: Callable[[dict[str, Any]], None], yield_each: bool = False, fast: bool = True) -> Iterable[None]:
+    """The write loop: JSON lines in, states (and a final log) out through `emit`.
+
+    `lines` is an iterable of lines, or a binary stream (it has `read`), read in blocks. The
+    RECORD lines the native scanner fully understands go in as columns (`fast`, the default);
+    every other line is parsed with orjson and goes through `SyncWriter.record`/`state`."""
+    writer = SyncWriter(config, catalog, emit, fast=fast)
+    items = not hasattr(lines, "read")
+    blocks = lines if items else read_blocks(lines)  # type: ignore[arg-type]
     ok = False
     try:
         lineno = 0
-        for line in lines:
-            lineno += 1
-            try:
-                msg = loads(line)
-                mtype = msg["type"]
-            except (orjson.JSONDecodeError, TypeError, KeyError) as e:
-                if not line.strip():
-                    continue  # blank lines are no messages
-                raise traced(f"Input line {lineno} is not an Airbyte message.", SYSTEM,
-                             f"line {lineno}: {e}: {bytes(line[:200])!r}") from e
-            if mtype == "RECORD":
-                try:
-                    record(msg["record"], len(line))
-                except (KeyError, TypeError) as e:
-                    raise traced(f"Input line {lineno} is a malformed RECORD message.", SYSTEM, f"line {lineno}: {e!r}") from e
-            elif mtype == "STATE":
-                writer.state(msg)
+        for block in blocks:
+            end = len(block)
+            if items:
+                if not isinstance(block, (bytes, bytearray)):
+                    block = bytes(block)
+                if block.find(b"\n", 0, end - 1) >= 0:
+                    # an item of an iterable of lines is one message, whatever it holds
+                    lineno += 1
+                    _one_message(writer, block, lineno)
+                    if yield_each:
+                        yield None
+                    continue
+            pos = 0
+            while pos < end:
+                if writer.scanning:
+                    pos, taken = writer.scan(block, pos)
+                    lineno += taken
+                    if pos >= end:
+                        break
+                nl = block.find(b"\n", pos)
+                stop = end if nl < 0 else nl + 1
+                lineno += 1
+                _one_message(writer, block[pos:stop], lineno)
+                pos = stop
             if yield_each:
                 yield None
         writer.finish()
@@ -68,6 +109,23 @@ def run_write(config: DestinationConfig, catalog: Mapping[str, Any], lines: Iter
     yield None
 
 
+def _one_message(writer: SyncWriter, line: bytes, lineno: int) -> None:
+    """One line through the exact Python path."""
+    try:
+        msg = orjson.loads(line)
+        mtype = msg["type"]
+    except (orjson.JSONDecodeError, TypeError, KeyError) as e:
+        if not line.strip():
+            return  # blank lines are no messages
+        raise traced(f"Input line {lineno} is not an Airbyte message.", SYSTEM,
+                     f"line {lineno}: {e}: {bytes(line[:200])!r}") from e
+    if mtype == "RECORD":
+        try:
+            writer.record(msg["record"], len(line))
+        except (KeyError, TypeError) as e:
+            raise traced(f"Input line {lineno} is a malformed RECORD message.", SYSTEM, f"line {lineno}: {e!r}") from e
+    elif mtype == "STATE":
+        writer.state(msg)
 
 
 def trace_message(exc: BaseException, during: str) -> dict[str, Any]:

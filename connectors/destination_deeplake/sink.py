@@ -24,6 +24,8 @@ import orjson
 
 import lakeformat
 from connectors.destination_deeplake import schema as S
+from connectors.destination_deeplake.columnar import ColumnBatch, RowBatch
+from lakeformat.core.serialize import EncodedSamples, json_loads, json_samples
 from lakeformat.errors import LakeFormatError, SampleError
 
 logger = logging.getLogger("airbyte.destination_deeplake")
@@ -46,10 +48,10 @@ def stream_url(base: str, namespace: str | None, name: str) -> str:
     return "/".join([base, *parts])
 
 
-def uuid4_strings(n: int) -> list[str]:
-    """n random UUID4 strings, formatted in bulk (no per-row uuid.uuid4())."""
+def uuid4_bytes(n: int) -> bytes:
+    """n random UUID4 strings (36 ASCII bytes each, back to back), formatted in bulk."""
     if n == 0:
-        return []
+        return b""
     raw = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
@@ -57,8 +59,34 @@ def uuid4_strings(n: int) -> list[str]:
     out = np.full((n, 36), ord("-"), dtype=np.uint8)
     out[:, 0:8], out[:, 9:13], out[:, 14:18], out[:, 19:23], out[:, 24:36] = (
         hexed[:, 0:8], hexed[:, 8:12], hexed[:, 12:16], hexed[:, 16:20], hexed[:, 20:32])
-    text = out.tobytes().decode("ascii")
+    return out.tobytes()
+
+
+def uuid4_strings(n: int) -> list[str]:
+    """n random UUID4 strings, formatted in bulk (no per-row uuid.uuid4())."""
+    text = uuid4_bytes(n).decode("ascii")
     return [text[i : i + 36] for i in range(0, 36 * n, 36)]
+
+
+def _as_list(values: Any, kind: str) -> list[Any]:
+    """Samples given to ds.extend in any form (list, array, masked array, encoded), as a list
+    with None for nulls: so that one of them can be nulled."""
+    if isinstance(values, list):
+        return values
+    if isinstance(values, EncodedSamples):
+        data = bytes(values.data)
+        ends = np.cumsum(values.sizes).tolist()
+        nulls = values.nulls.tolist() if values.nulls is not None else [False] * len(ends)
+        out, start = [], 0
+        for end, null in zip(ends, nulls):
+            part = data[start:end]
+            start = end
+            out.append(None if null else json_loads(part) if kind == S.JSON else part.decode("utf-8"))
+        return out
+    if isinstance(values, np.ma.MaskedArray):
+        mask = np.ma.getmaskarray(values).reshape(len(values), -1).any(axis=1).tolist()
+        return [None if m else row for row, m in zip(np.asarray(values.data), mask)]
+    return list(values)
 
 
 class StreamSink:
@@ -90,6 +118,7 @@ class StreamSink:
         self.records_written = 0
         self.rows_nulled = 0
         self.meta_plain = {"sync_id": sync_id, "changes": []}
+        self.meta_plain_bytes = bytes(json_samples([self.meta_plain]).data)  # as the json tensor stores it
 
     @property
     def label(self) -> str:
@@ -189,22 +218,40 @@ class StreamSink:
         logger.info("%s: field %r widened from %s to %s", self.label, fname, kind, to_kind)
 
     # ------------------------------------------------------------------------------ writing
+    def write_batches(self, batches: Sequence[RowBatch | ColumnBatch]) -> None:
+        """Append a stream's buffered batches, in order: the fields of every row batch are made
+        first, as if all their records were one batch."""
+        rows = [b.datas for b in batches if type(b) is RowBatch]
+        if rows:
+            self._ensure_fields(rows)
+        for b in batches:
+            if type(b) is RowBatch:
+                self.write(b.datas, b.emitted)
+            else:
+                self.write_columns(b)
+
+    def _ensure_fields(self, batches: Sequence[list[dict[str, Any]]]) -> set:
+        """Make the tensors of fields that first appear in these records; their keys."""
+        seen: set = set()
+        last = None
+        for datas in batches:
+            for d in datas:
+                if d.keys() != last:  # records of one stream mostly share their keys
+                    seen.update(d)
+                    last = d.keys()
+        for fname in seen:
+            if fname not in self.fields:
+                first = next((d[fname] for datas in batches for d in datas if d.get(fname) is not None), None)
+                self.ensure_field(fname, self._declared_kind(fname, self.declared.get(fname)) if fname in self.declared or fname in self.links or fname in self.overrides else S.kind_of_value(first))
+        return seen
+
     def write(self, datas: list[dict[str, Any]], emitted_at: list[Any]) -> None:
         """Append one batch of record data (dicts) with their emitted_at (ms)."""
         assert self.ds is not None
         n = len(datas)
         if n == 0:
             return
-        seen: set = set()
-        last = None
-        for d in datas:
-            if d.keys() != last:  # records of one stream mostly share their keys
-                seen.update(d)
-                last = d.keys()
-        for fname in seen:
-            if fname not in self.fields:
-                first = next((d[fname] for d in datas if d.get(fname) is not None), None)
-                self.ensure_field(fname, self._declared_kind(fname, self.declared.get(fname)) if fname in self.declared or fname in self.links or fname in self.overrides else S.kind_of_value(first))
+        seen = self._ensure_fields([datas])
         changes: dict[int, list[dict[str, str]]] = {}
         batch: dict[str, Any] = {}
         for fname, (tname, kind) in list(self.fields.items()):
@@ -215,33 +262,60 @@ class StreamSink:
                     col = list(map(itemgetter(fname), datas))
                 except KeyError:
                     col = [d.get(fname) for d in datas]
-            if kind == S.LINK:
-                cred = self.links[fname].creds_key
-                batch[tname] = [None if v is None else lakeformat.link(str(v), creds_key=cred) for v in col]
+            batch[tname] = self._convert(fname, kind, col, changes)
+        ems = np.asarray([0 if e is None else e for e in emitted_at], dtype=np.float64)
+        self._append(batch, changes, n, ems)
+
+    def write_columns(self, cb: ColumnBatch) -> None:
+        """Append records the scanner took as columns (every value fits its field)."""
+        assert self.ds is not None
+        n = cb.n
+        if n == 0:
+            return
+        changes: dict[int, list[dict[str, str]]] = {}
+        batch: dict[str, Any] = {}
+        for fname, (tname, kind) in list(self.fields.items()):
+            col = cb.columns.get(fname)
+            if col is None:
+                batch[tname] = [None] * n  # a field made after these records were scanned
                 continue
-            if kind == S.OVERRIDE:
-                res = S.convert_override(self.overrides[fname], col)
-                for i in res.nulled:
-                    changes.setdefault(i, []).append({"field": fname, "change": "NULLED", "reason": S.TYPECAST_ERROR})
-                batch[tname] = res.values
-                continue
+            values = col.samples(kind)
+            if values is None:  # the field's tensor changed kind since: the Python conversion
+                values = self._convert(fname, kind, col.raw_values(), changes)
+            batch[tname] = values
+        self._append(batch, changes, n, cb.emitted)
+
+    def _convert(self, fname: str, kind: str, col: list[Any], changes: dict[int, list[dict[str, str]]]) -> Any:
+        """One field's values of a batch, as samples of its tensor (nulled ones into changes)."""
+        if kind == S.LINK:
+            cred = self.links[fname].creds_key
+            return [None if v is None else lakeformat.link(str(v), creds_key=cred) for v in col]
+        if kind == S.OVERRIDE:
+            res = S.convert_override(self.overrides[fname], col)
+        else:
             res = S.convert(kind, col)
             if res.widen:
                 self.widen(fname, res.widen)
                 res = S.convert(res.widen, col)
-            for i in res.nulled:
-                changes.setdefault(i, []).append({"field": fname, "change": "NULLED", "reason": S.TYPECAST_ERROR})
-            batch[tname] = res.values
-        batch["_airbyte_raw_id"] = uuid4_strings(n)
-        ems = np.asarray([0 if e is None else e for e in emitted_at], dtype=np.float64)
+        for i in res.nulled:
+            changes.setdefault(i, []).append({"field": fname, "change": "NULLED", "reason": S.TYPECAST_ERROR})
+        return res.values
+
+    def _meta_column(self, changes: dict[int, list[dict[str, str]]], n: int) -> Any:
+        if not changes:
+            data = self.meta_plain_bytes
+            return EncodedSamples(data * n, np.full(n, len(data), dtype=np.int64))
+        plain = self.meta_plain
+        return [plain if i not in changes else {"sync_id": self.sync_id, "changes": changes[i]} for i in range(n)]
+
+    def _append(self, batch: dict[str, Any], changes: dict[int, list[dict[str, str]]], n: int, ems: np.ndarray) -> None:
+        """The meta tensors, then one ds.extend of the batch."""
+        batch["_airbyte_raw_id"] = EncodedSamples(uuid4_bytes(n), np.full(n, 36, dtype=np.int64))
         batch["_airbyte_extracted_at"] = np.rint(ems * 1000.0).astype(np.int64).reshape(-1, 1)
         batch["_airbyte_generation_id"] = np.full((n, 1), self.generation_id, dtype=np.int64)
-        plain = self.meta_plain
         if changes:
             self.rows_nulled += len(changes)
-            batch["_airbyte_meta"] = [plain if i not in changes else {"sync_id": self.sync_id, "changes": changes[i]} for i in range(n)]
-        else:
-            batch["_airbyte_meta"] = [plain] * n
+        batch["_airbyte_meta"] = self._meta_column(changes, n)
         self._extend(batch, changes, n)
         self.records_written += n
 
@@ -249,7 +323,7 @@ class StreamSink:
         """ds.extend; a sample the tensor rejects is nulled, named in its row's changes, and the
         (atomic) extend retried, so that one bad value never fails a sync."""
         assert self.ds is not None
-        by_tensor = {t: f for f, (t, _) in self.fields.items()}
+        by_tensor = {t: (f, k) for f, (t, k) in self.fields.items()}
         for _ in range(n + 1):
             try:
                 self.ds.extend(batch, append_empty=True)
@@ -259,18 +333,18 @@ class StreamSink:
                 if tname not in batch or tname not in by_tensor or e.index is None:
                     raise
                 i = e.index - self.ds[tname].num_samples
-                if not 0 <= i < n or batch[tname][i] is None:
+                if not 0 <= i < n:
                     raise
-                values = batch[tname]
-                values = list(values) if not isinstance(values, list) else values
+                fname, kind = by_tensor[tname]
+                values = _as_list(batch[tname], kind)
+                if values[i] is None:
+                    raise
+                values = list(values)
                 values[i] = None
                 batch[tname] = values
                 row_changes = changes.setdefault(i, [])
-                row_changes.append({"field": by_tensor[tname], "change": "NULLED", "reason": S.TYPECAST_ERROR})
-                meta = batch["_airbyte_meta"]
-                meta = list(meta) if not isinstance(meta, list) else meta
-                meta[i] = {"sync_id": self.sync_id, "changes": row_changes}
-                batch["_airbyte_meta"] = meta
+                row_changes.append({"field": fname, "change": "NULLED", "reason": S.TYPECAST_ERROR})
+                batch["_airbyte_meta"] = self._meta_column(changes, n)
                 self.rows_nulled += 1
 
     def flush(self) -> None:

@@ -5,6 +5,11 @@ The buffers are bounded by the config's `flush_every_records`, `flush_every_mb` 
 `flush_every_seconds` over all streams, whatever the gap between states. A STATE is held until
 every record before it is flushed to storage, then emitted with
 `destinationStats.recordCount`; when no record waits, it goes out at once.
+
+Records arrive two ways: `record()` takes one parsed message (the exact Python path), and
+`scan()` lets the native scanner (`columnar.RecordScanner`) take the RECORD lines of a block it
+fully understands as columns. A stream's buffer is the list of both kinds of batches in
+arrival order; the bounds, counts and states treat both alike.
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from connectors.destination_deeplake.columnar import PYTHON_RUN, ColumnBatch, RecordScanner, RowBatch
 from connectors.destination_deeplake.config import DestinationConfig, StreamKey
 from connectors.destination_deeplake.errors import CONFIG, traced
 from connectors.destination_deeplake.sink import StreamSink, stream_url
@@ -27,7 +33,8 @@ def _descriptor_key(desc: Mapping[str, Any]) -> StreamKey:
 class SyncWriter:
     """One sync: a configured catalog (dict form), a config and where to emit messages."""
 
-    def __init__(self, config: DestinationConfig, catalog: Mapping[str, Any], emit: Callable[[dict[str, Any]], None]):
+    def __init__(self, config: DestinationConfig, catalog: Mapping[str, Any], emit: Callable[[dict[str, Any]], None],
+                 fast: bool = True):
         self.config = config
         self.emit = emit
         self.streams: dict[StreamKey, dict[str, Any]] = {}
@@ -35,7 +42,8 @@ class SyncWriter:
             st = cs["stream"]
             self.streams[(st.get("namespace") or None, st["name"])] = cs
         self.sinks: dict[StreamKey, StreamSink] = {}
-        self.buffers: dict[StreamKey, tuple[list[dict[str, Any]], list[Any]]] = {}
+        self.buffers: dict[StreamKey, list[RowBatch | ColumnBatch]] = {}
+        self.scanner: RecordScanner | None = RecordScanner() if fast else None
         self.buffered_records = 0
         self.buffered_bytes = 0
         self.buffer_started: float | None = None
@@ -72,6 +80,8 @@ class SyncWriter:
             )
             s.open()
             self.sinks[key] = s
+            if self.scanner is not None:
+                self.scanner.register(key, s.fields)
         return s
 
     def open_all(self) -> None:
@@ -85,10 +95,24 @@ class SyncWriter:
         if buf is None:
             if key not in self.sinks:
                 self.sink(key)
-            buf = self.buffers[key] = ([], [])
+            buf = self.buffers[key] = []
+        scanner = self.scanner
+        if scanner is not None and key in scanner.index:
+            self._count_scanned()
+            if scanner.rows(key):
+                # the records the scanner took before this one go first; the stream's next
+                # records take this path too for a while (no run of tiny batches)
+                buf.append(scanner.take(key))
+                scanner.enable(key, False)
+        rows = buf[-1] if buf and type(buf[-1]) is RowBatch else None
+        if rows is None:
+            rows = RowBatch()
+            buf.append(rows)
         data = rec.get("data")
-        buf[0].append(data if type(data) is dict else {})
-        buf[1].append(rec.get("emitted_at"))
+        rows.datas.append(data if type(data) is dict else {})
+        rows.emitted.append(rec.get("emitted_at"))
+        if scanner is not None and len(rows.datas) == PYTHON_RUN and key in scanner.index:
+            scanner.enable(key, True)
         self.totals[key] = self.totals.get(key, 0) + 1
         self.buffered_records += 1
         self.buffered_bytes += nbytes
@@ -100,8 +124,44 @@ class SyncWriter:
             elif time.monotonic() - self.buffer_started >= self.max_seconds:
                 self.flush()
 
+    @property
+    def scanning(self) -> bool:
+        """Whether `scan` can take any line now (some stream has the fast path on)."""
+        return self.scanner is not None and self.scanner.active
+
+    def scan(self, block: bytes, pos: int) -> tuple[int, int]:
+        """Take the RECORD lines from `pos` that the native scanner fully understands, within
+        the flush bounds (flushing when one is reached): (position of the first line left to
+        `record`/`state`, or the end; lines taken)."""
+        scanner = self.scanner
+        assert scanner is not None
+        scan = scanner.native.scan
+        taken = 0
+        end = len(block)
+        while True:
+            pos, n, nbytes, reason = scan(block, pos, max(1, self.max_records - self.buffered_records),
+                                          max(1, self.max_bytes - self.buffered_bytes))
+            if n:
+                taken += n
+                self.buffered_records += n
+                self.buffered_bytes += nbytes
+                if self.buffered_records >= self.max_records or self.buffered_bytes >= self.max_bytes:
+                    self.flush()
+                elif self.buffer_started is None:
+                    self.buffer_started = time.monotonic()
+                elif time.monotonic() - self.buffer_started >= self.max_seconds:
+                    self.flush()
+            if reason != RecordScanner.LIMIT or pos >= end or not scanner.active:
+                return pos, taken
+
+    def _count_scanned(self) -> None:
+        if self.scanner is not None:
+            for key, n in self.scanner.uncounted():
+                self.totals[key] = self.totals.get(key, 0) + n
+
     def state(self, msg: dict[str, Any]) -> None:
         """A STATE message (the whole message dict): count, then hold or emit it."""
+        self._count_scanned()
         st = msg.get("state") or {}
         stype = st.get("type")
         if stype == "STREAM":
@@ -130,15 +190,24 @@ class SyncWriter:
 
     def flush(self) -> None:
         """Write every buffered record, make it durable, then emit the states it covers."""
-        for key, (datas, emitted) in self.buffers.items():
-            if datas:
-                self.sinks[key].write(datas, emitted)
+        scanner = self.scanner
+        if scanner is not None:
+            self._count_scanned()
+            for key in scanner.index:
+                if scanner.rows(key):
+                    self.buffers.setdefault(key, []).append(scanner.take(key))
+        for key, batches in self.buffers.items():
+            if batches:
+                self.sinks[key].write_batches(batches)
         for key in self.buffers:
             self.sinks[key].flush()
         self.records_total += self.buffered_records
         self.buffers = {}
         self.buffered_records = self.buffered_bytes = 0
         self.buffer_started = None
+        if scanner is not None:
+            for key in scanner.index:  # writes may have made or widened fields
+                scanner.respec(key, self.sinks[key].fields)
         self._emit_states()
 
     def finish(self) -> list[str]:
