@@ -7,7 +7,7 @@ from setuptools import Extension, setup
 
 native = Extension(
     "lakeformat._native",
-    sources=["native/lakeformat_native.c", "native/lz4_block.c"],
+    sources=["native/lakeformat_native.c", "native/lz4_block.c", "native/png_filters.c"],
     include_dirs=["native"],
     extra_compile_args=["-O3", "-std=c99", "-Wall", "-Werror=implicit-function-declaration"],
     optional=False,

@@ -1,8 +1,8 @@
 """A fast path for the PNGs lakeformat writes and reads most: 8-bit, not interlaced, gray /
 gray+alpha / RGB / RGBA. Encoding filters every row with "Sub" (one vectorised subtraction)
-and deflates at level 1; decoding undoes the filters "None" and "Sub" with one cumulative sum.
-Anything else (other bit depths, palettes, interlacing, rows with the Up/Average/Paeth filters)
-is left to Pillow: `decode` returns None for it.
+and deflates at level 1; decoding undoes all five row filters natively (`_native.png_unfilter`),
+so PNGs from other writers, Pillow's included, decode here too. Anything else (other bit depths,
+palettes, interlacing) is left to Pillow: `decode` returns None for it.
 
 The zlib streams are made and read by ISA-L (`isal`), which writes the same format as zlib two
 to six times faster, and releases the GIL while it works."""
@@ -14,6 +14,8 @@ from typing import Optional
 
 import numpy as np
 from isal import isal_zlib
+
+from lakeformat import _native
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
@@ -44,8 +46,9 @@ def encode(arr: np.ndarray) -> bytes:
     return b"".join([SIGNATURE, _chunk(b"IHDR", ihdr), _chunk(b"IDAT", isal_zlib.compress(raw, LEVEL)), _chunk(b"IEND", b"")])
 
 
-def decode(data) -> Optional[np.ndarray]:
-    """PNG bytes -> (H, W, C) uint8, or None when the file needs the general decoder."""
+def decode(data, out: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
+    """PNG bytes -> (H, W, C) uint8, or None when the file needs the general decoder. With
+    `out` (a writable uint8 array of H * W * C values), the pixels are written there."""
     mv = memoryview(data)
     if bytes(mv[:8]) != SIGNATURE:
         return None
@@ -75,15 +78,12 @@ def decode(data) -> Optional[np.ndarray]:
     stride = w * c + 1
     if raw.size != h * stride:
         return None
-    raw = raw.reshape(h, stride)
-    filters = raw[:, 0]
-    if np.any(filters > 1):
-        return None  # Up / Average / Paeth rows: Pillow's job
-    px = raw[:, 1:].reshape(h, w, c)
-    if not np.any(filters):
-        return px.copy()
-    out = px.copy()
-    sub = filters == 1
-    # Sub: byte = filtered byte + the byte one pixel to the left, mod 256: a running sum
-    out[sub] = np.cumsum(px[sub], axis=1, dtype=np.uint8)
+    if out is None:
+        out = np.empty((h, w, c), np.uint8)
+    elif out.dtype != np.uint8 or out.size != h * w * c or not out.flags.c_contiguous:
+        return None
+    try:
+        _native.png_unfilter(raw, h, w * c, c, out.reshape(-1))
+    except ValueError:
+        return None  # an unknown filter type: let Pillow say what is wrong
     return out
