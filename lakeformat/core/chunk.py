@@ -63,6 +63,20 @@ class Chunk:
         data = None if header_only else mv[off:]
         return cls(key, version, shape_rows, bp_rows, data, compression, off)
 
+    @staticmethod
+    def header_nbytes_from(prefix) -> Optional[int]:
+        """The size of a chunk's header from its first bytes, or None if they are too few
+        (the version, the shape table's size and the byte positions' count say it)."""
+        mv = memoryview(prefix)
+        try:
+            n = mv[0]
+            rows, cols = _I32x2.unpack_from(mv, 1 + n)
+            off = 1 + n + 8 + max(rows, 0) * max(cols, 0) * 4
+            (nbp,) = struct.unpack_from("<I", mv, off)
+        except (IndexError, struct.error):
+            return None
+        return off + 4 + nbp * 12
+
     @property
     def data(self) -> memoryview:
         if self._data is None:
