@@ -2,7 +2,7 @@
 or a batch gathered natively into one array. Mixed into `ChunkEngine`."""
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -245,7 +245,10 @@ class ChunkReads:
         if group:
             groups.append(group)
         for g in groups:
-            chunks = self.get_chunks([names[r] for r, _ in g])
+            if self.chunk_compression == "lz4":
+                chunks = self._lz4_chunks_upto(g, names, local)
+            else:
+                chunks = self.get_chunks([names[r] for r, _ in g])
             sources = []
             sel_all = []
             for r, sel in g:
@@ -259,6 +262,39 @@ class ChunkReads:
                 sel_all.append(sel)
             sel = np.concatenate(sel_all)
             _native.gather(sources, src_id[sel], src_start[sel], np.full(len(sel), item_nbytes, np.int64), out.reshape(-1).view(np.uint8), sel * item_nbytes)
+        return out
+
+    def _lz4_chunks_upto(self, group: List[Tuple[int, np.ndarray]], names: List[str], local: np.ndarray) -> Dict[str, Chunk]:
+        """lz4 chunks for a sparse read: each decoded (side by side, in the codec pool) only up
+        to the end of its last wanted sample; such a partial chunk is not kept in the cache."""
+        out: Dict[str, Chunk] = {}
+        fetch: Dict[str, Tuple[str, np.ndarray]] = {}
+        for r, sel in group:
+            name = names[r]
+            c = self._parsed.get(name) or self._unflushed_chunk(name)
+            if c is not None:
+                out[name] = c
+            else:
+                fetch[self.chunk_key_of(name)] = (name, sel)
+        if not fetch:
+            return out
+        try:
+            raws = self.storage.get_many(list(fetch))
+        except KeyError as e:
+            raise CorruptDataError(f"chunk missing from storage in tensor {self.meta.name!r}", str(e)) from None
+
+        def decode(key: str) -> Tuple[str, Chunk]:
+            name, sel = fetch[key]
+            c = Chunk.parse(raws[key], "lz4", key)
+            _, e = c.byte_ranges(local[sel])
+            head = np.empty(int(e.max()) if len(e) else 0, np.uint8)
+            if len(head):
+                decompress_into(c._raw_data, "lz4", head, partial=True)
+            c._data = memoryview(head)
+            return name, c
+
+        for name, c in codec_pool().map(decode, list(fetch)):
+            out[name] = c
         return out
 
     def _read_fixed_range(self, start: int, n: int, out: np.ndarray, item_nbytes: int) -> np.ndarray:

@@ -262,9 +262,9 @@ class Tensor:
         values: List[Any] = [None] * len(items)
         plain = np.asarray([k for k in range(len(items)) if k not in set(tiled)], dtype=np.int64)
         if len(plain):
+            if not aslist and not tiled and m.sample_compression in IMAGE_COMPRESSIONS and not m.is_link and m.min_shape and m.min_shape == m.max_shape:
+                return self._read_images_fixed(items, tuple(int(x) for x in m.min_shape))
             datas, shapes = eng.read_items_bytes(items[plain])
-            if not aslist and not tiled and m.sample_compression in IMAGE_COMPRESSIONS and not m.is_link and len(shapes) and np.all(shapes == shapes[0]):
-                return self._decode_images_into(datas, tuple(int(x) for x in shapes[0]), items)
             decoded = self._decode_many(datas, shapes, items[plain])
             for k, v in zip(plain.tolist(), decoded):
                 values[k] = v
@@ -297,33 +297,39 @@ class Tensor:
             out[i, 0] = v
         return out
 
-    def _decode_images_into(self, datas: List[memoryview], shape: Tuple[int, ...], items: np.ndarray) -> np.ndarray:
-        """Compressed images of one shape, decoded straight into one array: the batch is cut
-        into one contiguous slice per codec thread (the codecs release the GIL)."""
-        dtype = np.dtype(self.meta.dtype) if self.meta.dtype not in (None, "Any", "List", "str") else np.dtype("uint8")
-        n = len(datas)
+    def _read_images_fixed(self, items: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
+        """Compressed images of one shape, decoded straight into one array. Blocks of items
+        are read one after another while the codec threads decode the blocks before them,
+        each block cut into one slice per thread (the codecs release the GIL)."""
+        m = self.meta
+        dtype = np.dtype(m.dtype) if m.dtype not in (None, "Any", "List", "str") else np.dtype("uint8")
+        n = len(items)
         out = np.zeros((n,) + shape, dtype)
-        sc = self.meta.sample_compression
+        sc = m.sample_compression
 
-        def decode_slice(bounds: Tuple[int, int]) -> None:
-            for k in range(*bounds):
+        def decode_slice(job: Tuple[List[memoryview], int, int, int]) -> None:
+            datas, base, lo, hi = job
+            for k in range(lo, hi):
                 d = datas[k]
                 if not len(d):
                     continue  # an empty sample reads as zeros
                 try:
-                    if dtype == np.uint8 and sc == "png" and png_fast.decode(d, out[k]) is not None:
+                    if dtype == np.uint8 and sc == "png" and png_fast.decode(d, out[base + k]) is not None:
                         continue
-                    out[k] = decompress_image(d, shape).astype(dtype, copy=False).reshape(shape)
+                    out[base + k] = decompress_image(d, shape).astype(dtype, copy=False).reshape(shape)
                 except Exception as e:  # noqa: BLE001 - Pillow raises many kinds
-                    raise SampleDecodeError(f"stored {sc} bytes do not decode: {e}", tensor=self.name, index=int(items[k])) from e
+                    raise SampleDecodeError(f"stored {sc} bytes do not decode: {e}", tensor=self.name, index=int(items[base + k])) from e
 
-        parts = max(1, min(_DECODE_THREADS, n // 8))
-        cuts = np.linspace(0, n, parts + 1).astype(int).tolist()
-        slices = list(zip(cuts[:-1], cuts[1:]))
-        if parts == 1:
-            decode_slice(slices[0])
-        else:
-            list(codec_pool().map(decode_slice, slices))
+        block = max(256, min(4096, n // 8 + 1))
+        pending = []
+        for base in range(0, n, block):
+            datas, _ = self.engine.read_items_bytes(items[base : base + block])
+            cuts = np.linspace(0, len(datas), _DECODE_THREADS + 1).astype(int).tolist()
+            pending += [codec_pool().submit(decode_slice, (datas, base, a, b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+            while len(pending) > 2 * _DECODE_THREADS:  # bounded: at most ~3 blocks of bytes held
+                pending.pop(0).result()
+        for f in pending:
+            f.result()
         return out
 
     def _decode_many(self, datas: List[memoryview], shapes: np.ndarray, items: np.ndarray) -> List[Any]:
