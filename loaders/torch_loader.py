@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from loaders.collate import collate_pieces, collate_values, sample_value
+from loaders import collate
+from loaders.collate import SlabBatch, SlabUnpacker, collate_pieces, collate_values, empty_batch, sample_value, slab_flags
 from loaders.errors import LoaderError, SampleLoadError
 from loaders.pipeline import ReadJob, primary_rows, stream_runs
 from loaders.plan import EpochPlan, worker_count, worker_plan
@@ -45,6 +46,8 @@ class LakeIterableDataset(IterableDataset):
         self.pad_tensors = pad_tensors
         self.ignore_errors = ignore_errors
         self.return_index = return_index
+        self.slabs = True  # batch tensors carved out of shared slabs in workers (not with pin_memory)
+        self.slab_ctl: Optional[torch.Tensor] = None
         self.plan: Optional[EpochPlan] = None
         self.consumed: Dict[int, int] = {}
 
@@ -57,6 +60,22 @@ class LakeIterableDataset(IterableDataset):
         start = min(int(self.consumed.get(worker, 0)), len(order))
         fast = self.transform is None and not self.tensor_transforms and self.collate_fn is None
         names = list(self.job.sources)
+        packer = None
+        if wi is not None:
+            _keep_freed_memory()
+        if wi is not None and self.slabs:
+            ctl = self.slab_ctl.numpy()[worker] if self.slab_ctl is not None else None
+            collate.set_slabs(collate.SlabAllocator(ctl))
+            packer = collate.SlabPacker(collate.current_slabs())
+        try:
+            for batch, info in self._batches(worker, slice_positions, order, start, fast, names):
+                yield (packer.pack(batch) if packer is not None and batch is not None else batch), info
+        finally:
+            if packer is not None:
+                collate.set_slabs(None)
+
+    def _batches(self, worker: int, slice_positions: np.ndarray, order: np.ndarray, start: int, fast: bool,
+                 names: List[str]) -> Iterator[Tuple[Any, _BatchInfo]]:
         view_samples = self.job.view_samples
         bs = self.batch_size
         # a batch is a list of pieces: (task result, local indices, view positions) without a
@@ -132,11 +151,28 @@ class LakeIterableDataset(IterableDataset):
                 out[name] = collate_pieces(src, [(r.columns[name], loc) for r, loc, _ in batch], self.pad_tensors)
             if self.return_index:
                 pos = np.concatenate([p for _, _, p in batch])
-                out["index"] = torch.from_numpy(self.job.view_samples[pos])
+                out["index"] = index = empty_batch((len(pos),), np.dtype(np.int64))
+                np.take(self.job.view_samples, pos, out=index.numpy())
             return out
         if self.collate_fn is not None:
             return self.collate_fn(batch)
         return collate_values(batch, self.pad_tensors)
+
+
+def _keep_freed_memory() -> None:
+    """In a worker: let glibc serve the chunk-sized buffers (fetched chunks, decompressed
+    chunks, decoded task arrays, all well under 32 MiB) from its heap and keep freed ones
+    there, instead of mapping fresh memory for each and unmapping it after: a fresh mapping
+    faults in one 4 KiB page at a time, about half a raw batch's CPU time. The heap stays at
+    the worker's peak, which the prefetch byte budget bounds."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD (glibc's largest)
+        libc.mallopt(-1, 512 << 20)  # M_TRIM_THRESHOLD
+    except Exception:  # noqa: BLE001 - not glibc: nothing to tune
+        pass
 
 
 def _bad_samples(res: Any, run: Any, names: Sequence[str], view_samples: np.ndarray) -> Dict[int, SampleLoadError]:
@@ -362,6 +398,8 @@ class LakeDataLoader:
         self._epoch = epoch
         self._consumed = dict(resume)
         self._iterable.plan = self._plan(epoch)
+        self._iterable.slabs = not self.pin_memory  # the pin thread would pin a slab once, before its later batches are written
+        self._iterable.slab_ctl = slab_flags(self.num_workers) if self.num_workers > 0 and self._iterable.slabs else None
         self._iterable.consumed = dict(resume)
         kwargs: Dict[str, Any] = {}
         if self.num_workers > 0:
@@ -370,9 +408,12 @@ class LakeDataLoader:
             kwargs["timeout"] = self.timeout
         dl = DataLoader(self._iterable, batch_size=None, num_workers=self.num_workers, collate_fn=_passthrough,
                         pin_memory=self.pin_memory, persistent_workers=False, **kwargs)
+        unpacker = SlabUnpacker(self._iterable.slab_ctl)
         for item in dl:
             batch, info = item[0], item[1]
             w = int(info["worker"])
+            if isinstance(batch, SlabBatch):
+                batch = unpacker.unpack(w, batch)
             self._consumed[w] = int(info["consumed"])
             self.skipped += int(info["skipped"])
             if batch is None:

@@ -239,3 +239,35 @@ class CountingStorage(StorageProvider):
 
     def list(self, prefix=""):
         return self.base.list(prefix)
+
+
+@pytest.fixture(scope="module")
+def many_small_path(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("slabs") / "ds")
+    ds = lakeformat.empty(path)
+    with ds:
+        ds.create_tensor("x", dtype="uint8", chunk_compression="lz4", max_chunk_size=256 * 1024)
+        ds.x.extend(np.stack([np.full((32, 32, 3), i % 251, np.uint8) for i in range(4000)]))
+    return path
+
+
+@pytest.mark.parametrize("keep", ["batches", "views", "nothing"])
+def test_batches_kept_by_the_user_are_never_overwritten(many_small_path, keep):
+    """Worker batches are views of shared slabs that the workers reuse once the main process
+    holds no tensor of them: what the user keeps (whole batches or views of them) must still
+    hold its samples at the end of the epoch."""
+    ds = lakeformat.load(many_small_path, read_only=True)
+    kept = []
+    n = 0
+    for b in dataloader(ds).batch(16).pytorch(num_workers=2, return_index=True):
+        x, idx = b["x"], b["index"]
+        assert (x.numpy() == (idx.numpy() % 251)[:, None, None, None]).all()
+        n += len(idx)
+        if keep == "batches":
+            kept.append((x, idx))
+        elif keep == "views":
+            kept.append((x[1::2, :4].numpy(), idx[1::2].clone()))
+    assert n == 4000
+    for x, idx in kept:
+        x = x.numpy() if isinstance(x, torch.Tensor) else x
+        assert (x == (idx.numpy() % 251)[:, None, None, None]).all()
