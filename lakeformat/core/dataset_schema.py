@@ -1,0 +1,226 @@
+"""Tensor and group management of a `Dataset`: create, delete and rename tensors, groups, and
+the hidden tensors (`_<t>_shape`, `_<t>_id`, `_<t>_info`) that come with them. Mixed into
+`Dataset`, whose state and engines it works on."""
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Union
+
+import numpy as np
+
+from lakeformat import constants as C
+from lakeformat.codecs import CHUNK_COMPRESSIONS, SAMPLE_COMPRESSIONS
+from lakeformat.codecs.image_codecs import normalize_image_compression
+from lakeformat.core import keys
+from lakeformat.core.chunk_engine import ChunkEngine
+from lakeformat.core.meta import TensorMeta
+from lakeformat.core.tensor import Tensor
+from lakeformat.errors import (
+    HtypeError,
+    InvalidTensorNameError,
+    TensorAlreadyExistsError,
+    TensorDoesNotExistError,
+)
+from lakeformat.htypes import (
+    HTYPE_DEFAULTS,
+    creates_info_tensor,
+    creates_shape_tensor,
+    parse_htype,
+)
+
+if TYPE_CHECKING:
+    from lakeformat.core.dataset import Dataset
+
+logger = logging.getLogger(__name__)
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+
+class SchemaOps:
+    """create_tensor / create_group / delete_tensor / rename_tensor, for `Dataset`."""
+
+    def create_tensor(
+        self,
+        name: str,
+        htype: Optional[str] = None,
+        dtype: Optional[Union[str, np.dtype, type]] = None,
+        sample_compression: Optional[str] = None,
+        chunk_compression: Optional[str] = None,
+        hidden: bool = False,
+        create_sample_info_tensor: bool = True,
+        create_shape_tensor: bool = True,
+        create_id_tensor: bool = True,
+        verify: bool = True,
+        exist_ok: bool = False,
+        max_chunk_size: Optional[int] = None,
+        tiling_threshold: Optional[int] = None,
+        class_names: Optional[Sequence[str]] = None,
+        chunk_compression_level: Optional[int] = None,
+        **kwargs: Any,
+    ) -> Tensor:
+        """Create a tensor. `htype` is one of lakeformat.htypes (`image`, `class_label`,
+        `text`, `json`, `bbox`, `embedding`...), optionally inside `sequence[...]` and/or
+        `link[...]`. `sample_compression`: png, jpeg, lz4, zstd; `chunk_compression`: lz4 or
+        zstd (zstd is our extension: deeplake 3.x cannot read it)."""
+        self._check_writable_view()
+        full = self._full_name(name)
+        if not full or any(not _NAME_RE.match(p) for p in full.split("/")):
+            raise InvalidTensorNameError(f"{name!r} is not a valid tensor name (letters, digits, '_', '-', '.', groups with '/')")
+        if full in self.meta.tensor_names or full in self.meta.groups:
+            if exist_ok and full in self.meta.tensor_names:
+                return self._tensor(name)
+            raise TensorAlreadyExistsError(full)
+        if full in dir(type(self)):
+            raise InvalidTensorNameError(f"{name!r} is the name of a Dataset attribute")
+        base, is_seq, is_link = parse_htype(htype)
+        sample_compression = normalize_image_compression(sample_compression)
+        chunk_compression = normalize_image_compression(chunk_compression) if chunk_compression else None
+        if sample_compression not in SAMPLE_COMPRESSIONS:
+            raise HtypeError(f"tensor {full!r}: sample_compression {sample_compression!r} is not one of {SAMPLE_COMPRESSIONS[1:]}")
+        if chunk_compression not in CHUNK_COMPRESSIONS:
+            raise HtypeError(f"tensor {full!r}: chunk_compression {chunk_compression!r} is not one of {CHUNK_COMPRESSIONS[1:]}")
+        if sample_compression and chunk_compression:
+            raise HtypeError(f"tensor {full!r}: give sample_compression or chunk_compression, not both")
+        defaults = dict(HTYPE_DEFAULTS[base])
+        if dtype is not None:
+            if base in ("text", "json", "list", "tag"):
+                raise HtypeError(f"tensor {full!r}: htype {base} takes no dtype")
+            try:
+                dtype_name: Optional[str] = np.dtype(dtype).name
+            except TypeError as e:
+                raise HtypeError(f"tensor {full!r}: bad dtype {dtype!r}: {e}") from None
+        else:
+            dtype_name = defaults.get("dtype")
+        if base in ("text", "json", "list", "tag") and sample_compression in ("png", "jpeg"):
+            raise HtypeError(f"tensor {full!r}: {base} samples cannot be {sample_compression}-compressed")
+        if chunk_compression in ("png", "jpeg") and base in ("text", "json", "list", "tag"):
+            raise HtypeError(f"tensor {full!r}: {base} chunks cannot be {chunk_compression}-compressed")
+        if "jpeg" in (sample_compression, chunk_compression) and dtype_name not in (None, "uint8"):
+            raise HtypeError(f"tensor {full!r}: jpeg stores uint8 only, not {dtype_name}")
+        if is_link and sample_compression is None and base.startswith("image"):
+            sample_compression = None
+        if max_chunk_size is not None and int(max_chunk_size) <= 0:
+            raise HtypeError("max_chunk_size must be positive")
+        extra: Dict[str, Any] = {k: v for k, v in defaults.items() if k != "dtype"}
+        if class_names is not None:
+            if base not in ("class_label", "segment_mask"):
+                raise HtypeError(f"tensor {full!r}: class_names is for class_label tensors")
+            extra["class_names"] = list(class_names)
+            if class_names:
+                extra["class_names_fixed"] = True  # our key: labels outside the names are errors
+        for k, v in kwargs.items():
+            if k not in extra and k not in ("coords", "keypoints", "connections", "intrinsics"):
+                raise HtypeError(f"tensor {full!r}: unknown option {k!r}")
+            extra[k] = v
+        if chunk_compression == "zstd" and chunk_compression_level is not None:
+            extra["zstd_level"] = int(chunk_compression_level)
+        if not verify:
+            extra["verify"] = False
+        meta = TensorMeta.new(
+            full, base, dtype_name, sample_compression, chunk_compression,
+            int(max_chunk_size) if max_chunk_size else None,
+            int(tiling_threshold) if tiling_threshold is not None else None,
+            hidden, is_seq, is_link, extra,
+        )
+        if not verify:
+            meta.set("verify", False)
+        key = full
+        eng = ChunkEngine(key, self._state.storage, self._state.vs, meta)
+        if class_names is not None:
+            eng.info["class_names"] = list(class_names)
+        self._state.engines[key] = eng
+        self.meta.add_tensor(full, key, hidden)
+        self._register_groups(full)
+        self._state.meta_dirty = True
+        if not hidden:
+            make_info = create_sample_info_tensor and creates_info_tensor(base) and verify
+            make_shape = create_shape_tensor and creates_shape_tensor(base) and (verify or not is_link)
+            if make_info:
+                self._create_hidden(key, "info", "json", None, "extend_info", "update_info", True)
+            if make_shape:
+                self._create_hidden(key, "shape", "generic", "int64", "extend_shape", "update_shape", True)
+            if create_id_tensor:
+                self._create_hidden(key, "id", "generic", "uint64", "extend_id", None, False)
+        self._autoflush()
+        return self._tensor(name)
+
+    def _create_hidden(self, parent: str, kind: str, htype: str, dtype: Optional[str], extend: str, update: Optional[str], flatten: bool) -> None:
+        hkey = keys.hidden_key(parent, kind)
+        base = htype
+        extra = {k: v for k, v in HTYPE_DEFAULTS[base].items() if k != "dtype"}
+        meta = TensorMeta.new(hkey, base, dtype or HTYPE_DEFAULTS[base]["dtype"], None, None, C.HIDDEN_TENSOR_MAX_CHUNK_SIZE, None, True, False, False, extra)
+        meta.d.pop("vdb_indexes", None)
+        self._state.engines[hkey] = ChunkEngine(hkey, self._state.storage, self._state.vs, meta)
+        self.meta.add_tensor(hkey, hkey, True)
+        link = {"extend": extend, "flatten_sequence": flatten}
+        if update:
+            link["update"] = update
+        pm = self._engine(parent).meta
+        links = dict(pm.links or {})
+        links[hkey] = link
+        pm.set("links", links)
+
+    def _register_groups(self, full: str) -> None:
+        parts = full.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            self.meta.add_group("/".join(parts[:i]))
+
+    def create_group(self, name: str, exist_ok: bool = False) -> "Dataset":
+        self._check_writable_view()
+        full = self._full_name(name)
+        if full in self.meta.tensor_names:
+            raise TensorAlreadyExistsError(full)
+        if full in self.meta.groups and not exist_ok:
+            raise TensorAlreadyExistsError(full)
+        self._register_groups(full + "/x")
+        self._state.meta_dirty = True
+        self._autoflush()
+        return type(self)(self._state, self.index, full)
+
+    def delete_tensor(self, name: str, large_ok: bool = True) -> None:
+        self._check_writable_view()
+        full = self._full_name(name)
+        if full not in self.meta.tensor_names:
+            raise TensorDoesNotExistError(full)
+        key = self.meta.tensor_names[full]
+        eng = self._engine(key)
+        for hidden in list((eng.meta.links or {}).keys()):
+            if hidden in self.meta.tensors:
+                self.meta.remove_tensor(next(n for n, k in self.meta.tensor_names.items() if k == hidden))
+                self._drop_tensor_files(hidden)
+        self.meta.remove_tensor(full)
+        self._drop_tensor_files(key)
+        self._state.diff.tensor_deleted(full)
+        self._state.meta_dirty = True
+        self._autoflush()
+
+    def _drop_tensor_files(self, key: str) -> None:
+        st = self._state
+        st.engines.pop(key, None)
+        if st.vs.commit_id == C.FIRST_COMMIT_ID:
+            st.storage.delete_prefix(key + "/")
+        else:
+            st.storage.delete_prefix(f"versions/{st.vs.commit_id}/{key}/")
+
+    def rename_tensor(self, name: str, new_name: str) -> Tensor:
+        self._check_writable_view()
+        full, new_full = self._full_name(name), self._full_name(new_name)
+        if full not in self.meta.tensor_names:
+            raise TensorDoesNotExistError(full)
+        if new_full in self.meta.tensor_names:
+            raise TensorAlreadyExistsError(new_full)
+        if any(not _NAME_RE.match(p) for p in new_full.split("/")):
+            raise InvalidTensorNameError(f"{new_name!r} is not a valid tensor name")
+        key = self.meta.tensor_names[full]
+        self.meta.rename_tensor(full, new_full)
+        self._engine(key).meta.set("name", new_full)
+        self._engine(key).meta_dirty = True
+        self._register_groups(new_full)
+        self._state.diff.tensor_renamed(full, new_full)
+        self._state.meta_dirty = True
+        self._autoflush()
+        return self._tensor(new_name)
+
+    # ==========================================================================================
+    # writes
