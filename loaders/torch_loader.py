@@ -175,6 +175,12 @@ def _keep_freed_memory() -> None:
         pass
 
 
+def _shutdown_workers(it: Any) -> None:
+    shutdown = getattr(it, "_shutdown_workers", None)  # torch's multi-process iterator
+    if shutdown is not None:
+        shutdown()
+
+
 def _bad_samples(res: Any, run: Any, names: Sequence[str], view_samples: np.ndarray) -> Dict[int, SampleLoadError]:
     """{offset in the run: the error} for the run's samples that could not be read."""
     out = {}
@@ -409,15 +415,21 @@ class LakeDataLoader:
         dl = DataLoader(self._iterable, batch_size=None, num_workers=self.num_workers, collate_fn=_passthrough,
                         pin_memory=self.pin_memory, persistent_workers=False, **kwargs)
         unpacker = SlabUnpacker(self._iterable.slab_ctl)
-        for item in dl:
-            batch, info = item[0], item[1]
-            w = int(info["worker"])
-            if isinstance(batch, SlabBatch):
-                batch = unpacker.unpack(w, batch)
-            self._consumed[w] = int(info["consumed"])
-            self.skipped += int(info["skipped"])
-            if batch is None:
-                continue
-            yield batch
+        it = iter(dl)
+        try:
+            for item in it:
+                batch, info = item[0], item[1]
+                w = int(info["worker"])
+                if isinstance(batch, SlabBatch):
+                    batch = unpacker.unpack(w, batch)
+                self._consumed[w] = int(info["consumed"])
+                self.skipped += int(info["skipped"])
+                if batch is None:
+                    continue
+                yield batch
+        finally:
+            # an epoch left early (break, an error, a failing test holding this generator in
+            # its traceback) stops its workers now, not whenever the iterator is collected
+            _shutdown_workers(it)
         self._epoch = None
         self._consumed = {}

@@ -1,4 +1,7 @@
 """Small datasets the loader tests share (written once per session, read-only after)."""
+import gc
+import multiprocessing
+
 import numpy as np
 import pytest
 
@@ -39,3 +42,19 @@ def mixed_ds_path(tmp_path_factory):
 @pytest.fixture
 def mixed_ds(mixed_ds_path):
     return lakeformat.load(mixed_ds_path, read_only=True)
+
+
+@pytest.fixture(autouse=True)
+def no_worker_left_behind():
+    """Every test's loader worker processes are gone when it ends, passed or failed: a worker
+    left running (a suspended epoch held by a failing test's traceback) must not outlive the
+    test, let alone block the session's exit."""
+    yield
+    gc.collect()  # a dropped loader iterator shuts its workers down when collected
+    left = multiprocessing.active_children()
+    for p in left:
+        p.join(timeout=10)
+    for p in left:
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=5)

@@ -271,3 +271,14 @@ def test_batches_kept_by_the_user_are_never_overwritten(many_small_path, keep):
     for x, idx in kept:
         x = x.numpy() if isinstance(x, torch.Tensor) else x
         assert (x == (idx.numpy() % 251)[:, None, None, None]).all()
+
+
+def test_epoch_left_early_stops_its_workers(mixed_ds):
+    import multiprocessing
+
+    loader = dataloader(mixed_ds).batch(16).pytorch(num_workers=2, tensors=["images"])
+    it = iter(loader)
+    next(it)
+    assert multiprocessing.active_children()
+    it.close()  # what a break, an error or a failing test's dropped traceback ends in
+    assert not multiprocessing.active_children()

@@ -2,6 +2,7 @@
 import numpy as np
 
 import lakeformat
+from lakeformat.version_control.locks import release_branch_lock
 from loaders import dataloader
 
 from .conftest import make_images
@@ -16,6 +17,9 @@ def test_s3_two_workers_sparse_shuffled_view(s3_url, s3_server):
         ds.create_tensor("labels", htype="class_label")
         ds.images.extend(imgs)
         ds.labels.extend((np.arange(300) % 10).astype(np.uint32))
+    # give the branch lock back now: its refresher thread and its release at exit would
+    # otherwise talk to a server the session has already stopped
+    release_branch_lock(ds.storage, ds.branch)
     ds = lakeformat.load(url, creds=opts, read_only=True)
     want = list(range(0, 300, 3))
     loader = dataloader(ds[want]).batch(16).shuffle(seed=1).pytorch(num_workers=2, return_index=True)
