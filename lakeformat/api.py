@@ -47,8 +47,18 @@ def _load_tree(storage: StorageProvider) -> VersionTree:
         return VersionTree()
 
 
-def _open(url: str, storage: StorageProvider, read_only: bool, version: Optional[str]) -> Dataset:
-    tree = _load_tree(storage)
+def _probe(storage: StorageProvider) -> Optional[VersionTree]:
+    """The version tree of the dataset at `storage`, or None if there is no dataset: the
+    two objects that mark a dataset in one round trip."""
+    got = storage.get_many([keys.version_control_info_key(), keys.dataset_meta_key(C.FIRST_COMMIT_ID)], missing_ok=True)
+    info, meta = got[keys.version_control_info_key()], got[keys.dataset_meta_key(C.FIRST_COMMIT_ID)]
+    if info is None and meta is None:
+        return None
+    return VersionTree.from_bytes(info) if info is not None else VersionTree()
+
+
+def _open(url: str, storage: StorageProvider, read_only: bool, version: Optional[str], tree: Optional[VersionTree] = None) -> Dataset:
+    tree = tree if tree is not None else _load_tree(storage)
     branch: Optional[str] = C.DEFAULT_BRANCH
     if version is None:
         commit_id = tree.branches.get(C.DEFAULT_BRANCH) or next(iter(tree.branches.values()))
@@ -84,11 +94,12 @@ def load(
         url, at = _split_version(str(url))
         storage = storage_from_url(url, creds, read_only=read_only, cache_size=cache_size)
     version = version or at
-    if not _is_dataset(storage):
+    tree = _probe(storage)
+    if tree is None:
         if storage.list(""):
             raise NotADatasetError(f"{url!r} holds files but no dataset (no {C.DATASET_META_FILENAME} or {C.VERSION_CONTROL_INFO_FILENAME}).")
         raise DatasetNotFoundError(f"No dataset at {url!r}.")
-    ds = _open(url, storage, read_only, version)
+    ds = _open(url, storage, read_only, version, tree)
     if lock and not ds.read_only:
         from lakeformat.version_control.locks import acquire_branch_lock
 

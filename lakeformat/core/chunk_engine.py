@@ -41,7 +41,8 @@ def _header_and_data(sizes: np.ndarray, shapes: np.ndarray, data: Any) -> List[A
 
 
 class ChunkEngine(ChunkReads):
-    def __init__(self, key: str, storage: StorageProvider, vs: VersionState, meta: Optional[TensorMeta] = None):
+    def __init__(self, key: str, storage: StorageProvider, vs: VersionState, meta: Optional[TensorMeta] = None,
+                 stored: Optional[Dict[str, Optional[bytes]]] = None):
         self.key = key
         self.storage = storage
         self.vs = vs
@@ -65,7 +66,7 @@ class ChunkEngine(ChunkReads):
             self.encoders_dirty = True
             self.info_dirty = True
         else:
-            self._load()
+            self._load(stored)
         self.flushed_items = 0 if meta is not None else self.meta.length  # items at rest
         self.builder: Optional[ChunkBuilder] = None
         self._closed_chunk: Optional[str] = None  # closed at a flush: not reopened for appends
@@ -85,20 +86,26 @@ class ChunkEngine(ChunkReads):
         except KeyError:
             return default
 
-    def _load(self) -> None:
-        c = self.commit_id
-        mk = keys.tensor_meta_key(self.key, c)
-        raw = self._get_or(mk)
+    @staticmethod
+    def stored_keys(key: str, commit_id: str) -> List[str]:
+        """The metadata objects an engine reads when it opens: fetch them for several tensors
+        in one `get_many` (one round trip on an object store) and pass them as `stored`."""
+        c = commit_id
+        return [keys.tensor_meta_key(key, c), keys.chunk_id_encoder_key(key, c), keys.tile_encoder_key(key, c),
+                keys.sequence_encoder_key(key, c), keys.creds_encoder_key(key, c), keys.commit_diff_key(key, c),
+                keys.tensor_info_key(key, c)]
+
+    def _load(self, stored: Optional[Dict[str, Optional[bytes]]] = None) -> None:
+        wanted = self.stored_keys(self.key, self.commit_id)
+        if stored is None or any(k not in stored for k in wanted):
+            stored = self.storage.get_many(wanted, missing_ok=True)
+        raw = stored[wanted[0]]
         if raw is None:
-            raise CorruptDataError("tensor meta missing", mk)
-        self.meta = TensorMeta.from_bytes(raw, mk)
-        got = self.storage.get_many(
-            [keys.chunk_id_encoder_key(self.key, c), keys.tile_encoder_key(self.key, c), keys.sequence_encoder_key(self.key, c),
-             keys.creds_encoder_key(self.key, c), keys.commit_diff_key(self.key, c), keys.tensor_info_key(self.key, c)],
-            missing_ok=True,
-        )
+            raise CorruptDataError("tensor meta missing", wanted[0])
+        self.meta = TensorMeta.from_bytes(raw, wanted[0])
+        got = {k: stored[k] for k in wanted[1:]}
         vals = list(got.values())
-        self.chunk_ids = ChunkIdEncoder.from_bytes(vals[0], keys.chunk_id_encoder_key(self.key, c)) if vals[0] else ChunkIdEncoder()
+        self.chunk_ids = ChunkIdEncoder.from_bytes(vals[0], wanted[1]) if vals[0] else ChunkIdEncoder()
         self.tiles = TileEncoder.from_bytes(vals[1]) if vals[1] else TileEncoder()
         self.seq = (RangeEncoder.from_bytes(vals[2]) if vals[2] else RangeEncoder()) if self.meta.is_sequence else None
         self.creds = (CredsEncoder.from_bytes(vals[3]) if vals[3] else CredsEncoder()) if self.meta.is_link else None

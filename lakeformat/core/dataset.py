@@ -55,25 +55,18 @@ class _DatasetState:
     def load_commit(self, commit_id: str) -> None:
         self.vs.commit_id = commit_id
         self.engines = {}
-        mk = keys.dataset_meta_key(commit_id)
-        try:
-            self.meta = DatasetMeta.from_bytes(self.storage.get(mk), mk)
-        except KeyError:
-            self.meta = DatasetMeta()
+        mk, ik, dk, fk = (keys.dataset_meta_key(commit_id), keys.dataset_info_key(commit_id),
+                          keys.dataset_diff_key(commit_id), keys.flush_marker_key(commit_id))
+        got = self.storage.get_many([mk, ik, dk, fk], missing_ok=True)  # one round trip
+        self.meta = DatasetMeta.from_bytes(got[mk], mk) if got[mk] is not None else DatasetMeta()
         self.meta_dirty = False
-        try:
-            self.info: Dict[str, Any] = json.loads(self.storage.get(keys.dataset_info_key(commit_id)))
-        except KeyError:
-            self.info = {}
+        self.info: Dict[str, Any] = json.loads(got[ik]) if got[ik] is not None else {}
         self.info_dirty = False
-        try:
-            self.diff = DatasetDiff.from_bytes(self.storage.get(keys.dataset_diff_key(commit_id)))
-        except KeyError:
-            self.diff = DatasetDiff()
+        self.diff = DatasetDiff.from_bytes(got[dk]) if got[dk] is not None else DatasetDiff()
         self.tree_dirty = False
         # a marker left by a flush that did not finish: roll its tensors back to before it
         try:
-            self.rollback: Dict[str, int] = json.loads(self.storage.get(keys.flush_marker_key(commit_id)))["lengths"]
+            self.rollback: Dict[str, int] = json.loads(got[fk])["lengths"] if got[fk] is not None else {}
         except (KeyError, ValueError):
             self.rollback = {}
 
@@ -141,10 +134,13 @@ class Dataset(SchemaOps):
         """Hidden tensors are flushed before their parent; after a crash one may be ahead of
         it. The parent's meta is the commit point: clamp them to it."""
         st = self._state
+        hidden = [h for h in (eng.meta.links or {}) if h in st.meta.tensors and h not in st.engines]
+        wanted = [k for h in hidden for k in ChunkEngine.stored_keys(h, st.vs.commit_id)]
+        stored = st.storage.get_many(wanted, missing_ok=True) if wanted else {}  # one round trip
         for hkey, link in (eng.meta.links or {}).items():
-            if hkey not in st.meta.tensors or hkey in st.engines:
+            if hkey not in hidden:
                 continue
-            h = ChunkEngine(hkey, st.storage, st.vs)
+            h = ChunkEngine(hkey, st.storage, st.vs, stored=stored)
             st.engines[hkey] = h
             if hkey in st.rollback:
                 h.clamp(int(st.rollback[hkey]))

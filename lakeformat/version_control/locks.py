@@ -146,4 +146,14 @@ def release_all() -> None:
         h.release()
 
 
-atexit.register(release_all)
+def _release_all_at_exit(timeout_s: float = 5.0) -> None:
+    """At exit, release held locks in a daemon thread and wait a bounded time: an unreachable
+    store must not hang the interpreter's exit (the lock then simply expires)."""
+    t = threading.Thread(target=release_all, daemon=True, name="lakeformat-lock-release")
+    t.start()
+    t.join(timeout_s)
+    if t.is_alive():
+        logger.warning("releasing branch locks at exit timed out after %.0f s; they expire on their own", timeout_s)
+
+
+atexit.register(_release_all_at_exit)
