@@ -33,6 +33,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 enum {
     K_NULL_ONLY = 0, K_INT, K_FLOAT, K_BOOL, K_TEXT, K_JSON, K_TS_TZ, K_TS_NTZ, K_DATE, K_TIME, K_COUNT
@@ -194,11 +197,52 @@ static inline int utf8_seq(const uchar *p, const uchar *end) {
 /* A JSON string at c->p (which is '"'): validates it and gives its raw contents [*s, *s+*n).
  * *esc: 0 no escape, 1 only the escapes a compact serializer writes (\" \\ \b \f \n \r \t),
  * 2 other escapes (\/ or \u). Returns 0 when it is not a valid string. */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Whether any of the 8 bytes in x is a quote, a backslash, a control or a non-ASCII byte. */
+static inline uint64_t special8(uint64_t x) {
+    uint64_t quote = x ^ (ONES * '"'), bslash = x ^ (ONES * '\\');
+    return ((x - ONES * 0x20) & ~x) | ((quote - ONES) & ~quote) | ((bslash - ONES) & ~bslash) | x;
+}
+
 static int scan_string(Cur *c, const uchar **s, size_t *n, int *esc) {
     const uchar *p = c->p + 1, *end = c->end;
     int e = 0;
     *s = p;
     while (p < end) {
+        /* skip plain ASCII runs: straight to the next quote, backslash, control or
+         * non-ASCII byte */
+#if defined(__SSE2__)
+        {
+            const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+            while (end - p >= 16) {
+                __m128i v = _mm_loadu_si128((const __m128i *)p);
+                /* signed: bytes >= 0x80 are negative, so "< 0x20" also finds them */
+                __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)), _mm_cmplt_epi8(v, space));
+                int bits = _mm_movemask_epi8(m);
+                if (bits) {
+                    p += __builtin_ctz((unsigned)bits);
+                    goto special;
+                }
+                p += 16;
+            }
+        }
+#endif
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && defined(__GNUC__)
+        while (end - p >= 8) {
+            uint64_t x, m;
+            memcpy(&x, p, 8);
+            m = special8(x) & HIGHS;
+            if (m) { /* the lowest flagged byte is a real one (borrows only run upwards) */
+                p += __builtin_ctzll(m) >> 3;
+                goto special;
+            }
+            p += 8;
+        }
+#endif
+        if (p >= end) break;
+    special:;
         uchar ch = *p;
         if (ch == '"') {
             *n = (size_t)(p - *s);
@@ -561,10 +605,8 @@ static int parse_time_value(int kind, const uchar *s, size_t n, int64_t *out) {
 }
 
 /* ------------------------------------------------------------------------------ records */
-static inline int key_is(const uchar *s, size_t n, const char *lit) {
-    size_t k = strlen(lit);
-    return n == k && memcmp(s, lit, k) == 0;
-}
+/* whether the n bytes at s are the string literal lit (a constant size: memcmp inlines) */
+#define key_is(s, n, lit) ((n) == sizeof(lit) - 1 && memcmp((s), (lit), sizeof(lit) - 1) == 0)
 
 static Field *find_field(Stream *s, const uchar *key, size_t n) {
     Py_ssize_t nf = s->nfields, h = s->hint;
