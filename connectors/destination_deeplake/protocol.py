@@ -38,7 +38,34 @@ BLOCK_BYTES = 1 << 20
 
 def read_blocks(f: BinaryIO, size: int = BLOCK_BYTES) -> Iterator[bytes]:
     """The bytes of a binary stream in blocks of whole lines (the last one may lack its
-    newline). `read1` returns what a pipe has, so a slow source is not waited on."""
+    newline). `readinto1`/`read1` return what a pipe has, so a slow source is not waited on;
+    `readinto1` fills one reused buffer (no fresh pages per read)."""
+    readinto = getattr(f, "readinto1", None)
+    if readinto is None:
+        yield from _read1_blocks(f, size)
+        return
+    buf = bytearray(size)
+    filled = 0
+    while True:
+        if filled == len(buf):  # a line longer than the buffer
+            buf.extend(bytes(len(buf)))
+        with memoryview(buf) as mv:
+            got = readinto(mv[filled:])
+            if not got:
+                if filled:
+                    yield bytes(mv[:filled])
+                return
+            start, filled = filled, filled + got
+            cut = buf.rfind(b"\n", start, filled) + 1
+            if cut == 0:
+                continue
+            block = bytes(mv[:cut])
+        buf[: filled - cut] = buf[cut:filled]
+        filled -= cut
+        yield block
+
+
+def _read1_blocks(f: BinaryIO, size: int) -> Iterator[bytes]:
     read = getattr(f, "read1", None) or f.read
     pending: list[bytes] = []
     while True:

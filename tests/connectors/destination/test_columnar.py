@@ -444,13 +444,14 @@ def test_scanner_never_crashes_on_bytes(data):
         sc.take(0)
 
 
-def test_read_blocks_keeps_lines_whole():
-    data = b"a\nbb\n\nccc\nlast"
-    for k in (1, 2, 3, 100):
-        f = io.BufferedReader(io.BytesIO(data), buffer_size=k)  # type: ignore[arg-type]
-        blocks = list(read_blocks(f, size=k))
-        assert b"".join(blocks) == data
-        assert all(b.endswith(b"\n") for b in blocks[:-1])
+@pytest.mark.parametrize("data", [b"a\nbb\n\nccc\nlast", b"a\nbb\n", b"", b"no newline at all", b"\n\n" + b"x" * 50 + b"\ny"])
+def test_read_blocks_keeps_lines_whole(data):
+    for k in (1, 2, 3, 7, 100):
+        for f in (io.BufferedReader(io.BytesIO(data), buffer_size=k), Trickle(data, k)):  # type: ignore[arg-type]
+            blocks = list(read_blocks(f, size=k))
+            assert b"".join(blocks) == data
+            assert all(b.endswith(b"\n") for b in blocks[:-1])
+            assert all(blocks)
 
 
 def test_columns_then_python_then_columns_keep_order(tmp_path):
