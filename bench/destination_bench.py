@@ -10,7 +10,7 @@ start to exit, with its peak RSS:
 - PyAirbyte: a replay "source" executable that prints the file, read into PyAirbyte's DuckDB
   cache (`source.read(cache=DuckDBCache(...))`, AIRBYTE_OFFLINE_MODE=1).
 
-    python bench/destination_bench.py --records 1000000
+    python bench/destination_bench.py --records 1000000     # JSON into bench/results/destination-<time>.json
 """
 from __future__ import annotations
 
@@ -178,8 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--state-every", type=int, default=0, help="records between STATE messages (0: one state at the end)")
     p.add_argument("--peers", default="deeplake,parquet,pyairbyte")
     p.add_argument("--python", default=sys.executable)
-    p.add_argument("--out", default=None, help="write the results as JSON here")
+    p.add_argument("--out", default=None, help="write the results as JSON here (default bench/results/destination-<time>.json)")
     args = p.parse_args(argv)
+    load_before = os.getloadavg()[0]
     DATA.mkdir(parents=True, exist_ok=True)
     msgs = DATA / f"users-{args.records}-s{args.state_every}.jsonl"
     if not msgs.exists():
@@ -215,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         r["records_per_s"] = args.records / r["seconds"]
         r["records_per_cpu_s"] = args.records / max(r["cpu_seconds"], 1e-9)
         print(f"{name:28s} {r['seconds']:8.2f} {r['records_per_s']:12,.0f} {r['cpu_seconds']:7.2f} {r['records_per_cpu_s']:14,.0f} {r['peak_rss_mib']:13.0f}")
-    print(f"(load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: wall-clock figures on a shared machine understate; "
+    print(f"(load average before: {load_before:.1f} on {os.cpu_count()} cores: wall-clock figures on a shared machine understate; "
           "records/CPU-s is the steadier figure)")
     ours = results.get("destination-deeplake")
     if ours:
@@ -225,8 +226,11 @@ def main(argv: list[str] | None = None) -> int:
                       f"{ours['records_per_cpu_s'] / r['records_per_cpu_s']:.2f}x per CPU-second")
         print(f"floor {FLOOR:,} records/s: {'met' if ours['records_per_s'] >= FLOOR else 'MISSED'}; "
               f"peak RSS < 1 GiB: {'met' if ours['peak_rss_mib'] < 1024 else 'MISSED'}")
-    if args.out:
-        Path(args.out).write_text(json.dumps({"records": args.records, "state_every": args.state_every, "results": results}, indent=2))
+    out = Path(args.out) if args.out else REPO / "bench" / "results" / f"destination-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"records": args.records, "state_every": args.state_every, "floor_records_per_s": FLOOR,
+                               "load_average_before": load_before, "results": results}, indent=2))
+    print(f"results: {out}")
     return 0
 
 

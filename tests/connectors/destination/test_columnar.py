@@ -203,8 +203,9 @@ class Trickle(io.RawIOBase):
     read = read1
 
 
-def run(tmp: Path, lines: list[bytes], fast: bool, mode: str, flush_every: int, seed: int = 0, cat=None) -> tuple[list, Any]:
-    cfg = DestinationConfig.from_mapping({"path": str(tmp / "lake"), "flush_every_records": flush_every})
+def run(tmp: Path, lines: list[bytes], fast: bool, mode: str, flush_every: int, seed: int = 0, cat=None,
+        config: dict[str, Any] | None = None) -> tuple[list, Any]:
+    cfg = DestinationConfig.from_mapping({"path": str(tmp / "lake"), "flush_every_records": flush_every, **(config or {})})
     cat = cat or catalog(stream("s", PROPS))
     out: list[dict[str, Any]] = []
     src: Any = lines if mode == "items" else Trickle(b"\n".join(lines) + b"\n", seed)
@@ -223,7 +224,8 @@ def dump(tmp: Path) -> dict[str, Any]:
     root = tmp / "lake"
     if not root.exists():
         return out
-    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+    found = {p.parent for p in root.rglob("dataset_meta.json")} | {p.parent for p in root.rglob("version_control_info.json")}
+    for d in sorted(d for d in found if "versions" not in d.relative_to(root).parts):
         ds = lakeformat.load(str(d), read_only=True)
         for name, t in sorted(ds.tensors.items()):
             n = t.num_samples
@@ -236,17 +238,18 @@ def dump(tmp: Path) -> dict[str, Any]:
                 samples, shapes = [], []
             if name == "_airbyte_raw_id":  # random: only their form
                 samples = [len(b) for b in samples]
-            out[f"{d.name}/{name}"] = (info, t.htype, str(t.dtype), samples, shapes)
-        out[f"{d.name}/log"] = [c["message"] for c in ds.log()] if hasattr(ds, "log") else None
+            out[f"{d.relative_to(root)}/{name}"] = (info, t.htype, str(t.dtype), samples, shapes)
+        out[f"{d.relative_to(root)}/log"] = [c["message"] for c in ds.log()] if hasattr(ds, "log") else None
     return out
 
 
-def same_runs(tmp_path: Path, lines: list[bytes], flush_every: int, seed: int, mode: str = "stream") -> None:
+def same_runs(tmp_path: Path, lines: list[bytes], flush_every: int, seed: int, mode: str = "stream", cat=None,
+              config: dict[str, Any] | None = None) -> None:
     a, b = tmp_path / "python", tmp_path / "fast"
     a.mkdir()
     b.mkdir()
-    out_a, err_a = run(a, lines, fast=False, mode=mode, flush_every=flush_every, seed=seed)
-    out_b, err_b = run(b, lines, fast=True, mode=mode, flush_every=flush_every, seed=seed)
+    out_a, err_a = run(a, lines, fast=False, mode=mode, flush_every=flush_every, seed=seed, cat=cat, config=config)
+    out_b, err_b = run(b, lines, fast=True, mode=mode, flush_every=flush_every, seed=seed, cat=cat, config=config)
     assert err_a == err_b
     assert out_a == out_b
     assert dump(a) == dump(b)
@@ -465,3 +468,29 @@ def test_columns_then_python_then_columns_keep_order(tmp_path):
     same_runs(tmp_path, msgs, 100_000, 1)
     ds = lakeformat.load(str(tmp_path / "fast" / "lake" / "s"), read_only=True)
     assert ds["s"].numpy(aslist=True) == [f"r{k}" for k in range(3000)]
+
+
+@pytest.mark.parametrize("last", [b"", b'{"type":"RECORD","record":{"stream":"nope","data":{"id":1}}}'])
+def test_streams_and_namespaces_interleaved(tmp_path, last):
+    """Several streams (one in a namespace, one with a link field: always the Python path), keys
+    in any order, an empty namespace as none; a record of a stream not in the catalog fails
+    alike after the same states."""
+    props = {"id": {"type": "integer"}, "name": {"type": "string"}}
+    cat = catalog(stream("a", props), stream("b", props, namespace="n"), stream("c", {**props, "url": {"type": "string"}}))
+    lines = []
+    for k in range(400):
+        which = k % 3
+        if which == 0:
+            lines.append(b'{"type":"RECORD","record":{"stream":"a","data":{"id":%d,"name":"a%d"},"emitted_at":%d}}' % (k, k, k))
+        elif which == 1:
+            lines.append(b'{"record":{"data":{"name":"b%d","id":%d},"namespace":"n","stream":"b"},"type":"RECORD"}' % (k, k))
+        else:
+            lines.append(b'{"type":"RECORD","record":{"namespace":"","stream":"c","data":{"id":%d,"url":"s3://x/%d.png"}}}' % (k, k))
+        if k % 97 == 0:
+            lines.append(b'{"type":"STATE","state":{"type":"GLOBAL","global":{"shared_state":{"k":%d}}}}' % k)
+    lines.append(last)
+    links = {"link_fields": [{"stream": "c", "field": "url", "htype": "link[image]"}]}
+    same_runs(tmp_path, lines, 50, 3, cat=cat, config=links)
+    if not last:
+        ds = lakeformat.load(str(tmp_path / "fast" / "lake" / "n" / "b"), read_only=True)
+        assert ds["name"].numpy(aslist=True) == [f"b{k}" for k in range(1, 400, 3)]
