@@ -17,6 +17,8 @@ class StorageProvider(ABC):
 
     root: str = ""
     read_only: bool = False
+    #: whether `size` and `read_into` are cheap (no request of their own): a local disk
+    reads_into_cheaply: bool = False
     #: how many requests `get_many` keeps in flight
     concurrency: int = 8
     #: rough cost model of a request, for choosing between byte ranges and whole objects
