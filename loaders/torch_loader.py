@@ -321,6 +321,8 @@ class LakeDataLoader:
         for n, m in decode.items():
             if m not in DECODE_METHODS:
                 raise LoaderError(f"decode_method for {n!r} must be one of {DECODE_METHODS}, not {m!r}")
+        if hasattr(ds, "open_tensors"):
+            ds.open_tensors(names)  # every tensor's metadata in one round trip
         out = {}
         for n in names:
             if n not in available:

@@ -46,6 +46,7 @@ class _DatasetState:
         self.read_only = read_only
         self.path = path
         self.engines: Dict[str, ChunkEngine] = {}
+        self.preloaded: Dict[str, Optional[bytes]] = {}  # tensor metadata read ahead (open_tensors)
         self.lock = threading.RLock()
         self.with_depth = 0
         self.link_creds = LinkCreds.load(storage)
@@ -55,6 +56,7 @@ class _DatasetState:
     def load_commit(self, commit_id: str) -> None:
         self.vs.commit_id = commit_id
         self.engines = {}
+        self.preloaded = {}
         mk, ik, dk, fk = (keys.dataset_meta_key(commit_id), keys.dataset_info_key(commit_id),
                           keys.dataset_diff_key(commit_id), keys.flush_marker_key(commit_id))
         got = self.storage.get_many([mk, ik, dk, fk], missing_ok=True)  # one round trip
@@ -123,8 +125,10 @@ class Dataset(SchemaOps):
             with st.lock:
                 eng = st.engines.get(key)
                 if eng is None:
-                    eng = ChunkEngine(key, st.storage, st.vs)
+                    eng = ChunkEngine(key, st.storage, st.vs, stored=st.preloaded or None)
                     st.engines[key] = eng
+                    for k in ChunkEngine.stored_keys(key, st.vs.commit_id):
+                        st.preloaded.pop(k, None)  # read-ahead serves one opening only
                     if key in st.rollback:
                         eng.clamp(int(st.rollback[key]))
                     self._align_hidden(eng)
@@ -135,18 +139,35 @@ class Dataset(SchemaOps):
         it. The parent's meta is the commit point: clamp them to it."""
         st = self._state
         hidden = [h for h in (eng.meta.links or {}) if h in st.meta.tensors and h not in st.engines]
-        wanted = [k for h in hidden for k in ChunkEngine.stored_keys(h, st.vs.commit_id)]
-        stored = st.storage.get_many(wanted, missing_ok=True) if wanted else {}  # one round trip
+        wanted = [k for h in hidden for k in ChunkEngine.stored_keys(h, st.vs.commit_id) if k not in st.preloaded]
+        stored = dict(st.preloaded)
+        if wanted:
+            stored.update(st.storage.get_many(wanted, missing_ok=True))  # one round trip
         for hkey, link in (eng.meta.links or {}).items():
             if hkey not in hidden:
                 continue
             h = ChunkEngine(hkey, st.storage, st.vs, stored=stored)
+            for k in ChunkEngine.stored_keys(hkey, st.vs.commit_id):
+                st.preloaded.pop(k, None)
             st.engines[hkey] = h
             if hkey in st.rollback:
                 h.clamp(int(st.rollback[hkey]))
             want = eng.num_items if link.get("flatten_sequence") else eng.num_samples
             if h.num_samples > want and h.seq is None:
                 h.clamp(want)
+
+    def open_tensors(self, names: List[str]) -> None:
+        """Read the metadata of these tensors and of their hidden tensors in one batched
+        storage call (one round trip on an object store), before their first use."""
+        st = self._state
+        tensor_keys = [self.meta.tensor_names.get(self._full_name(n)) for n in names]
+        todo = []
+        for key in [k for k in tensor_keys if k is not None]:
+            todo += [key] + [h for h in (keys.hidden_key(key, kind) for kind in ("id", "shape", "info")) if h in st.meta.tensors]
+        todo = [k for k in todo if k not in st.engines]
+        if todo:
+            with st.lock:
+                st.preloaded.update(st.storage.get_many([x for k in todo for x in ChunkEngine.stored_keys(k, st.vs.commit_id)], missing_ok=True))
 
     def _full_name(self, name: str) -> str:
         name = name.strip("/")
