@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from lakeformat import constants as C
-from lakeformat.codecs import BYTE_COMPRESSIONS, IMAGE_COMPRESSIONS, compress_image
+from lakeformat.codecs import BYTE_COMPRESSIONS, IMAGE_COMPRESSIONS, compress_bytes, compress_image
 from lakeformat.core import keys
 from lakeformat.core.chunk import Chunk, ChunkBuilder, chunk_header, serialize_chunk
 from lakeformat.core.chunk_reads import ChunkReads
@@ -38,6 +38,12 @@ _PARSED_CACHE_CHUNKS = 8  # parsed chunks kept per tensor for repeated reads
 def _header_and_data(sizes: np.ndarray, shapes: np.ndarray, data: Any) -> List[Any]:
     """An uncompressed chunk as gathered parts: its header, then the samples' bytes."""
     return [chunk_header(sizes, shapes), data]
+
+
+def _header_and_compressed(sizes: np.ndarray, shapes: np.ndarray, data: Any, compression: str, level: Optional[int]) -> List[Any]:
+    """A byte-compressed chunk as gathered parts: its header, then the compressed samples
+    (written with one writev: no joined copy of the compressed bytes)."""
+    return [chunk_header(sizes, shapes), compress_bytes(data, compression, level)]
 
 
 class ChunkEngine(ChunkReads):
@@ -409,7 +415,7 @@ class ChunkEngine(ChunkReads):
                 if self.chunk_compression is None:
                     self._store_async(key, _header_and_data, sizes[i:j], shapes[i:j], parts[0])
                 else:
-                    self._store_async(key, serialize_chunk, [parts[0]], sizes[i:j], shapes[i:j], self.chunk_compression, self.meta.zstd_level)
+                    self._store_async(key, _header_and_compressed, sizes[i:j], shapes[i:j], parts[0], self.chunk_compression, self.meta.zstd_level)
                 self.chunk_ids.set_last_index(self.chunk_ids.num_chunks - 1, first_item + j - 1)
                 self.builder = builder = None
                 i = j
