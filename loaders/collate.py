@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -156,6 +156,17 @@ class SlabBatch:
         return SlabBatch, (self.slabs, self.body, self.retired)
 
 
+def map_nested(fn: Callable[[Any], Any], v: Any) -> Any:
+    """fn applied to every leaf of nested dicts, lists and (plain) tuples, structure kept."""
+    if isinstance(v, dict):
+        return {k: map_nested(fn, x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [map_nested(fn, x) for x in v]
+    if type(v) is tuple:
+        return tuple(map_nested(fn, x) for x in v)
+    return fn(v)
+
+
 class SlabPacker:
     """Worker side: a batch's slab tensors -> `SlabRef`s (top-level dict, list and tuple
     members), each slab attached to the first batch that uses it."""
@@ -171,24 +182,18 @@ class SlabPacker:
         a.end_batch()
 
         def ref(v: Any) -> Any:
-            if isinstance(v, torch.Tensor):
-                sid = a.slab_of(v)
-                if sid < 0 or not v.is_contiguous():
-                    return v
-                used.add(sid)
-                if sid not in self.sent:
-                    new[sid] = torch.empty(0, dtype=torch.uint8).set_(v.untyped_storage())
-                    self.sent.add(sid)
-                return SlabRef(sid, v.storage_offset() * v.element_size(), tuple(v.shape), v.dtype)
-            if isinstance(v, dict):
-                return {k: ref(x) for k, x in v.items()}
-            if isinstance(v, list):
-                return [ref(x) for x in v]
-            if type(v) is tuple:
-                return tuple(ref(x) for x in v)
-            return v
+            if not isinstance(v, torch.Tensor):
+                return v
+            sid = a.slab_of(v)
+            if sid < 0 or not v.is_contiguous():
+                return v
+            used.add(sid)
+            if sid not in self.sent:
+                new[sid] = torch.empty(0, dtype=torch.uint8).set_(v.untyped_storage())
+                self.sent.add(sid)
+            return SlabRef(sid, v.storage_offset() * v.element_size(), tuple(v.shape), v.dtype)
 
-        body = ref(batch)
+        body = map_nested(ref, batch)
         retired = [sid for sid in a.retiring if sid not in used and sid != a.slab_id]
         if retired:
             a.retiring = [sid for sid in a.retiring if sid not in retired]
@@ -211,18 +216,12 @@ class SlabUnpacker:
             self.slabs[(worker, sid)] = t.untyped_storage()
 
         def val(v: Any) -> Any:
-            if isinstance(v, SlabRef):
-                itemsize = torch.empty(0, dtype=v.dtype).element_size()
-                return torch.empty(0, dtype=v.dtype).set_(self.slabs[(worker, v.slab)], v.offset // itemsize, v.shape)
-            if isinstance(v, dict):
-                return {k: val(x) for k, x in v.items()}
-            if isinstance(v, list):
-                return [val(x) for x in v]
-            if type(v) is tuple:
-                return tuple(val(x) for x in v)
-            return v
+            if not isinstance(v, SlabRef):
+                return v
+            itemsize = torch.empty(0, dtype=v.dtype).element_size()
+            return torch.empty(0, dtype=v.dtype).set_(self.slabs[(worker, v.slab)], v.offset // itemsize, v.shape)
 
-        out = val(sb.body)
+        out = map_nested(val, sb.body)
         self.retired.extend((worker, sid) for sid in sb.retired)
         self.reclaim()
         return out

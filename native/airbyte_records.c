@@ -151,6 +151,23 @@ static inline void ws(Cur *c) {
     while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\r' || *c->p == '\n')) c->p++;
 }
 
+/* After an object member: 1 past a ',' (and the blanks after it), 2 past the closing '}',
+ * 0 at anything else. */
+static int after_member(Cur *c) {
+    ws(c);
+    if (c->p >= c->end) return 0;
+    if (*c->p == ',') {
+        c->p++;
+        ws(c);
+        return 1;
+    }
+    if (*c->p == '}') {
+        c->p++;
+        return 2;
+    }
+    return 0;
+}
+
 static inline int hexval(uchar ch) {
     if (ch >= '0' && ch <= '9') return ch - '0';
     if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
@@ -722,18 +739,11 @@ static int parse_data(Stream *s, Cur *c) {
                     return 0; /* null_only, or a kind this scanner does not know */
             }
         }
-        ws(c);
-        if (c->p >= c->end) return 0;
-        if (*c->p == ',') {
-            c->p++;
-            ws(c);
-            continue;
+        switch (after_member(c)) {
+            case 1: continue;
+            case 2: return 1;
+            default: return 0;
         }
-        if (*c->p == '}') {
-            c->p++;
-            return 1;
-        }
-        return 0;
     }
 }
 
@@ -827,18 +837,11 @@ static int parse_record(Scanner *sc, Cur *c, Rec *rec) {
             int canon = 1;
             if (!skip_value(c, 0, &canon)) return 0;
         }
-        ws(c);
-        if (c->p >= c->end) return 0;
-        if (*c->p == ',') {
-            c->p++;
-            ws(c);
-            continue;
+        switch (after_member(c)) {
+            case 1: continue;
+            case 2: return 1;
+            default: return 0;
         }
-        if (*c->p == '}') {
-            c->p++;
-            return 1;
-        }
-        return 0;
     }
 }
 
