@@ -127,6 +127,18 @@ static int grow_data(Field *f, size_t need) {
     return 0;
 }
 
+/* Row r of f holds a null; a json field stores the text null. 0, or -1 out of memory. */
+static int put_null(Field *f, size_t r) {
+    f->nulls[r] = 1;
+    f->vals[r] = 0;
+    if (f->kind == K_JSON) {
+        if (grow_data(f, f->data_len + 4)) return -1;
+        memcpy(f->data + f->data_len, "null", 4);
+        f->pend = f->data_len + 4;
+    }
+    return 0;
+}
+
 static void free_fields(Stream *s) {
     for (Py_ssize_t i = 0; i < s->nfields; i++) {
         Field *f = &s->fields[i];
@@ -669,13 +681,7 @@ static int parse_data(Stream *s, Cur *c) {
         if (c->p >= c->end) return 0;
         if (*c->p == 'n') {
             if (!match_lit(c, "null", 4)) return 0;
-            f->nulls[r] = 1;
-            f->vals[r] = 0;
-            if (f->kind == K_JSON) {
-                if (grow_data(f, f->data_len + 4)) return -1;
-                memcpy(f->data + f->data_len, "null", 4);
-                f->pend = f->data_len + 4;
-            }
+            if (put_null(f, r)) return -1;
         } else {
             f->nulls[r] = 0;
             switch (f->kind) {
@@ -907,15 +913,8 @@ static int parse_line(Scanner *sc, const uchar *p, const uchar *end, size_t line
     for (Py_ssize_t i = 0; i < s->nfields; i++) {
         Field *f = &s->fields[i];
         if (!f->seen) {
-            f->nulls[r] = 1;
-            f->vals[r] = 0;
-            if (f->kind == K_JSON) {
-                if (grow_data(f, f->data_len + 4)) return -1;
-                memcpy(f->data + f->data_len, "null", 4);
-                f->pend = f->data_len + 4;
-            } else {
-                f->pend = f->data_len;
-            }
+            if (put_null(f, r)) return -1;
+            if (f->kind != K_JSON) f->pend = f->data_len;
         }
         if (f->ends) {
             f->data_len = f->pend;
