@@ -17,7 +17,7 @@ from lakeformat import constants as C
 from lakeformat.core import keys
 from lakeformat.errors import CheckoutError, CommitError, EmptyCommitError, LockedError, ReadOnlyError, VersionControlError
 from lakeformat.version_control.objects import ChunkSet
-from lakeformat.version_control.tree import VersionTree, load_tree, new_commit_id, update_tree
+from lakeformat.version_control.tree import VersionTree, new_commit_id, update_tree
 
 if TYPE_CHECKING:
     from lakeformat.core.dataset import Dataset
@@ -172,6 +172,17 @@ def copy_version_metas(storage, src: str, dst: str) -> List[str]:
     return tensors
 
 
+def _publish_version(storage, vs, mutate, new: str, infos: list) -> None:
+    """Apply `mutate` to the stored version tree (one atomic write); if that fails, the
+    version folder `new` prepared for it is dropped. Then write the commit infos of `infos`."""
+    try:
+        vs.tree = update_tree(storage, mutate)
+    except BaseException:
+        _drop_version_folder(storage, new)
+        raise
+    write_commit_infos(storage, vs.tree, infos)
+
+
 def _drop_version_folder(storage, commit: str) -> None:
     if commit != C.FIRST_COMMIT_ID:
         try:
@@ -208,12 +219,7 @@ def _commit(ds: "Dataset", message: Optional[str]) -> str:
         t.add_node(new, branch, cur)
         t.branches[branch] = new
 
-    try:
-        vs.tree = update_tree(storage, mutate)
-    except BaseException:
-        _drop_version_folder(storage, new)
-        raise
-    write_commit_infos(storage, vs.tree, [cur, new])
+    _publish_version(storage, vs, mutate, new, [cur, new])
     vs.forget_chunk_sets()
     st.load_commit(new)
     return cur
@@ -322,12 +328,7 @@ def reset(ds: "Dataset") -> None:
         t.add_node(new, branch, parent)
         t.branches[branch] = new
 
-    try:
-        vs.tree = update_tree(storage, mutate)
-    except BaseException:
-        _drop_version_folder(storage, new)
-        raise
-    write_commit_infos(storage, vs.tree, [new])
+    _publish_version(storage, vs, mutate, new, [new])
     _drop_version_folder(storage, cur)
     vs.forget_chunk_sets()
     st.load_commit(new)
