@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from lakeformat import _native
-from lakeformat.codecs import BYTE_COMPRESSIONS, IMAGE_COMPRESSIONS, decompress_bytes, decompress_image
+from lakeformat.codecs import BYTE_COMPRESSIONS, IMAGE_COMPRESSIONS, decompress_bytes, decompress_image, jpeg_fast
 from lakeformat.core.chunk import Chunk
 from lakeformat.core.encoders import lookup_rows
 from lakeformat.core.tensor import Tensor
@@ -27,7 +27,6 @@ from lakeformat.storage import FsspecStorage, LRUCache, PrefixedStorage, Storage
 
 from PIL import Image
 
-from loaders.jpeg import decode_jpeg_into
 
 TEXT_HTYPES = ("text", "json", "list", "tag")
 _PIL_FORMATS = {"png": ("PNG",), "jpeg": ("JPEG",)}
@@ -387,7 +386,7 @@ def _image_column(src: TensorSource, rows, local, chunks):
     for sel, s, e, data in parts:
         for k, a, b in zip(sel, s, e):
             d = data[a:b]
-            if jpeg and decode_jpeg_into(d, shape, arr[k]):
+            if jpeg and jpeg_fast.decode_into(d, shape, arr[k]):
                 continue
             try:
                 v = decode_item(src, d, shape)

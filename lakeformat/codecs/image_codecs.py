@@ -1,4 +1,5 @@
-"""Image codecs (png, jpeg) through Pillow, which releases the GIL while it codes."""
+"""Image codecs (png, jpeg): our own png path and libjpeg-turbo for the common cases, Pillow for
+the rest; all of them release the GIL while they code."""
 from __future__ import annotations
 
 import io
@@ -7,7 +8,7 @@ from typing import Optional, Tuple
 import numpy as np
 from PIL import Image
 
-from lakeformat.codecs import png_fast
+from lakeformat.codecs import jpeg_fast, png_fast
 
 IMAGE_COMPRESSIONS = ("png", "jpeg")
 _ALIASES = {"jpg": "jpeg"}
@@ -58,7 +59,8 @@ def compress_image(array: np.ndarray, compression: str) -> bytes:
 def decompress_image(data, shape: Optional[Tuple[int, ...]] = None) -> np.ndarray:
     """Decode image bytes into an array; `shape`, when given, is the stored sample shape (a
     gray image stored as (H, W, 1) comes back with its channel axis)."""
-    arr = png_fast.decode(data) if bytes(data[:8]) == png_fast.SIGNATURE else None
+    head = bytes(data[:8])
+    arr = png_fast.decode(data) if head == png_fast.SIGNATURE else jpeg_fast.decode(data) if head[:2] == b"\xff\xd8" else None
     if arr is not None:
         if arr.shape[-1] == 1 and (shape is None or len(shape) == 2):
             arr = arr[..., 0]
