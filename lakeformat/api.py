@@ -47,17 +47,20 @@ def _load_tree(storage: StorageProvider) -> VersionTree:
         return VersionTree()
 
 
-def _probe(storage: StorageProvider) -> Optional[VersionTree]:
-    """The version tree of the dataset at `storage`, or None if there is no dataset: the
-    two objects that mark a dataset in one round trip."""
-    got = storage.get_many([keys.version_control_info_key(), keys.dataset_meta_key(C.FIRST_COMMIT_ID)], missing_ok=True)
+def _probe(storage: StorageProvider) -> Tuple[Optional[VersionTree], Dict[str, Optional[bytes]]]:
+    """The version tree of the dataset at `storage` (None if there is no dataset), and the
+    objects read with it, in one round trip: the two that mark a dataset, the link creds, and
+    the first commit's dataset objects (what opening reads when nothing was committed yet)."""
+    wanted = [keys.version_control_info_key(), keys.linked_creds_key()] + _DatasetState.opening_keys(C.FIRST_COMMIT_ID)
+    got = storage.get_many(wanted, missing_ok=True)
     info, meta = got[keys.version_control_info_key()], got[keys.dataset_meta_key(C.FIRST_COMMIT_ID)]
     if info is None and meta is None:
-        return None
-    return VersionTree.from_bytes(info) if info is not None else VersionTree()
+        return None, got
+    return (VersionTree.from_bytes(info) if info is not None else VersionTree()), got
 
 
-def _open(url: str, storage: StorageProvider, read_only: bool, version: Optional[str], tree: Optional[VersionTree] = None) -> Dataset:
+def _open(url: str, storage: StorageProvider, read_only: bool, version: Optional[str], tree: Optional[VersionTree] = None,
+          prefetched: Optional[Dict[str, Optional[bytes]]] = None) -> Dataset:
     tree = tree if tree is not None else _load_tree(storage)
     branch: Optional[str] = C.DEFAULT_BRANCH
     if version is None:
@@ -71,7 +74,7 @@ def _open(url: str, storage: StorageProvider, read_only: bool, version: Optional
         node = tree.node(commit_id)
         branch = node["branch"] if tree.is_head(commit_id) else None
     vs = VersionState(storage, tree, commit_id, branch)
-    return Dataset(_DatasetState(storage, vs, read_only, url))
+    return Dataset(_DatasetState(storage, vs, read_only, url, prefetched))
 
 
 def load(
@@ -94,12 +97,12 @@ def load(
         url, at = _split_version(str(url))
         storage = storage_from_url(url, creds, read_only=read_only, cache_size=cache_size)
     version = version or at
-    tree = _probe(storage)
+    tree, prefetched = _probe(storage)
     if tree is None:
         if storage.list(""):
             raise NotADatasetError(f"{url!r} holds files but no dataset (no {C.DATASET_META_FILENAME} or {C.VERSION_CONTROL_INFO_FILENAME}).")
         raise DatasetNotFoundError(f"No dataset at {url!r}.")
-    ds = _open(url, storage, read_only, version, tree)
+    ds = _open(url, storage, read_only, version, tree, prefetched)
     if lock and not ds.read_only:
         from lakeformat.version_control.locks import acquire_branch_lock
 

@@ -40,12 +40,16 @@ class SlabAllocator:
     BATCHES = 8  # batches per slab, once the batch size in bytes is known
     MAX_SLOTS = 8
 
-    def __init__(self, ctl: Optional[np.ndarray] = None, max_slab_bytes: int = 64 << 20, first_slab_bytes: int = 1 << 20):
+    def __init__(self, ctl: Optional[np.ndarray] = None, max_slab_bytes: int = 64 << 20, first_slab_bytes: int = 1 << 20,
+                 premade: Sequence[Any] = ()):
         self.ctl = ctl  # this worker's row of flags: 1 = the main process released that slot
         self.max_slab_bytes = max_slab_bytes
-        self.slab_bytes = first_slab_bytes
-        self.slots: List[Any] = []  # pooled storages, by slot id
-        self.by_ptr: Dict[int, int] = {}  # storage address -> slab id (pooled or not)
+        self.slab_bytes = max([first_slab_bytes] + [st.nbytes() for st in premade])
+        # pooled storages, by slot id: the ones the main process made before forking first
+        # (it knows them already: nothing to send), then the ones made here
+        self.slots: List[Any] = list(premade) if ctl is not None else []
+        self.fresh: set = set(range(len(self.slots)))  # premade slots not faulted in yet
+        self.by_ptr: Dict[int, int] = {st.data_ptr(): i for i, st in enumerate(self.slots)}  # storage address -> slab id (pooled or not)
         self.storage: Any = None
         self.slab_id = -1
         self.next_unpooled = self.MAX_SLOTS
@@ -63,6 +67,9 @@ class SlabAllocator:
             for i, st in enumerate(self.slots):
                 if self.ctl[i] == 1 and st.nbytes() >= size:
                     self.ctl[i] = 0
+                    if i in self.fresh:
+                        self.fresh.discard(i)
+                        _populate(st.data_ptr(), st.nbytes())
                     self.storage, self.slab_id, self.used = st, i, 0
                     return
         st = torch.UntypedStorage._new_shared(size)
@@ -131,6 +138,27 @@ def slab_flags(num_workers: int) -> torch.Tensor:
     return torch.zeros((num_workers, SlabAllocator.MAX_SLOTS), dtype=torch.int32).share_memory_()
 
 
+PREMADE_SLABS = 4  # per worker: enough for the batches in flight and those the loop holds
+
+
+def premade_slabs(ctl: torch.Tensor, batch_bytes: int, max_slab_bytes: int = 64 << 20) -> List[List[Any]]:
+    """Slabs for each worker, made in the main process before the workers start (forked
+    workers share them; spawned ones get them once, with the dataset), marked free in `ctl`.
+    A worker then sends no slab to the main process (a file descriptor through a socket,
+    which waits on the GIL of a busy worker: tens of ms on the first batches). Their pages
+    are faulted in by the worker that first uses each."""
+    if batch_bytes <= 0:
+        return [[] for _ in range(ctl.shape[0])]
+    size = min(max_slab_bytes, SlabAllocator.BATCHES * batch_bytes)
+    size = max(size, batch_bytes)
+    flags = ctl.numpy()
+    out = []
+    for w in range(ctl.shape[0]):
+        out.append([torch.UntypedStorage._new_shared(size) for _ in range(PREMADE_SLABS)])
+        flags[w, :PREMADE_SLABS] = 1
+    return out
+
+
 class SlabRef:
     """A batch tensor as (slab, byte offset, shape, dtype): what travels instead of it."""
 
@@ -173,7 +201,7 @@ class SlabPacker:
 
     def __init__(self, slabs: SlabAllocator):
         self.slabs = slabs
-        self.sent: set = set()
+        self.sent: set = set(range(len(slabs.slots)))  # premade: the main process has them
 
     def pack(self, batch: Any) -> SlabBatch:
         new: Dict[int, torch.Tensor] = {}
@@ -206,9 +234,9 @@ class SlabUnpacker:
     of a slab: no copy), and hands a retired pooled slab back to its worker once none of
     its tensors is alive (only this object holds its storage)."""
 
-    def __init__(self, ctl: Optional[torch.Tensor] = None):
+    def __init__(self, ctl: Optional[torch.Tensor] = None, premade: Sequence[Sequence[Any]] = ()):
         self.ctl = ctl.numpy() if ctl is not None else None
-        self.slabs: Dict[Tuple[int, int], Any] = {}
+        self.slabs: Dict[Tuple[int, int], Any] = {(w, i): st for w, sts in enumerate(premade) for i, st in enumerate(sts)}
         self.retired: List[Tuple[int, int]] = []
 
     def unpack(self, worker: int, sb: SlabBatch) -> Any:

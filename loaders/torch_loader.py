@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from loaders import collate
-from loaders.collate import SlabBatch, SlabUnpacker, collate_pieces, collate_values, empty_batch, sample_value, slab_flags
+from loaders.collate import SlabBatch, SlabUnpacker, collate_pieces, collate_values, empty_batch, premade_slabs, sample_value, slab_flags
 from loaders.errors import LoaderError, SampleLoadError
 from loaders.pipeline import ReadJob, primary_rows, stream_runs
 from loaders.plan import EpochPlan, worker_count, worker_plan
@@ -48,8 +48,14 @@ class LakeIterableDataset(IterableDataset):
         self.return_index = return_index
         self.slabs = True  # batch tensors carved out of shared slabs in workers (not with pin_memory)
         self.slab_ctl: Optional[torch.Tensor] = None
+        self.slab_premade: Optional[List[List[Any]]] = None  # per worker, made by the main process
         self.plan: Optional[EpochPlan] = None
         self.consumed: Dict[int, int] = {}
+
+    @property
+    def is_fast(self) -> bool:
+        """No transform or collate_fn: batches are cut from whole task runs."""
+        return self.transform is None and not self.tensor_transforms and self.collate_fn is None
 
     # -- one worker ---------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Tuple[Any, _BatchInfo]]:
@@ -58,14 +64,15 @@ class LakeIterableDataset(IterableDataset):
         assert self.plan is not None, "the loader sets the epoch plan before iterating"
         slice_positions, order = worker_plan(self.plan, worker, num_workers)
         start = min(int(self.consumed.get(worker, 0)), len(order))
-        fast = self.transform is None and not self.tensor_transforms and self.collate_fn is None
+        fast = self.is_fast
         names = list(self.job.sources)
         packer = None
         if wi is not None:
             _keep_freed_memory()
         if wi is not None and self.slabs:
             ctl = self.slab_ctl.numpy()[worker] if self.slab_ctl is not None else None
-            collate.set_slabs(collate.SlabAllocator(ctl))
+            premade = self.slab_premade[worker] if self.slab_premade and ctl is not None else ()
+            collate.set_slabs(collate.SlabAllocator(ctl, premade=premade))
             packer = collate.SlabPacker(collate.current_slabs())
         try:
             for batch, info in self._batches(worker, slice_positions, order, start, fast, names):
@@ -332,6 +339,23 @@ class LakeDataLoader:
             raise LoaderError("no tensors to load")
         return out
 
+    def _batch_bytes_estimate(self) -> int:
+        """Bytes of one batch's fixed-size tensors (raw samples and images of one shape), as
+        the workers carve them out of their slabs; 0 when nothing has a size known ahead."""
+        align = collate.SlabAllocator.ALIGN
+        total = 0
+        for src in self.sources.values():
+            if src.fixed_shape is not None:
+                item = int(np.prod(src.fixed_shape)) * src.dtype.itemsize
+            elif src.is_image and src.decode_method == "numpy" and src.max_shape and src.min_shape == src.max_shape:
+                item = int(np.prod(src.max_shape)) * src.dtype.itemsize
+            else:
+                continue
+            total += -(-max(item, 8) * self.batch_size // align) * align
+        if total and self._iterable.return_index:
+            total += -(-8 * self.batch_size // align) * align
+        return total
+
     def _buffer_samples(self, buffer_mib: int) -> int:
         if not self.shuffle or buffer_mib <= 0:
             return 0
@@ -408,6 +432,9 @@ class LakeDataLoader:
         self._iterable.plan = self._plan(epoch)
         self._iterable.slabs = not self.pin_memory  # the pin thread would pin a slab once, before its later batches are written
         self._iterable.slab_ctl = slab_flags(self.num_workers) if self.num_workers > 0 and self._iterable.slabs else None
+        ctl = self._iterable.slab_ctl
+        premade = premade_slabs(ctl, self._batch_bytes_estimate()) if ctl is not None and self._iterable.is_fast else []
+        self._iterable.slab_premade = premade
         self._iterable.consumed = dict(resume)
         kwargs: Dict[str, Any] = {}
         if self.num_workers > 0:
@@ -416,8 +443,12 @@ class LakeDataLoader:
             kwargs["timeout"] = self.timeout
         dl = DataLoader(self._iterable, batch_size=None, num_workers=self.num_workers, collate_fn=_passthrough,
                         pin_memory=self.pin_memory, persistent_workers=False, **kwargs)
-        unpacker = SlabUnpacker(self._iterable.slab_ctl)
+        unpacker = SlabUnpacker(ctl, premade)
         it = iter(dl)
+        # the workers have their slabs now (forked, or pickled at their start): from here the
+        # unpacker's reference is the only one in this process (a slab is free at use count 1)
+        self._iterable.slab_premade = None
+        del premade
         try:
             for item in it:
                 batch, info = item[0], item[1]

@@ -60,13 +60,13 @@ class ChunkEngine(ChunkReads):
             self.tiles = TileEncoder()
             self.seq = RangeEncoder() if meta.is_sequence else None
             self.creds = CredsEncoder() if meta.is_link else None
-            self.commit_diff = CommitDiff(0, created=True)
+            self._commit_diff: Optional[CommitDiff] = CommitDiff(0, created=True)
             # keys listed in "_info" live in tensor_info.json; the meta keeps their defaults
-            self.info: Dict[str, Any] = {}
+            self._info: Optional[Dict[str, Any]] = {}
             defaults = HTYPE_DEFAULTS.get(meta.base_htype, {})
             for k in list(meta.d.get("_info", [])):
                 if k in meta.d:
-                    self.info[k] = meta.d[k]
+                    self._info[k] = meta.d[k]
                     meta.d[k] = json.loads(json.dumps(defaults.get(k)))
             self.meta_dirty = True
             self.encoders_dirty = True
@@ -94,31 +94,70 @@ class ChunkEngine(ChunkReads):
 
     @staticmethod
     def stored_keys(key: str, commit_id: str) -> List[str]:
-        """The metadata objects an engine reads when it opens: fetch them for several tensors
-        in one `get_many` (one round trip on an object store) and pass them as `stored`."""
+        """The metadata objects an engine reads when it opens (meta, chunk ids, tiles): fetch
+        them for several tensors in one `get_many` (one round trip on an object store) and
+        pass them as `stored`. A sequence or link tensor also reads `index_keys`; the commit
+        diff and the tensor info are read when first used (a reader rarely needs them)."""
         c = commit_id
-        return [keys.tensor_meta_key(key, c), keys.chunk_id_encoder_key(key, c), keys.tile_encoder_key(key, c),
-                keys.sequence_encoder_key(key, c), keys.creds_encoder_key(key, c), keys.commit_diff_key(key, c),
-                keys.tensor_info_key(key, c)]
+        return [keys.tensor_meta_key(key, c), keys.chunk_id_encoder_key(key, c), keys.tile_encoder_key(key, c)]
+
+    @staticmethod
+    def index_keys(key: str, commit_id: str, meta: TensorMeta) -> List[str]:
+        """The encoders a tensor reads besides `stored_keys`, as its meta says."""
+        out = []
+        if meta.is_sequence:
+            out.append(keys.sequence_encoder_key(key, commit_id))
+        if meta.is_link:
+            out.append(keys.creds_encoder_key(key, commit_id))
+        return out
+
+    def _fetch_missing(self, stored: Dict[str, Optional[bytes]], wanted: List[str]) -> None:
+        missing = [k for k in wanted if k not in stored]
+        if missing:
+            stored.update(self.storage.get_many(missing, missing_ok=True))
 
     def _load(self, stored: Optional[Dict[str, Optional[bytes]]] = None) -> None:
-        wanted = self.stored_keys(self.key, self.commit_id)
-        if stored is None or any(k not in stored for k in wanted):
-            stored = self.storage.get_many(wanted, missing_ok=True)
+        c = self.commit_id
+        stored = dict(stored or {})
+        wanted = self.stored_keys(self.key, c)
+        self._fetch_missing(stored, wanted)
         raw = stored[wanted[0]]
         if raw is None:
             raise CorruptDataError("tensor meta missing", wanted[0])
         self.meta = TensorMeta.from_bytes(raw, wanted[0])
-        got = {k: stored[k] for k in wanted[1:]}
-        vals = list(got.values())
-        self.chunk_ids = ChunkIdEncoder.from_bytes(vals[0], wanted[1]) if vals[0] else ChunkIdEncoder()
-        self.tiles = TileEncoder.from_bytes(vals[1]) if vals[1] else TileEncoder()
-        self.seq = (RangeEncoder.from_bytes(vals[2]) if vals[2] else RangeEncoder()) if self.meta.is_sequence else None
-        self.creds = (CredsEncoder.from_bytes(vals[3]) if vals[3] else CredsEncoder()) if self.meta.is_link else None
-        self.commit_diff = CommitDiff.from_bytes(vals[4]) if vals[4] else CommitDiff(self.meta.length)
-        self.info = loads(vals[5]) if vals[5] else {}
+        self._fetch_missing(stored, self.index_keys(self.key, c, self.meta))
+        ids, tiles = stored[wanted[1]], stored[wanted[2]]
+        self.chunk_ids = ChunkIdEncoder.from_bytes(ids, wanted[1]) if ids else ChunkIdEncoder()
+        self.tiles = TileEncoder.from_bytes(tiles) if tiles else TileEncoder()
+        seq = stored.get(keys.sequence_encoder_key(self.key, c))
+        creds = stored.get(keys.creds_encoder_key(self.key, c))
+        self.seq = (RangeEncoder.from_bytes(seq) if seq else RangeEncoder()) if self.meta.is_sequence else None
+        self.creds = (CredsEncoder.from_bytes(creds) if creds else CredsEncoder()) if self.meta.is_link else None
+        self._commit_diff = None  # read when first used
+        self._info = None
+        self._length_at_open = self.meta.length
         self.meta_dirty = self.encoders_dirty = self.info_dirty = False
         self._reconcile()
+
+    @property
+    def commit_diff(self) -> CommitDiff:
+        """This tensor's changes in the current commit (read from storage on first use)."""
+        if self._commit_diff is None:
+            with self._lock:
+                if self._commit_diff is None:
+                    raw = self._get_or(keys.commit_diff_key(self.key, self.commit_id))
+                    self._commit_diff = CommitDiff.from_bytes(raw) if raw else CommitDiff(self._length_at_open)
+        return self._commit_diff
+
+    @property
+    def info(self) -> Dict[str, Any]:
+        """The tensor's info (tensor_info.json; read from storage on first use)."""
+        if self._info is None:
+            with self._lock:
+                if self._info is None:
+                    raw = self._get_or(keys.tensor_info_key(self.key, self.commit_id))
+                    self._info = loads(raw) if raw else {}
+        return self._info
 
     def _reconcile(self) -> None:
         """After a crash the chunk-id encoder may run ahead of the meta (it is written first):
@@ -606,7 +645,8 @@ class ChunkEngine(ChunkReads):
     # flush
     @property
     def is_dirty(self) -> bool:
-        return bool(self.meta_dirty or self.encoders_dirty or self.info_dirty or self.staged or self.dirty_builders or (self.builder and self.builder.dirty) or self.commit_diff.dirty)
+        return bool(self.meta_dirty or self.encoders_dirty or self.info_dirty or self.staged or self.dirty_builders or (self.builder and self.builder.dirty)
+                    or (self._commit_diff is not None and self._commit_diff.dirty))
 
     def write_chunks(self) -> None:
         """Write staged chunks (invisible until the encoders and meta point at them)."""
@@ -649,8 +689,8 @@ class ChunkEngine(ChunkReads):
                 meta_side[keys.sequence_encoder_key(self.key, c)] = self.seq.to_bytes()
             if self.creds is not None:
                 meta_side[keys.creds_encoder_key(self.key, c)] = self.creds.to_bytes()
-        if self.commit_diff.dirty:
-            meta_side[keys.commit_diff_key(self.key, c)] = self.commit_diff.to_bytes()
+        if self._commit_diff is not None and self._commit_diff.dirty:
+            meta_side[keys.commit_diff_key(self.key, c)] = self._commit_diff.to_bytes()
         if self.chunk_set is not None and (self.chunk_set.dirty or self.encoders_dirty):
             meta_side[keys.chunk_set_key(self.key, c)] = self.chunk_set.to_bytes()
         if self.info_dirty:
@@ -665,5 +705,6 @@ class ChunkEngine(ChunkReads):
         self.deleted_chunks.clear()
         if self.chunk_set is not None:
             self.chunk_set.dirty = False
-        self.commit_diff.dirty = False
+        if self._commit_diff is not None:
+            self._commit_diff.dirty = False
         self.meta_dirty = self.encoders_dirty = self.info_dirty = False

@@ -19,7 +19,7 @@ from lakeformat.core.chunk_engine import ChunkEngine
 from lakeformat.core.dataset_schema import SchemaOps
 from lakeformat.core.index import Index
 from lakeformat.core.links import LinkCreds, LinkResolver
-from lakeformat.core.meta import DatasetMeta
+from lakeformat.core.meta import DatasetMeta, TensorMeta
 from lakeformat.core.serialize import Context, Serializer, SerializedBatch
 from lakeformat.core.tensor import Tensor
 from lakeformat.core.version_state import VersionState
@@ -40,26 +40,38 @@ STAGED_BYTES_LIMIT = 64 * 1024 * 1024
 
 
 class _DatasetState:
-    def __init__(self, storage: StorageProvider, vs: VersionState, read_only: bool, path: str):
+    def __init__(self, storage: StorageProvider, vs: VersionState, read_only: bool, path: str,
+                 prefetched: Optional[Dict[str, Optional[bytes]]] = None):
         self.storage = storage
         self.vs = vs
         self.read_only = read_only
         self.path = path
         self.engines: Dict[str, ChunkEngine] = {}
         self.preloaded: Dict[str, Optional[bytes]] = {}  # tensor metadata read ahead (open_tensors)
+        self.hidden_parents: Dict[str, Tuple[ChunkEngine, Dict[str, Any]]] = {}  # hidden tensor -> parent, link, until opened
         self.lock = threading.RLock()
         self.with_depth = 0
-        self.link_creds = LinkCreds.load(storage)
+        self.link_creds = LinkCreds.load(storage, prefetched)
         self.links = LinkResolver(self.link_creds)
-        self.load_commit(vs.commit_id)
+        self.load_commit(vs.commit_id, prefetched)
 
-    def load_commit(self, commit_id: str) -> None:
+    @staticmethod
+    def opening_keys(commit_id: str) -> List[str]:
+        """The dataset-level objects `load_commit` reads for a commit."""
+        return [keys.dataset_meta_key(commit_id), keys.dataset_info_key(commit_id),
+                keys.dataset_diff_key(commit_id), keys.flush_marker_key(commit_id)]
+
+    def load_commit(self, commit_id: str, prefetched: Optional[Dict[str, Optional[bytes]]] = None) -> None:
         self.vs.commit_id = commit_id
         self.engines = {}
         self.preloaded = {}
-        mk, ik, dk, fk = (keys.dataset_meta_key(commit_id), keys.dataset_info_key(commit_id),
-                          keys.dataset_diff_key(commit_id), keys.flush_marker_key(commit_id))
-        got = self.storage.get_many([mk, ik, dk, fk], missing_ok=True)  # one round trip
+        self.hidden_parents = {}
+        wanted = self.opening_keys(commit_id)
+        mk, ik, dk, fk = wanted
+        if prefetched is not None and all(k in prefetched for k in wanted):
+            got = prefetched
+        else:
+            got = self.storage.get_many(wanted, missing_ok=True)  # one round trip
         self.meta = DatasetMeta.from_bytes(got[mk], mk) if got[mk] is not None else DatasetMeta()
         self.meta_dirty = False
         self.info: Dict[str, Any] = json.loads(got[ik]) if got[ik] is not None else {}
@@ -125,49 +137,83 @@ class Dataset(SchemaOps):
             with st.lock:
                 eng = st.engines.get(key)
                 if eng is None:
-                    eng = ChunkEngine(key, st.storage, st.vs, stored=st.preloaded or None)
-                    st.engines[key] = eng
-                    for k in ChunkEngine.stored_keys(key, st.vs.commit_id):
-                        st.preloaded.pop(k, None)  # read-ahead serves one opening only
-                    if key in st.rollback:
-                        eng.clamp(int(st.rollback[key]))
+                    eng = self._open_engine(key, st.preloaded)
+                    parent = st.hidden_parents.pop(key, None)
+                    if parent is not None:
+                        self._clamp_hidden(eng, *parent)
                     self._align_hidden(eng)
         return eng
 
+    def _open_engine(self, key: str, stored: Dict[str, Optional[bytes]]) -> ChunkEngine:
+        st = self._state
+        eng = ChunkEngine(key, st.storage, st.vs, stored=stored or None)
+        st.engines[key] = eng
+        for k in ChunkEngine.stored_keys(key, st.vs.commit_id):
+            st.preloaded.pop(k, None)  # read-ahead serves one opening only
+        if key in st.rollback:
+            eng.clamp(int(st.rollback[key]))
+        return eng
+
+    @staticmethod
+    def _clamp_hidden(h: ChunkEngine, parent: ChunkEngine, link: Dict[str, Any]) -> None:
+        want = parent.num_items if link.get("flatten_sequence") else parent.num_samples
+        if h.num_samples > want and h.seq is None:
+            h.clamp(want)
+
     def _align_hidden(self, eng: ChunkEngine) -> None:
         """Hidden tensors are flushed before their parent; after a crash one may be ahead of
-        it. The parent's meta is the commit point: clamp them to it."""
+        it. The parent's meta is the commit point: clamp them to it. A read-only dataset
+        opens them when they are first read (a reader rarely needs them); a writable one
+        now, since every write touches them."""
         st = self._state
-        hidden = [h for h in (eng.meta.links or {}) if h in st.meta.tensors and h not in st.engines]
-        wanted = [k for h in hidden for k in ChunkEngine.stored_keys(h, st.vs.commit_id) if k not in st.preloaded]
+        links = eng.meta.links or {}
+        hidden = [h for h in links if h in st.meta.tensors and h not in st.engines]
+        if self.read_only:
+            for h in hidden:
+                st.hidden_parents[h] = (eng, links[h])
+            return
         stored = dict(st.preloaded)
+        wanted = [h for h in hidden if any(k not in stored for k in ChunkEngine.stored_keys(h, st.vs.commit_id))]
         if wanted:
-            stored.update(st.storage.get_many(wanted, missing_ok=True))  # one round trip
-        for hkey, link in (eng.meta.links or {}).items():
-            if hkey not in hidden:
-                continue
-            h = ChunkEngine(hkey, st.storage, st.vs, stored=stored)
-            for k in ChunkEngine.stored_keys(hkey, st.vs.commit_id):
-                st.preloaded.pop(k, None)
-            st.engines[hkey] = h
-            if hkey in st.rollback:
-                h.clamp(int(st.rollback[hkey]))
-            want = eng.num_items if link.get("flatten_sequence") else eng.num_samples
-            if h.num_samples > want and h.seq is None:
-                h.clamp(want)
+            stored.update(self._read_metadata(wanted))  # one round trip
+        for hkey in hidden:
+            self._clamp_hidden(self._open_engine(hkey, stored), eng, links[hkey])
+
+    def _read_metadata(self, tensor_keys: List[str]) -> Dict[str, Optional[bytes]]:
+        """What these tensors' engines read when they open, in as few round trips as their
+        metas allow: metas, chunk ids and tiles in one; the encoders of the sequence and
+        link tensors among them in a second, only if there are any."""
+        st = self._state
+        c = st.vs.commit_id
+        got = st.storage.get_many([x for k in tensor_keys for x in ChunkEngine.stored_keys(k, c)], missing_ok=True)
+        extra: List[str] = []
+        for k in tensor_keys:
+            raw = got.get(keys.tensor_meta_key(k, c))
+            try:
+                meta = TensorMeta.from_bytes(raw, k) if raw is not None else None
+            except Exception:  # noqa: BLE001 - the engine reports a bad meta when it opens
+                meta = None
+            if meta is not None:
+                extra += ChunkEngine.index_keys(k, c, meta)
+        if extra:
+            got.update(st.storage.get_many(extra, missing_ok=True))
+        return got
 
     def open_tensors(self, names: List[str]) -> None:
-        """Read the metadata of these tensors and of their hidden tensors in one batched
-        storage call (one round trip on an object store), before their first use."""
+        """Read the metadata of these tensors (and, when the dataset is writable, of their
+        hidden tensors) in one batched storage call (one round trip on an object store),
+        before their first use."""
         st = self._state
         tensor_keys = [self.meta.tensor_names.get(self._full_name(n)) for n in names]
         todo = []
         for key in [k for k in tensor_keys if k is not None]:
-            todo += [key] + [h for h in (keys.hidden_key(key, kind) for kind in ("id", "shape", "info")) if h in st.meta.tensors]
+            todo.append(key)
+            if not self.read_only:
+                todo += [h for h in (keys.hidden_key(key, kind) for kind in ("id", "shape", "info")) if h in st.meta.tensors]
         todo = [k for k in todo if k not in st.engines]
         if todo:
             with st.lock:
-                st.preloaded.update(st.storage.get_many([x for k in todo for x in ChunkEngine.stored_keys(k, st.vs.commit_id)], missing_ok=True))
+                st.preloaded.update(self._read_metadata(todo))
 
     def _full_name(self, name: str) -> str:
         name = name.strip("/")

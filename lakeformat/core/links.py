@@ -33,9 +33,14 @@ class LinkCreds:
         self.dirty = False
 
     @classmethod
-    def load(cls, storage: StorageProvider) -> "LinkCreds":
+    def load(cls, storage: StorageProvider, prefetched: Optional[Dict[str, Optional[bytes]]] = None) -> "LinkCreds":
+        """The dataset's creds names (from `prefetched` when it holds the key)."""
+        k = keys.linked_creds_key()
+        if prefetched is not None and k in prefetched:
+            raw = prefetched[k]
+            return cls(json.loads(raw)) if raw is not None else cls()
         try:
-            return cls(json.loads(storage.get(keys.linked_creds_key())))
+            return cls(json.loads(storage.get(k)))
         except KeyError:
             return cls()
 
