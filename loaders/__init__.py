@@ -56,8 +56,8 @@ class DataLoaderBuilder:
         **engine: Any,
     ) -> LakeDataLoader:
         """The loader. `engine` options: `pad_tensors`, `ignore_errors`, `return_index`,
-        `prefetch_bytes` (read-ahead budget per worker), `num_threads` (fetch/decode threads per
-        worker), `multiprocessing_context`, `timeout`."""
+        `prefetch_bytes` (read-ahead budget per worker), `num_threads` (fetch threads per
+        worker), `decode_threads` (decoding threads per worker), `multiprocessing_context`, `timeout`."""
         return LakeDataLoader(self._ds, num_workers=num_workers, tensors=tensors, collate_fn=collate_fn,
                               decode_method=decode_method, pin_memory=pin_memory, distributed=distributed,
                               prefetch_factor=prefetch_factor, **{**self._opts, **engine})

@@ -37,7 +37,7 @@ class SlabAllocator:
     """
 
     ALIGN = 64
-    BATCHES = 8  # batches per slab, once the batch size in bytes is known
+    BATCHES = 4  # batches per slab, once the batch size in bytes is known
     MAX_SLOTS = 8
 
     def __init__(self, ctl: Optional[np.ndarray] = None, max_slab_bytes: int = 64 << 20, first_slab_bytes: int = 1 << 20,

@@ -30,8 +30,9 @@ class ReadJob:
     storage: StorageProvider
     view_samples: np.ndarray  # dataset sample index of each view position
     prefetch_bytes: int = 256 << 20
-    num_threads: int = 4
+    num_threads: int = 4  # fetching (and chunk decompression)
     task_samples: int = 256
+    decode_threads: int = 1  # sample decoding and column building, in task order
 
 
 class TaskResult:
@@ -149,7 +150,7 @@ def stream_runs(job: ReadJob, slice_positions: np.ndarray, order: np.ndarray, st
     run_bounds = list(zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(todo)]]).tolist()))
     storage = worker_storage(job.storage)
     cache = ChunkCache(storage, keep_recent=2 * max(1, len(job.sources)))
-    pool = ThreadPoolExecutor(max(1, job.num_threads), thread_name_prefix="lakeloader-decode")
+    pool = ThreadPoolExecutor(max(1, job.decode_threads), thread_name_prefix="lakeloader-decode")
     fetch_pool = ThreadPoolExecutor(max(1, job.num_threads), thread_name_prefix="lakeloader-fetch")
     budget = max(1, int(job.prefetch_bytes))
     state = {"reserved": 0, "next": 0}
@@ -168,7 +169,7 @@ def stream_runs(job: ReadJob, slice_positions: np.ndarray, order: np.ndarray, st
         keys = []
         for src, rws in per_src:
             for r in rws:
-                task.wanted[src.chunk_keys[r]] = src.chunk_compression
+                task.wanted[src.chunk_keys[r]] = src.fetch_mode(r)
                 keys.append(src.chunk_keys[r])
         new = set(cache.acquire(keys))
         cache.prefetch(task.wanted, fetch_pool)

@@ -22,7 +22,7 @@ Pure NumPy and deterministic: every rank and worker computes the whole plan from
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import List, Tuple
 
 import numpy as np
 

@@ -27,6 +27,9 @@ from lakeformat.storage import FsspecStorage, LRUCache, PrefixedStorage, Storage
 
 from PIL import Image
 
+from loaders.blocks import BLOCKED, FIRST_BLOCK, BlockedChunk, fetch_blocked
+from loaders.buffers import BufferPool
+
 
 TEXT_HTYPES = ("text", "json", "list", "tag")
 _PIL_FORMATS = {"png": ("PNG",), "jpeg": ("JPEG",)}
@@ -70,6 +73,9 @@ class TensorSource:
         self.item_nbytes_max = int(np.prod(self.max_shape or (1,))) * self.dtype.itemsize if self.max_shape else 64
         self.squeeze_scalar = self.base_htype == "class_label" and self.max_shape == (1,) and self.min_shape == (1,)
         self.is_image = self.sample_compression in IMAGE_COMPRESSIONS
+        # set by the loader for object stores: large chunks without chunk compression come
+        # in blocks (no tiles: a tile chunk is read whole)
+        self.fetch_in_blocks = False
         # links resolve through the dataset's resolver (creds live in memory, not in storage)
         self._link_tensor = tensor if self.is_link else None
 
@@ -108,6 +114,13 @@ class TensorSource:
             if extra:
                 rows = np.concatenate([rows, np.asarray(extra, np.int64)])
         return np.unique(rows)
+
+    def fetch_mode(self, row: int) -> Optional[str]:
+        """How a worker fetches chunk `row`: `BLOCKED` (in byte blocks) for a large chunk
+        without chunk compression on an object store, else whole (its chunk compression)."""
+        if self.fetch_in_blocks and self.chunk_estimate(row) > 2 * FIRST_BLOCK:
+            return BLOCKED
+        return self.chunk_compression
 
     def chunk_estimate(self, row: int) -> int:
         """Bytes a fetched chunk holds in memory (compressed + decompressed), before fetching."""
@@ -175,6 +188,8 @@ class ChunkCache:
         self.refs: Dict[str, int] = {}
         self.recent: List[str] = []
         self.keep_recent = keep_recent
+        self.pool: Any = None  # the fetch pool, once a prefetch has named it
+        self.buffers = BufferPool()
 
     def acquire(self, keys: Sequence[str]) -> List[str]:
         """Count one more user of each key; return those neither cached nor being fetched."""
@@ -204,9 +219,10 @@ class ChunkCache:
                     self.entries.pop(old, None)
 
     def prefetch(self, wanted: Dict[str, Optional[str]], pool) -> None:
-        """Start fetching the chunks of {key: compression} that are neither cached nor being
-        fetched, as one batched storage call in `pool` (so that fetching runs ahead of the
-        tasks that will use them)."""
+        """Start fetching the chunks of {key: fetch mode} that are neither cached nor being
+        fetched: whole chunks as one batched storage call in `pool`, chunks read in blocks
+        (`BLOCKED`) one call each (so that fetching runs ahead of the tasks that use them)."""
+        self.pool = pool
         mine: Dict[str, Future] = {}
         with self.lock:
             for k in wanted:
@@ -214,10 +230,27 @@ class ChunkCache:
                     f = Future()
                     self.entries[k] = f
                     mine[k] = f
-        if mine:
-            pool.submit(self._fill, mine, {k: wanted[k] for k in mine})
+        whole = {k: f for k, f in mine.items() if wanted[k] != BLOCKED}
+        if whole:
+            pool.submit(self._fill, whole, {k: wanted[k] for k in whole})
+        for k, f in mine.items():
+            if wanted[k] == BLOCKED:
+                pool.submit(self._fill_blocked, k, f)
+
+    def _fill_blocked(self, key: str, f: Future) -> None:
+        def make() -> Tuple[Any, int]:
+            c = fetch_blocked(self.storage, key, self.pool)
+            return c, (c.nbytes if isinstance(c, BlockedChunk) else len(c.data) + c.header_nbytes)
+
+        self._settle(key, f, make)
 
     def _fill(self, mine: Dict[str, Future], wanted: Dict[str, Optional[str]]) -> None:
+        """Fetch and parse whole chunks: on a local disk read into reused buffers, one after
+        the other; elsewhere with one batched storage call."""
+        if getattr(self.storage, "reads_into_cheaply", False):
+            for k, f in mine.items():
+                self._settle(k, f, lambda k=k: self._read_local(k, wanted[k]))
+            return
         try:
             got = self.storage.get_many(list(mine))
         except BaseException as e:  # noqa: BLE001 - handed to every task that wants them
@@ -227,23 +260,37 @@ class ChunkCache:
                     f.set_exception(e)
             return
         for k, f in mine.items():
-            try:
-                raw = got[k]
-                c = Chunk.parse(raw, wanted[k], k)
-                if wanted[k]:
-                    c.data  # decompress here, GIL released
-                f.nbytes = len(raw) + (len(c.data) if wanted[k] else 0)
-                f.set_result(c)
-            except BaseException as e:  # noqa: BLE001
-                with self.lock:
-                    self.entries.pop(k, None)
-                f.set_exception(e)
+            self._settle(k, f, lambda k=k: self._parse(got[k], wanted[k], k))
+
+    def _settle(self, key: str, f: Future, make) -> None:
+        try:
+            c, nbytes = make()
+            f.nbytes = nbytes
+            f.set_result(c)
+        except BaseException as e:  # noqa: BLE001 - handed to every task that wants it
+            with self.lock:
+                self.entries.pop(key, None)
+            f.set_exception(e)
+
+    def _read_local(self, key: str, compression: Optional[str]) -> Tuple[Chunk, int]:
+        raw = self.buffers.get(self.storage.size(key))
+        self.storage.read_into(key, 0, raw)
+        return self._parse(raw, compression, key)
+
+    def _parse(self, raw: Any, compression: Optional[str], key: str) -> Tuple[Chunk, int]:
+        """A parsed chunk, decompressed here (GIL released) into a reused buffer, and the
+        bytes it holds."""
+        c = Chunk.parse(raw, compression, key)
+        if not compression:
+            return c, len(raw)
+        c.decompress_into(self.buffers.get)
+        return c, len(raw) + len(c.data)
 
     def get(self, wanted: Dict[str, Optional[str]]) -> Tuple[Dict[str, Chunk], int]:
-        """Parsed chunks for {key: chunk compression}; fetches the missing ones with one
-        batched storage call. Returns (chunks, bytes newly fetched and decompressed)."""
+        """Parsed chunks for {key: fetch mode}; fetches the missing ones here. Returns
+        (chunks, bytes newly fetched and decompressed)."""
         mine: Dict[str, Future] = {}
-        theirs: Dict[str, Future] = {}
+        futures: Dict[str, Future] = {}
         with self.lock:
             for k in wanted:
                 f = self.entries.get(k)
@@ -251,37 +298,26 @@ class ChunkCache:
                     f = Future()
                     self.entries[k] = f
                     mine[k] = f
-                else:
-                    theirs[k] = f
-        nbytes = 0
-        if mine:
-            try:
-                got = self.storage.get_many(list(mine))
-            except BaseException as e:
-                with self.lock:
-                    for k, f in mine.items():
-                        self.entries.pop(k, None)
-                        f.set_exception(e)
-                raise
-            for k, f in mine.items():
-                try:
-                    raw = got[k]
-                    c = Chunk.parse(raw, wanted[k], k)
-                    nbytes += len(raw) + (len(c.data) if wanted[k] else 0)  # decompresses here, GIL released
-                    f.set_result(c)
-                except BaseException as e:  # noqa: BLE001 - handed to every task that wants it
-                    with self.lock:
-                        self.entries.pop(k, None)
-                    f.set_exception(e)
+                futures[k] = f
+        whole = {k: f for k, f in mine.items() if wanted[k] != BLOCKED}
+        if whole:
+            self._fill(whole, {k: wanted[k] for k in whole})
+        for k, f in mine.items():
+            if wanted[k] == BLOCKED:
+                self._fill_blocked(k, f)
         out = {}
-        for k, f in theirs.items():
+        nbytes = 0
+        for k, f in futures.items():
             out[k] = f.result()
-            with self.lock:  # the first task to use a prefetched chunk carries its bytes
+            with self.lock:  # the first task to use a chunk carries its bytes
                 nbytes += getattr(f, "nbytes", 0)
                 f.nbytes = 0
-        for k, f in mine.items():
-            out[k] = f.result()
         return out, nbytes
+
+
+def _for_samples(c: Any, local: np.ndarray) -> Any:
+    """The chunk (or, for one read in blocks, the slice of it) holding these samples."""
+    return c.for_samples(local) if isinstance(c, BlockedChunk) else c
 
 
 class FixedColumn:
@@ -355,8 +391,8 @@ def _fixed_column(src: TensorSource, rows, local, chunks) -> FixedColumn:
     nbytes = int(np.prod(src.fixed_shape)) * src.dtype.itemsize
     for r in np.unique(rows).tolist():
         key = src.chunk_keys[r]
-        c = chunks[key]
         sel = np.nonzero(rows == r)[0]
+        c = _for_samples(chunks[key], local[sel])
         s, e = c.byte_ranges(local[sel])
         if np.any(e - s != nbytes):
             raise CorruptDataError(f"sample size differs from its shape in tensor {src.name!r}", key)
@@ -379,7 +415,7 @@ def _image_column(src: TensorSource, rows, local, chunks):
     shape: Optional[Tuple[int, ...]] = None
     for r in np.unique(rows).tolist():
         sel = np.nonzero(rows == r)[0]
-        c = chunks[src.chunk_keys[r]]
+        c = _for_samples(chunks[src.chunk_keys[r]], local[sel])
         shp = c.shapes(local[sel])
         if not len(shp) or (shp != shp[0]).any():
             return None
@@ -431,6 +467,7 @@ def _item_values(src: TensorSource, items, rows, local, chunks) -> List[Any]:
             sel = np.asarray(plain, np.int64)
             if not len(sel):
                 continue
+        c = _for_samples(c, local[sel])
         s, e = c.byte_ranges(local[sel])
         shp = c.shapes(local[sel])
         data = c.data

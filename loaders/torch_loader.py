@@ -3,12 +3,15 @@ and `LakeDataLoader`, which drives a `torch.utils.data.DataLoader` over it and k
 state needed to resume mid-epoch."""
 from __future__ import annotations
 
+import os
 import secrets
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from lakeformat import constants as C
 
 from loaders import collate
 from loaders.collate import SlabBatch, SlabUnpacker, collate_pieces, collate_values, empty_batch, premade_slabs, sample_value, slab_flags
@@ -246,8 +249,9 @@ class LakeDataLoader:
         pad_tensors: bool = False,
         ignore_errors: bool = False,
         return_index: bool = False,
-        prefetch_bytes: int = 256 << 20,
+        prefetch_bytes: Optional[int] = None,
         num_threads: Optional[int] = None,
+        decode_threads: Optional[int] = None,
         multiprocessing_context: Any = None,
         timeout: float = 0,
     ):
@@ -289,8 +293,19 @@ class LakeDataLoader:
         from lakeformat.storage import protocol_of
 
         remote = protocol_of(str(ds.path)) not in ("file", "memory", "mem")
+        for src in self.sources.values():
+            src.fetch_in_blocks = remote and src.chunk_compression is None and not src.tiles and not src.is_link and not os.environ.get("LF_NOBLOCKS")
         threads = int(num_threads) if num_threads else (8 if remote else 2)
-        self.job = ReadJob(self.sources, ds.storage, view_samples, int(prefetch_bytes), threads, max(32, min(256, self.batch_size)))
+        # decoding threads beyond the cores a worker has only make its first tasks finish
+        # together, later: by default each worker gets its share of the cores
+        decoders = int(decode_threads) if decode_threads else max(1, (os.cpu_count() or 1) // max(1, self.num_workers))
+        if prefetch_bytes is None:
+            # an object store needs read-ahead to hide its latency; a local disk does not, and
+            # every byte of read-ahead is memory the worker touches for the first time
+            biggest = max((src.max_chunk_size for src in self.sources.values()), default=C.DEFAULT_MAX_CHUNK_SIZE)
+            prefetch_bytes = 256 << 20 if remote else max(32 << 20, 3 * biggest)
+        self.job = ReadJob(self.sources, ds.storage, view_samples, int(prefetch_bytes), threads, max(32, min(256, self.batch_size)),
+                           decoders)
         self._primary_rows = primary_rows(self.sources, view_samples)
         self.buffer_samples = self._buffer_samples(int(buffer_size))
         self._iterable = LakeIterableDataset(self.job, self.batch_size, self.drop_last, fn, tensor_transforms,

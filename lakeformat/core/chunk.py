@@ -15,7 +15,8 @@ import numpy as np
 
 from lakeformat import _native
 from lakeformat import constants as C
-from lakeformat.codecs import IMAGE_COMPRESSIONS, compress_bytes, compress_image, decompress_bytes, decompress_image
+from lakeformat.codecs import BYTE_COMPRESSIONS, IMAGE_COMPRESSIONS, compress_bytes, compress_image, decompress_bytes, decompress_image
+from lakeformat.codecs.bytes_codecs import decoded_size, decompress_into
 from lakeformat.errors import CorruptDataError
 
 _I32x2 = struct.Struct("<ii")
@@ -89,6 +90,23 @@ class Chunk:
             else:
                 self._data = memoryview(decompress_bytes(self._raw_data, self.compression))
         return self._data
+
+    def decompress_into(self, alloc) -> None:
+        """Decompress byte-compressed data into a buffer of its decoded size from
+        `alloc(nbytes)`, then let go of the compressed bytes (the header keeps copies of its
+        tables, so nothing refers to them any more)."""
+        if self._data is not None or self.compression not in BYTE_COMPRESSIONS or self._raw_data is None:
+            return
+        try:
+            out = alloc(decoded_size(self._raw_data, self.compression))
+        except CorruptDataError:  # no size up front (an lz4 frame): the ordinary path
+            self.data  # noqa: B018
+            return
+        decompress_into(self._raw_data, self.compression, out)
+        self._data = memoryview(out).cast("B")
+        self.shape_rows = self.shape_rows.copy()
+        self.bp_rows = self.bp_rows.copy()
+        self._raw_data = None
 
     @property
     def is_tile(self) -> bool:
