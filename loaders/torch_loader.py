@@ -294,7 +294,7 @@ class LakeDataLoader:
 
         remote = protocol_of(str(ds.path)) not in ("file", "memory", "mem")
         for src in self.sources.values():
-            src.fetch_in_blocks = remote and src.chunk_compression is None and not src.tiles and not src.is_link and not os.environ.get("LF_NOBLOCKS")
+            src.fetch_in_blocks = remote and src.chunk_compression is None and not src.tiles and not src.is_link
         threads = int(num_threads) if num_threads else (8 if remote else 2)
         # decoding threads beyond the cores a worker has only make its first tasks finish
         # together, later: by default each worker gets its share of the cores
