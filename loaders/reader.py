@@ -213,10 +213,24 @@ class ChunkCache:
                     continue
                 self.refs.pop(k, None)
                 self.recent.append(k)
+            # of the large chunks only the last released one stays: the tasks that still
+            # want it come right after; the others' buffers go back to the pool for the next
+            large = [k for k in self.recent if self._size(k) > self.LARGE]
+            for old in large[:-1]:
+                self.recent.remove(old)
+                self._drop(old)
             while len(self.recent) > self.keep_recent:
-                old = self.recent.pop(0)
-                if old not in self.refs:
-                    self.entries.pop(old, None)
+                self._drop(self.recent.pop(0))
+
+    LARGE = 4 << 20
+
+    def _size(self, key: str) -> int:
+        f = self.entries.get(key)
+        return getattr(f, "size", 0) if f is not None else 0
+
+    def _drop(self, key: str) -> None:
+        if key not in self.refs:
+            self.entries.pop(key, None)
 
     def prefetch(self, wanted: Dict[str, Optional[str]], pool) -> None:
         """Start fetching the chunks of {key: fetch mode} that are neither cached nor being
@@ -265,7 +279,7 @@ class ChunkCache:
     def _settle(self, key: str, f: Future, make) -> None:
         try:
             c, nbytes = make()
-            f.nbytes = nbytes
+            f.nbytes = f.size = nbytes
             f.set_result(c)
         except BaseException as e:  # noqa: BLE001 - handed to every task that wants it
             with self.lock:
