@@ -18,6 +18,7 @@ from lakeformat.codecs import BYTE_COMPRESSIONS, IMAGE_COMPRESSIONS, compress_by
 from lakeformat.core import keys
 from lakeformat.core.chunk import Chunk, ChunkBuilder, chunk_header, serialize_chunk
 from lakeformat.core.chunk_reads import ChunkReads
+from lakeformat.core.chunk_updates import ChunkUpdates
 from lakeformat.core.codec_pool import codec_pool
 from lakeformat.core.encoders import ChunkIdEncoder, CredsEncoder, RangeEncoder, TileEncoder
 from lakeformat.core.meta import TensorMeta, loads
@@ -46,7 +47,7 @@ def _header_and_compressed(sizes: np.ndarray, shapes: np.ndarray, data: Any, com
     return [chunk_header(sizes, shapes), compress_bytes(data, compression, level)]
 
 
-class ChunkEngine(ChunkReads):
+class ChunkEngine(ChunkReads, ChunkUpdates):
     def __init__(self, key: str, storage: StorageProvider, vs: VersionState, meta: Optional[TensorMeta] = None,
                  stored: Optional[Dict[str, Optional[bytes]]] = None):
         self.key = key
@@ -492,155 +493,6 @@ class ChunkEngine(ChunkReads):
 
     # ------------------------------------------------------------------------------------------
     # updates and pops
-    def _builder_for_row(self, row: int) -> ChunkBuilder:
-        names = self.chunk_ids.names()
-        name = names[row]
-        cid = int(self.chunk_ids.rows[row, 0])
-        if self.builder is not None and self.builder.chunk_id == cid:
-            return self.builder
-        if name in self.dirty_builders:
-            return self.dirty_builders[name]
-        k = keys.chunk_key(self.key, name, self.commit_id)
-        if k in self.staged:
-            c = Chunk.parse(self.staged.pop(k), self.chunk_compression, k)
-        else:
-            c = self.get_chunks([name])[name]
-        covered = int(self.chunk_ids.rows[row, 1]) - int(self.chunk_ids.first_indices()[row]) + 1
-        b = ChunkBuilder.from_chunk(cid, c, covered)
-        self._parsed.pop(name, None)
-        self._headers.pop(name, None)
-        # copy-on-write: a chunk of an older commit is rewritten under the current one
-        self._register_chunk(name)
-        self.dirty_builders[name] = b
-        return b
-
-    def update_item(self, item: int, batch: SerializedBatch) -> None:
-        """Replace one stored item with the single item of `batch`."""
-        self._check_writable()
-        if item in self.tiles or batch.arrays:
-            self._rewrite_tiled(item, batch)
-        else:
-            rows, local = self.item_locations(np.array([item]))
-            b = self._builder_for_row(int(rows[0]))
-            part = batch.parts[0] if batch.parts else b""
-            b.replace(int(local[0]), bytes(part), batch.shapes[0])
-        shapes = batch.real_shapes if batch.real_shapes is not None else batch.shapes
-        self.meta.update_shape_interval(shapes[0], shapes[0])
-        if batch.creds is not None and self.creds is not None:
-            vals = self.creds.all_values()
-            vals[item] = batch.creds[0]
-            self.creds.set_values(vals)
-        if batch.new_class_names:
-            self.info["class_names"] = list(self.info.get("class_names", [])) + batch.new_class_names
-            self.info_dirty = True
-        self.meta_dirty = self.encoders_dirty = True
-
-    def _rewrite_tiled(self, item: int, batch: SerializedBatch) -> None:
-        """Replace an item when the old or the new value is tiled: the item gets rows of its
-        own in the chunk index (its tiles, or a one-sample chunk); a chunk it shared with
-        other samples is split around it."""
-        self._seal()
-        names = self.chunk_ids.names()
-        rows_of = self.chunk_ids.rows_of_sample(item)
-        r0, r1 = int(rows_of[0]), int(rows_of[-1])
-        head, tail = self.chunk_ids.rows[:r0], self.chunk_ids.rows[r1 + 1 :]
-        middle: List[Tuple[int, int]] = []
-        after: List[Tuple[int, int]] = []
-        if item in self.tiles:
-            for r in rows_of:
-                self._forget_chunk(names[r])
-            self.tiles.entries.pop(item)
-        else:
-            first = int(self.chunk_ids.first_indices()[r0])
-            last = int(self.chunk_ids.rows[r0, 1])
-            local = item - first
-            b = self._builder_for_row(r0)
-            if local + 1 < b.num_samples:  # the samples after the item move to a new chunk
-                nb = ChunkBuilder(ChunkIdEncoder.new_id(), b.ndim)
-                data, sizes, shapes = b.tail(local + 1)
-                nb.add([data], sizes, shapes)
-                name = ChunkIdEncoder.name_of(nb.chunk_id)
-                self._register_chunk(name)
-                self.dirty_builders[name] = nb
-                after.append((nb.chunk_id, last))
-            if local > 0:  # the samples before it stay where they are
-                b.truncate(local)
-                middle.append((b.chunk_id, item - 1))
-            else:
-                self.dirty_builders.pop(names[r0], None)
-                self._forget_chunk(names[r0])
-        if batch.arrays:
-            saved = self.chunk_ids.rows
-            self.chunk_ids.rows = np.zeros((0, 2), np.uint64)
-            self._write_tiled(batch.arrays[0], item)
-            middle += [(int(cid), item) for cid, _ in self.chunk_ids.rows]
-            self.chunk_ids.rows = saved
-        else:
-            nb = ChunkBuilder(ChunkIdEncoder.new_id(), batch.shapes.shape[1])
-            nb.add(batch.parts[:1] if batch.parts else [], batch.sizes[:1], batch.shapes[:1])
-            name = ChunkIdEncoder.name_of(nb.chunk_id)
-            self._register_chunk(name)
-            self.dirty_builders[name] = nb
-            middle.append((nb.chunk_id, item))
-        new_rows = np.array(middle + after, dtype=np.uint64).reshape(-1, 2)
-        self.chunk_ids.rows = np.concatenate([head, new_rows, tail]).astype(np.uint64)
-        self.encoders_dirty = True
-
-    def pop_item(self, item: int) -> None:
-        self._check_writable()
-        rows = self.chunk_ids.rows_of_sample(item)
-        if item in self.tiles:
-            for r in rows:
-                self._forget_chunk(self.chunk_ids.names()[r])
-            self.chunk_ids.rows = np.delete(self.chunk_ids.rows, rows, axis=0)
-            self.chunk_ids.rows[rows[0]:, 1] -= 1
-            self.tiles.pop(item)
-        else:
-            row = int(rows[0])
-            first = self.chunk_ids.first_indices()[row]
-            b = self._builder_for_row(row)
-            b.remove(int(item - first))
-            if b.num_samples == 0:
-                name = self.chunk_ids.names()[row]
-                if self.builder is b:
-                    self.builder = None
-                self.dirty_builders.pop(name, None)
-                self._forget_chunk(name)
-                self.chunk_ids.rows = np.delete(self.chunk_ids.rows, row, axis=0)
-                self.chunk_ids.rows[row:, 1] -= 1
-            else:
-                self.chunk_ids.rows[row:, 1] -= 1
-            self.tiles.entries = {(k - 1 if k > item else k): v for k, v in self.tiles.entries.items()}
-        if self.creds is not None:
-            self.creds.set_values(np.delete(self.creds.all_values(), item))
-        self.meta.length = self.meta.length - 1
-        self.meta_dirty = self.encoders_dirty = True
-
-    def _forget_chunk(self, name: str) -> None:
-        k = keys.chunk_key(self.key, name, self.commit_id)
-        self.staged.pop(k, None)
-        if self._chunk_in_current_commit(name):
-            self.deleted_chunks.append(k)
-        if self.chunk_set is not None:
-            self.chunk_set.chunks.pop(name, None)
-            self.chunk_set.dirty = True
-        self._parsed.pop(name, None)
-        self._headers.pop(name, None)
-
-    def pop_sample(self, index: int, sample_id: Optional[int]) -> None:
-        """Pop one sample (all its items for a sequence tensor)."""
-        if self.seq is not None:
-            s, e = self.seq.item_ranges(np.array([index]))
-            for item in range(int(e[0]) - 1, int(s[0]) - 1, -1):
-                self.pop_item(item)
-            lengths = self.seq.all_lengths()
-            self.seq.set_lengths(np.delete(lengths, index))
-            # an empty sequence pops no item, so nothing above marked the encoders dirty
-            self.meta_dirty = self.encoders_dirty = True
-        else:
-            self.pop_item(index)
-        self.commit_diff.pop(index, sample_id)
-
     # ------------------------------------------------------------------------------------------
     # flush
     @property
