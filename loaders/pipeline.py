@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import numpy.ma  # noqa: F401 - np.unique imports it lazily (0.3 s): import it once, before workers fork
@@ -126,10 +126,13 @@ def stream_samples(job: ReadJob, slice_positions: np.ndarray, order: np.ndarray,
             yield run.entry + j, vpos, run.result, (local if not isinstance(run.result, BaseException) else -1)
 
 
-def stream_runs(job: ReadJob, slice_positions: np.ndarray, order: np.ndarray, start: int = 0) -> Iterator[Run]:
+def stream_runs(job: ReadJob, slice_positions: np.ndarray, order: np.ndarray, start: int = 0,
+                chunk_buffer: Optional[Callable[[int], Optional[np.ndarray]]] = None) -> Iterator[Run]:
     """Entries `start..` of `order` (indices into `slice_positions`) as `Run`s, in order: one
     per stretch of consecutive entries held by the same task (a whole task when the order
-    is not shuffled), so that a batch is cut out of a few runs with no per-sample Python."""
+    is not shuffled), so that a batch is cut out of a few runs with no per-sample Python.
+    `chunk_buffer(nbytes)`, when given, offers buffers (shared with the main process) that
+    chunks are read or decompressed into; None from it means an ordinary buffer."""
     todo = order[start:]
     if not len(todo):
         return
@@ -149,7 +152,7 @@ def stream_runs(job: ReadJob, slice_positions: np.ndarray, order: np.ndarray, st
     cuts = np.nonzero(np.diff(todo_task))[0] + 1
     run_bounds = list(zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(todo)]]).tolist()))
     storage = worker_storage(job.storage)
-    cache = ChunkCache(storage, keep_recent=2 * max(1, len(job.sources)))
+    cache = ChunkCache(storage, keep_recent=2 * max(1, len(job.sources)), chunk_buffer=chunk_buffer)
     pool = ThreadPoolExecutor(max(1, job.decode_threads), thread_name_prefix="lakeloader-decode")
     fetch_pool = ThreadPoolExecutor(max(1, job.num_threads), thread_name_prefix="lakeloader-fetch")
     budget = max(1, int(job.prefetch_bytes))

@@ -12,7 +12,7 @@ import io
 import pickle
 import threading
 from concurrent.futures import Future
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -181,7 +181,7 @@ class ChunkCache:
     while some admitted task needs it (reference counts) and dropped when none does, except
     the few most recently released ones (a small tensor's one chunk serves many tasks)."""
 
-    def __init__(self, storage: StorageProvider, keep_recent: int = 4):
+    def __init__(self, storage: StorageProvider, keep_recent: int = 4, chunk_buffer: Optional[Callable[[int], Optional[np.ndarray]]] = None):
         self.storage = storage
         self.lock = threading.Lock()
         self.entries: Dict[str, Future] = {}
@@ -190,6 +190,7 @@ class ChunkCache:
         self.keep_recent = keep_recent
         self.pool: Any = None  # the fetch pool, once a prefetch has named it
         self.buffers = BufferPool()
+        self.chunk_buffer = chunk_buffer  # buffers shared with the main process, for chunk data
 
     def acquire(self, keys: Sequence[str]) -> List[str]:
         """Count one more user of each key; return those neither cached nor being fetched."""
@@ -223,6 +224,7 @@ class ChunkCache:
                 self._drop(self.recent.pop(0))
 
     LARGE = 4 << 20
+    SHARED_MIN = 1 << 20
 
     def _size(self, key: str) -> int:
         f = self.entries.get(key)
@@ -286,8 +288,15 @@ class ChunkCache:
                 self.entries.pop(key, None)
             f.set_exception(e)
 
+    def _data_buffer(self, nbytes: int) -> np.ndarray:
+        """A buffer for a chunk's (decompressed) data: a shared one when there is one free and
+        the chunk is large (a small chunk gains nothing from being a batch's memory)."""
+        buf = self.chunk_buffer(nbytes) if self.chunk_buffer is not None and nbytes >= self.SHARED_MIN else None
+        return buf if buf is not None else self.buffers.get(nbytes)
+
     def _read_local(self, key: str, compression: Optional[str]) -> Tuple[Chunk, int]:
-        raw = self.buffers.get(self.storage.size(key))
+        size = self.storage.size(key)
+        raw = self.buffers.get(size) if compression else self._data_buffer(size)
         self.storage.read_into(key, 0, raw)
         return self._parse(raw, compression, key)
 
@@ -297,7 +306,7 @@ class ChunkCache:
         c = Chunk.parse(raw, compression, key)
         if not compression:
             return c, len(raw)
-        c.decompress_into(self.buffers.get)
+        c.decompress_into(self._data_buffer)
         return c, len(raw) + len(c.data)
 
     def get(self, wanted: Dict[str, Optional[str]]) -> Tuple[Dict[str, Chunk], int]:

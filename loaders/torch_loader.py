@@ -13,12 +13,13 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from lakeformat import constants as C
 
-from loaders import collate
-from loaders.collate import SlabBatch, SlabUnpacker, collate_pieces, collate_values, empty_batch, premade_slabs, sample_value, slab_flags
+from loaders import slabs
+from loaders.collate import collate_pieces, collate_values, empty_batch, sample_value
 from loaders.errors import LoaderError, SampleLoadError
 from loaders.pipeline import ReadJob, primary_rows, stream_runs
 from loaders.plan import EpochPlan, worker_count, worker_plan
 from loaders.reader import DECODE_METHODS, TensorSource
+from loaders.slabs import SlabBatch, SlabUnpacker, premade_slots, slab_flags
 
 STATE_VERSION = 1
 
@@ -51,7 +52,7 @@ class LakeIterableDataset(IterableDataset):
         self.return_index = return_index
         self.slabs = True  # batch tensors carved out of shared slabs in workers (not with pin_memory)
         self.slab_ctl: Optional[torch.Tensor] = None
-        self.slab_premade: Optional[List[List[Any]]] = None  # per worker, made by the main process
+        self.slab_premade: Optional[List[slabs.Premade]] = None  # per worker, made by the main process
         self.plan: Optional[EpochPlan] = None
         self.consumed: Dict[int, int] = {}
 
@@ -74,15 +75,15 @@ class LakeIterableDataset(IterableDataset):
             _keep_freed_memory()
         if wi is not None and self.slabs:
             ctl = self.slab_ctl.numpy()[worker] if self.slab_ctl is not None else None
-            premade = self.slab_premade[worker] if self.slab_premade and ctl is not None else ()
-            collate.set_slabs(collate.SlabAllocator(ctl, premade=premade))
-            packer = collate.SlabPacker(collate.current_slabs())
+            premade = self.slab_premade[worker] if self.slab_premade and ctl is not None else None
+            slabs.set_slabs(slabs.SlabAllocator(ctl, premade=premade))
+            packer = slabs.SlabPacker(slabs.current_slabs())
         try:
             for batch, info in self._batches(worker, slice_positions, order, start, fast, names):
                 yield (packer.pack(batch) if packer is not None and batch is not None else batch), info
         finally:
             if packer is not None:
-                collate.set_slabs(None)
+                slabs.set_slabs(None)
 
     def _batches(self, worker: int, slice_positions: np.ndarray, order: np.ndarray, start: int, fast: bool,
                  names: List[str]) -> Iterator[Tuple[Any, _BatchInfo]]:
@@ -94,7 +95,9 @@ class LakeIterableDataset(IterableDataset):
         have = 0
         skipped = 0
         consumed = start
-        for run in stream_runs(self.job, slice_positions, order, start):
+        allocator = slabs.current_slabs()
+        chunk_buffer = allocator.chunk_buffer if allocator is not None and fast else None
+        for run in stream_runs(self.job, slice_positions, order, start, chunk_buffer):
             res = run.result
             n = len(run)
             bad = _bad_samples(res, run, names, view_samples) if isinstance(res, BaseException) or res.has_errors else {}
@@ -357,7 +360,7 @@ class LakeDataLoader:
     def _batch_bytes_estimate(self) -> int:
         """Bytes of one batch's fixed-size tensors (raw samples and images of one shape), as
         the workers carve them out of their slabs; 0 when nothing has a size known ahead."""
-        align = collate.SlabAllocator.ALIGN
+        align = slabs.SlabAllocator.ALIGN
         total = 0
         for src in self.sources.values():
             if src.fixed_shape is not None:
@@ -370,6 +373,22 @@ class LakeDataLoader:
         if total and self._iterable.return_index:
             total += -(-8 * self.batch_size // align) * align
         return total
+
+    def _chunk_buffer_bytes(self) -> int:
+        """Size of the shared chunk buffers that batches of raw fixed-shape samples are views
+        of (0: none), when /dev/shm has room for them several times over."""
+        sizes = [src.max_chunk_size + src.item_nbytes_max for src in self.sources.values()
+                 if src.fixed_shape is not None and src.chunk_compression in (None, "lz4", "zstd") and src.decode_method != "tobytes"]
+        if not sizes:
+            return 0
+        size = max(sizes) + (1 << 20)  # room for the header of an uncompressed chunk
+        try:
+            st = os.statvfs("/dev/shm")
+            free = st.f_bavail * st.f_frsize
+        except OSError:
+            return 0
+        need = self.num_workers * slabs.SlabAllocator.CHUNK_SLOTS * size
+        return size if free >= 4 * need else 0
 
     def _buffer_samples(self, buffer_mib: int) -> int:
         if not self.shuffle or buffer_mib <= 0:
@@ -448,7 +467,7 @@ class LakeDataLoader:
         self._iterable.slabs = not self.pin_memory  # the pin thread would pin a slab once, before its later batches are written
         self._iterable.slab_ctl = slab_flags(self.num_workers) if self.num_workers > 0 and self._iterable.slabs else None
         ctl = self._iterable.slab_ctl
-        premade = premade_slabs(ctl, self._batch_bytes_estimate()) if ctl is not None and self._iterable.is_fast else []
+        premade = premade_slots(ctl, self._batch_bytes_estimate(), self._chunk_buffer_bytes()) if ctl is not None and self._iterable.is_fast else []
         self._iterable.slab_premade = premade
         self._iterable.consumed = dict(resume)
         kwargs: Dict[str, Any] = {}

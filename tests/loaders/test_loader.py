@@ -273,6 +273,39 @@ def test_batches_kept_by_the_user_are_never_overwritten(many_small_path, keep):
         assert (x == (idx.numpy() % 251)[:, None, None, None]).all()
 
 
+@pytest.fixture(scope="module")
+def large_chunks_path(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("chunkviews") / "ds")
+    ds = lakeformat.empty(path)
+    with ds:
+        ds.create_tensor("x", dtype="uint8", chunk_compression="lz4", max_chunk_size=2 << 20)
+        ds.create_tensor("y", dtype="uint8", max_chunk_size=2 << 20)  # no chunk compression
+        rows = np.stack([np.full((64, 64, 3), i % 251, np.uint8) for i in range(3000)])
+        ds.x.extend(rows)
+        ds.y.extend(rows[:, :8])
+    return path
+
+
+@pytest.mark.parametrize("keep", ["batches", "every_seventh", "nothing"])
+def test_batches_that_are_views_of_chunks_stay_intact(large_chunks_path, keep):
+    """Batches of raw samples side by side in a chunk are views of the shared buffer the
+    worker decompressed (or read) the chunk into; a buffer is reused only once neither the
+    worker nor any batch the user keeps refers to it."""
+    ds = lakeformat.load(large_chunks_path, read_only=True)
+    kept = []
+    big = 0
+    for i, b in enumerate(dataloader(ds).batch(50).pytorch(num_workers=2, return_index=True)):
+        want = (b["index"].numpy() % 251)[:, None, None, None]
+        assert (b["x"].numpy() == want).all() and (b["y"].numpy() == want).all()
+        big += b["x"].untyped_storage().nbytes() >= 2 << 20  # a view of a whole chunk's buffer
+        if keep == "batches" or (keep == "every_seventh" and i % 7 == 0):
+            kept.append(b)
+    assert big > 0
+    for b in kept:
+        want = (b["index"].numpy() % 251)[:, None, None, None]
+        assert (b["x"].numpy() == want).all() and (b["y"].numpy() == want).all()
+
+
 def test_epoch_left_early_stops_its_workers(mixed_ds):
     import multiprocessing
 
