@@ -18,7 +18,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import numpy as np
 import numpy.ma  # noqa: F401 - np.unique imports it lazily (0.3 s): import it once, before workers fork
 
-from loaders.reader import ChunkCache, TensorSource, read_column, worker_storage
+from loaders.chunk_cache import ChunkCache
+from loaders.reader import TensorSource, read_column, worker_storage
 from lakeformat.storage import StorageProvider
 
 
