@@ -191,15 +191,17 @@ PREMADE_SLABS = 4  # per worker: enough for the batches in flight and those the 
 def premade_slots(ctl: torch.Tensor, batch_bytes: int, chunk_bytes: int = 0, max_slab_bytes: int = 64 << 20) -> List[Premade]:
     """Each worker's slabs (for batches of `batch_bytes`) and chunk buffers (of `chunk_bytes`;
     none when 0), made in the main process before the workers start and marked free in
-    `ctl`. Forked workers share them; spawned ones get them once, with the dataset. Their
-    pages are faulted in as the worker first writes them (a slab may see only small tensors)."""
+    `ctl`. Forked workers share them; spawned ones get them once, with the dataset. Making
+    one allocates its pages (about 0.1 ms per MiB here); a worker then maps them in as it
+    first writes them (a slab may only ever see small tensors)."""
     flags = ctl.numpy()
     out: List[Premade] = []
     for w in range(ctl.shape[0]):
         mine: Premade = {}
         if batch_bytes > 0:
             size = max(batch_bytes, min(max_slab_bytes, SlabAllocator.BATCHES * batch_bytes))
-            for i in range(PREMADE_SLABS):
+            # with chunk buffers most batches are views of them: fewer slabs see use
+            for i in range(PREMADE_SLABS if chunk_bytes <= 0 else PREMADE_SLABS // 2):
                 mine[i] = torch.UntypedStorage._new_shared(size)
         if chunk_bytes > 0:
             for i in range(SlabAllocator.MAX_SLOTS, SlabAllocator.POOLED):
