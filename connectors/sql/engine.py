@@ -19,6 +19,8 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from connectors.sql import state as S
+from connectors.sql.spec import SourceSpec
+from connectors.sql.writing import Converted, KeyIndex, convert_until_bad, ensure_tensors, write_batch
 from connectors.sql.errors import (
     SourceConfigError,
     SourceConnectionError,
@@ -29,10 +31,8 @@ from connectors.sql.errors import (
 )
 from connectors.sql.types import (
     DECIMAL_MODES,
-    ColumnData,
     ColumnPlan,
     apply_override,
-    convert_column,
     plan_for_sa_type,
     plan_from_values,
     tensor_name_for,
@@ -41,7 +41,6 @@ from connectors.sql.types import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 10_000
-CHUNK_SIZE = 4 * 1024 * 1024
 _PROBE_ROWS = 500
 
 
@@ -91,19 +90,6 @@ class Plan:
 
 
 # ------------------------------------------------------------------------------------ source
-@dataclass
-class SourceSpec:
-    """Everything a process needs to open and read the source (picklable, for partitions)."""
-
-    url: str
-    table: Optional[str]
-    schema: Optional[str]
-    query: Optional[str]
-    columns: List[str]  # source column names, in plan order
-    primary_key: List[str]
-    cursor_field: Optional[str]
-
-
 def redact_url(url: str) -> str:
     """The URL without its password (the password is dropped, not masked)."""
     import sqlalchemy as sa
@@ -304,14 +290,6 @@ def _where_clauses(cols: Dict[str, Any], spec: SourceSpec, run: Dict[str, Any], 
     return out
 
 
-def _order_columns(spec: SourceSpec) -> List[str]:
-    if spec.primary_key:
-        return list(spec.primary_key)
-    if spec.cursor_field:
-        return [spec.cursor_field]
-    return []
-
-
 def read_batches(spec: SourceSpec, run: Dict[str, Any], part: Dict[str, Any], batch_size: int) -> Iterator[List[Any]]:
     """Stream the rows of one partition after its position, in order, `batch_size` at a time.
     When the order is not unique (a cursor without a key), a batch never ends inside a run of
@@ -326,7 +304,7 @@ def read_batches(spec: SourceSpec, run: Dict[str, Any], part: Dict[str, Any], ba
             where = _where_clauses(cols, spec, run, part)
             if where:
                 stmt = stmt.where(sa.and_(*where))
-            order = _order_columns(spec)
+            order = spec.order_columns()
             if order:
                 stmt = stmt.order_by(*[cols[n] for n in order])
             try:
@@ -352,183 +330,6 @@ def read_batches(spec: SourceSpec, run: Dict[str, Any], part: Dict[str, Any], ba
                 yield held
     finally:
         engine.dispose()
-
-
-# ------------------------------------------------------------------------------------ converting
-@dataclass
-class Converted:
-    """One batch of rows as tensor columns."""
-
-    n: int
-    columns: Dict[str, ColumnData]  # tensor name -> data
-    keys: Optional[List[Any]]  # primary key columns (converted) for upserts
-    last_position: Optional[Tuple[Any, ...]]  # ordering key of the last row (raw SQL values)
-    nulled: Dict[str, int]
-    nbytes: int
-
-
-class _Stop(Exception):
-    def __init__(self, index: int, error: ValueMappingError):
-        self.index = index
-        self.error = error
-
-
-def convert_rows(rows: Sequence[Any], plans: Sequence[ColumnPlan], spec: SourceSpec, on_error: str) -> Converted:
-    """Rows -> columns. With on_error "fail", a bad value raises _Stop at its row."""
-    n = len(rows)
-    by_col = list(zip(*rows)) if n else [() for _ in plans]
-    pk_idx = [spec.columns.index(k) for k in spec.primary_key]
-    nulled: Dict[str, int] = {}
-    columns: Dict[str, ColumnData] = {}
-    nbytes = 0
-    label = spec.table or ""
-    for p, col in zip(plans, by_col):
-        def on_bad(i: int, v: Any, reason: str, p=p) -> None:
-            if on_error == "null":
-                nulled[p.source] = nulled.get(p.source, 0) + 1
-                return
-            key = tuple(rows[i][j] for j in pk_idx) if pk_idx else None
-            if key is not None and len(key) == 1:
-                key = key[0]
-            raise _Stop(i, ValueMappingError(f"does not fit {p.htype}{' ' + p.dtype if p.dtype else ''} ({reason})", table=label, column=p.source, key=key, row=None if key is not None else i, value=v))
-
-        cd = convert_column(p, col, on_bad)
-        columns[p.tensor] = cd
-        v = cd.values
-        if isinstance(v, np.ndarray):
-            nbytes += v.nbytes
-        elif p.htype == "text":
-            nbytes += sum(map(len, filter(None, v)))  # characters: close enough for a report
-        elif p.kind in ("array", "bytes"):
-            nbytes += sum(x.nbytes for x in v if x is not None)
-    keys = None
-    if pk_idx:
-        tens = [plans[j].tensor for j in pk_idx]
-        parts = []
-        for t in tens:
-            v = columns[t].values
-            parts.append(v.tolist() if isinstance(v, np.ndarray) else list(v))
-        keys = parts[0] if len(parts) == 1 else list(zip(*parts))
-    order = _order_columns(spec)
-    last = tuple(rows[-1][spec.columns.index(c)] for c in order) if (n and order) else None
-    return Converted(n, columns, keys, last, nulled, nbytes)
-
-
-def convert_until_bad(rows: Sequence[Any], plans, spec, on_error) -> Tuple[Converted, Optional[ValueMappingError]]:
-    """Convert rows; on a bad value, the rows before the first bad one and its error."""
-    err = None
-    while True:
-        try:
-            return convert_rows(rows, plans, spec, on_error), err
-        except _Stop as s:
-            err = s.error
-            rows = rows[: s.index]
-
-
-# ------------------------------------------------------------------------------------ writing
-class KeyIndex:
-    """Primary key -> dataset row, for the rows the dataset held when the run started."""
-
-    def __init__(self, ds, tensors: Sequence[str], length: int):
-        self.length = length
-        self.sorted_keys: Optional[np.ndarray] = None
-        self.map: Dict[Any, int] = {}
-        if length == 0:
-            return
-        cols = [ds[t][:length].numpy(aslist=True) for t in tensors]
-        if len(cols) == 1 and ds[tensors[0]].meta.dtype not in (None, "str", "Any", "List") and np.dtype(ds[tensors[0]].meta.dtype).kind in "iu":
-            arr = np.asarray([int(np.asarray(v).reshape(-1)[0]) if np.size(v) else np.iinfo(np.int64).min for v in cols[0]], dtype=np.int64) if isinstance(cols[0], list) else np.asarray(cols[0]).reshape(-1)
-            order = np.argsort(arr, kind="stable")
-            self.sorted_keys = arr[order]
-            self.rows = order.astype(np.int64)
-            return
-        scalars = [[_scalar(v) for v in c] for c in cols]
-        keys = scalars[0] if len(scalars) == 1 else list(zip(*scalars))
-        for i, k in enumerate(keys):
-            self.map[k] = i  # the last row of a key wins
-
-    def lookup(self, keys: Sequence[Any]) -> np.ndarray:
-        """Dataset rows of `keys`, -1 where new."""
-        if self.length == 0:
-            return np.full(len(keys), -1, dtype=np.int64)
-        if self.sorted_keys is not None:
-            q = np.asarray(keys, dtype=np.int64)
-            pos = np.searchsorted(self.sorted_keys, q, side="right") - 1
-            pos_c = np.clip(pos, 0, len(self.sorted_keys) - 1)
-            hit = (pos >= 0) & (self.sorted_keys[pos_c] == q)
-            return np.where(hit, self.rows[pos_c], -1)
-        return np.fromiter((self.map.get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
-
-
-def _scalar(v: Any) -> Any:
-    if isinstance(v, np.ndarray):
-        return v.reshape(-1)[0].item() if v.size else None
-    return v
-
-
-def _take(cd: ColumnData, idx: np.ndarray, n: int) -> ColumnData:
-    if isinstance(cd.values, np.ndarray):
-        if cd.mask is None:
-            return ColumnData(cd.values[idx])
-        full_pos = np.cumsum(~cd.mask) - 1
-        sel_mask = cd.mask[idx]
-        vals = cd.values[full_pos[idx][~sel_mask]]
-        return ColumnData(vals, sel_mask if sel_mask.any() else None)
-    vals = [cd.values[i] for i in idx.tolist()]
-    mask = cd.mask[idx] if cd.mask is not None else None
-    return ColumnData(vals, mask if mask is not None and mask.any() else None)
-
-
-def write_batch(ds, plans: Sequence[ColumnPlan], conv: Converted, index: Optional[KeyIndex]) -> Tuple[int, int]:
-    """Apply a converted batch: updates in place for known keys, one extend for the rest.
-    Returns (appended, updated)."""
-    n = conv.n
-    if n == 0:
-        return 0, 0
-    rows = index.lookup(conv.keys) if (index is not None and conv.keys is not None) else None
-    if rows is not None and (rows >= 0).any():
-        upd = np.flatnonzero(rows >= 0)
-        app = np.flatnonzero(rows < 0)
-        for p in plans:
-            t = ds[p.tensor]
-            cd = conv.columns[p.tensor]
-            for j in upd.tolist():
-                t[int(rows[j])] = cd.value_at(j)
-            if p.null_mask:
-                m = ds[p.null_mask]
-                for j in upd.tolist():
-                    m[int(rows[j])] = np.asarray([cd.mask is not None and bool(cd.mask[j])])
-        cols = {p.tensor: _take(conv.columns[p.tensor], app, n) for p in plans}
-        n_app = len(app)
-    else:
-        upd = np.zeros(0, np.int64)
-        cols = conv.columns
-        n_app = n
-    if n_app:
-        values: Dict[str, Any] = {}
-        for p in plans:
-            cd = cols[p.tensor]
-            values[p.tensor] = cd.extend_values(n_app)
-            if p.null_mask:
-                values[p.null_mask] = cd.mask_values(n_app)
-        ds.extend(values)
-    return n_app, len(upd)
-
-
-# ------------------------------------------------------------------------------------ the run
-def _ensure_tensors(ds, plans: Sequence[ColumnPlan]) -> None:
-    for p in plans:
-        if p.tensor not in ds.meta.tensor_names:
-            # 4 MiB chunks: every batch flush rewrites each tensor's open chunk, so its size
-            # bounds the work (and memory) per batch
-            kw: Dict[str, Any] = dict(create_shape_tensor=False, create_id_tensor=False, create_sample_info_tensor=False, max_chunk_size=CHUNK_SIZE)
-            if p.htype.startswith("link["):
-                kw["verify"] = False
-            t = ds.create_tensor(p.tensor, htype=p.htype, dtype=p.dtype, sample_compression=p.sample_compression, chunk_compression=p.chunk_compression, **kw)
-            t.info.update({**p.info, "source_column": p.source, "sql_type": p.sql_type})
-        if p.null_mask and p.null_mask not in ds.meta.tensor_names:
-            ds.create_tensor(p.null_mask, htype="generic", dtype="bool", hidden=True, create_shape_tensor=False, create_id_tensor=False, create_sample_info_tensor=False)
-            ds[p.tensor].info.update({"null_mask": p.null_mask})
 
 
 def _source_bounds(spec: SourceSpec, low: Any, partitions: int) -> Tuple[Any, List[Dict[str, Any]]]:
@@ -639,7 +440,7 @@ def backfill(
                 raise StateMismatchError(f"{dest!r} already holds tensors that no SQL backfill wrote; use a new destination")
             plans = plan.columns
             st = {"version": S.STATE_VERSION, "source": plan.source, "primary_key": plan.primary_key, "cursor_field": plan.cursor_field, "columns": [p.to_dict() for p in plans], "cursor": None, "run": None}
-            _ensure_tensors(ds, plans)
+            ensure_tensors(ds, plans)
         else:
             same = all(st["source"].get(k) == plan.source.get(k) for k in ("table", "schema", "query"))
             if not same:
@@ -656,7 +457,7 @@ def backfill(
             missing = [p.source for p in plans if p.source not in {q.source for q in plan.columns}]
             if missing:
                 raise StateMismatchError(f"columns {missing} were ingested before but are gone from the source")
-            _ensure_tensors(ds, plans)
+            ensure_tensors(ds, plans)
         spec = SourceSpec(url, table, schema, query, [p.source for p in plans], list(plan.primary_key), plan.cursor_field)
 
         run = st.get("run")

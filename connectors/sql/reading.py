@@ -62,7 +62,8 @@ def compare_with_source(ds, url: str, table: Optional[str] = None, query: Option
     the order of `key` on both sides; an empty list when they hold the same rows."""
     import sqlalchemy as sa
 
-    from connectors.sql.engine import SourceSpec, _selectable
+    from connectors.sql.engine import _selectable
+    from connectors.sql.spec import SourceSpec
 
     st = ds.info.get(STATE_KEY) or {}
     cols = [(c["source"], c["tensor"]) for c in st.get("columns", [])]

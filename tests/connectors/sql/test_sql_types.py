@@ -99,7 +99,7 @@ def test_overrides_and_names():
 
 
 def test_take_keeps_alignment():
-    from connectors.sql.engine import _take
+    from connectors.sql.writing import _take
 
     cd = ColumnData(np.array([10, 30, 40]), np.array([False, True, False, False]))
     t = _take(cd, np.array([1, 3]), 4)
