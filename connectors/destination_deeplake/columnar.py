@@ -20,7 +20,7 @@ import numpy as np
 
 from connectors.destination_deeplake import _records
 from connectors.destination_deeplake import schema as S
-from lakeformat.core.serialize import EncodedSamples
+from lakeformat.core.text_codec import EncodedSamples
 
 StreamKey = tuple  # (namespace or None, name)
 

@@ -25,7 +25,7 @@ import orjson
 import lakeformat
 from connectors.destination_deeplake import schema as S
 from connectors.destination_deeplake.columnar import ColumnBatch, RowBatch
-from lakeformat.core.serialize import EncodedSamples, json_loads, json_samples
+from lakeformat.core.text_codec import EncodedSamples, json_loads, json_samples
 from lakeformat.errors import LakeFormatError, SampleError
 
 logger = logging.getLogger("airbyte.destination_deeplake")

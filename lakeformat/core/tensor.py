@@ -10,7 +10,7 @@ import numpy as np
 from lakeformat.codecs import BYTE_COMPRESSIONS, IMAGE_COMPRESSIONS, decompress_bytes, decompress_image, png_fast
 from lakeformat.core.codec_pool import codec_pool
 from lakeformat.core.index import Index
-from lakeformat.core.serialize import json_loads
+from lakeformat.core.text_codec import json_loads
 from lakeformat.errors import DynamicShapeError, LakeFormatError, SampleDecodeError
 
 if TYPE_CHECKING:

@@ -361,7 +361,7 @@ def test_native_numbers_match_orjson(x, form):
 def test_native_text_and_json_match_orjson(value, style):
     """A text field holds exactly the UTF-8 of the decoded string; a json field only takes the
     fast path with the very text the serializer would store."""
-    from lakeformat.core.serialize import json_samples
+    from lakeformat.core.text_codec import json_samples
 
     enc = encode({"v": value}, style)
     line = b'{"type":"RECORD","record":{"stream":"s","data":' + enc + b"}}"
