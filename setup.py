@@ -18,7 +18,9 @@ native = Extension(
 # the destination's columnar fast path: Airbyte RECORD lines -> per-field columns
 records = Extension(
     "connectors.destination_deeplake._records",
-    sources=["native/airbyte_records.c"],
+    sources=["native/airbyte_records.c", "native/record_parse.c", "native/json_scan.c", "native/iso_time.c"],
+    depends=["native/airbyte_records.h", "native/json_scan.h"],
+    include_dirs=["native"],
     extra_compile_args=["-O3", "-std=c99", "-Wall", "-Werror=implicit-function-declaration"],
     optional=False,
 )
