@@ -93,10 +93,20 @@ def _data_end(header: Chunk) -> int:
     return int(e[0])
 
 
-def fetch_blocked(storage: StorageProvider, key: str, pool: Optional[Any]) -> Any:
+def _pieces(start: int, end: int) -> List[Tuple[int, int]]:
+    out = []
+    while start < end:
+        out.append((start, min(end, start + BLOCK)))
+        start = out[-1][1]
+    return out
+
+
+def fetch_blocked(storage: StorageProvider, key: str, pool: Optional[Any], first_local: Optional[int] = None) -> Any:
     """Read chunk `key` block by block: returns a `Chunk` when it fits in the first block,
     else a `BlockedChunk` whose later blocks are being fetched in `pool` (here, one after
-    the other, without one)."""
+    the other, without one). `first_local`, the first sample the asking task wants, gets a
+    block of its own, fetched first (a task starting mid-chunk waits for that, not for
+    the whole rest)."""
     head = storage.get_range(key, 0, FIRST_BLOCK)
     hn = Chunk.header_nbytes_from(head)
     if hn is not None and hn > len(head):  # a long header: read all of it
@@ -105,15 +115,15 @@ def fetch_blocked(storage: StorageProvider, key: str, pool: Optional[Any]) -> An
     total = header.header_nbytes + _data_end(header)
     if len(head) >= total:
         return Chunk.parse(memoryview(head)[:total], None, key)
-    bounds = [(0, len(head))]
-    blocks: List[Any] = [head]
-    pos = len(head)
-    while pos < total:
-        end = min(total, pos + BLOCK)
-        bounds.append((pos, end))
-        if pool is not None:
-            blocks.append(pool.submit(storage.get_range, key, pos, end))
-        else:
-            blocks.append(storage.get_range(key, pos, end))
-        pos = end
-    return BlockedChunk(header, bounds, blocks)
+    first = [] if not first_local else [header.header_nbytes + int(header.byte_ranges(np.array([first_local], np.int64))[0][0])]
+    need = next((a for a in first if len(head) < a < total), None)
+    if need is None:
+        order = _pieces(len(head), total)
+    else:
+        near = (need, min(total, need + FIRST_BLOCK))
+        order = [near] + _pieces(len(head), need) + _pieces(near[1], total)
+    fetched = {}
+    for a, b in order:  # in this order: the pool takes them first come, first served
+        fetched[(a, b)] = pool.submit(storage.get_range, key, a, b) if pool is not None else storage.get_range(key, a, b)
+    bounds = [(0, len(head))] + sorted(fetched)
+    return BlockedChunk(header, bounds, [head] + [fetched[ab] for ab in bounds[1:]])

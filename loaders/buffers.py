@@ -10,10 +10,11 @@ batch still reads from is never reused under it.
 """
 from __future__ import annotations
 
+import collections
 import mmap
 import threading
 import weakref
-from typing import List
+from typing import Deque, List
 
 import numpy as np
 
@@ -26,12 +27,19 @@ class BufferPool:
     def __init__(self, max_free: int = 8):
         self.max_free = max_free
         self.free: List[mmap.mmap] = []
+        # buffers given back by finalizers: those run wherever the last reference goes,
+        # a garbage collection inside `get` included, so they only append (atomic) here
+        self.returned: Deque[mmap.mmap] = collections.deque()
         self.lock = threading.Lock()
 
     def get(self, nbytes: int) -> np.ndarray:
         """A uint8 array of exactly `nbytes`, its contents unspecified."""
         mm = None
         with self.lock:
+            while self.returned:
+                back = self.returned.popleft()
+                if len(self.free) < self.max_free:
+                    self.free.append(back)
             fits = [m for m in self.free if len(m) >= nbytes]
             if fits:
                 mm = min(fits, key=len)
@@ -49,8 +57,4 @@ class BufferPool:
         return arr
 
     def _put(self, mm: mmap.mmap) -> None:
-        with self.lock:
-            if len(self.free) < self.max_free:
-                self.free.append(mm)
-                return
-        # more than the list keeps: unmapped when the last reference goes
+        self.returned.append(mm)  # no lock: see `returned`

@@ -33,6 +33,7 @@ class ChunkCache:
         self.pool: Any = None  # the fetch pool, once a prefetch has named it
         self.buffers = BufferPool()
         self.chunk_buffer = chunk_buffer  # buffers shared with the main process, for chunk data
+        self.first_local: Dict[str, int] = {}  # chunk read in blocks -> the sample wanted first
 
     def acquire(self, keys: Sequence[str]) -> List[str]:
         """Count one more user of each key; return those neither cached nor being fetched."""
@@ -73,11 +74,14 @@ class ChunkCache:
         if key not in self.refs:
             self.entries.pop(key, None)
 
-    def prefetch(self, wanted: Dict[str, Optional[str]], pool) -> None:
+    def prefetch(self, wanted: Dict[str, Optional[str]], pool, first_local: Optional[Dict[str, int]] = None) -> None:
         """Start fetching the chunks of {key: fetch mode} that are neither cached nor being
         fetched: whole chunks as one batched storage call in `pool`, chunks read in blocks
-        (`BLOCKED`) one call each (so that fetching runs ahead of the tasks that use them)."""
+        (`BLOCKED`) one call each (so that fetching runs ahead of the tasks that use them).
+        `first_local`: for chunks read in blocks, the first sample the asking task wants."""
         self.pool = pool
+        for k, local in (first_local or {}).items():
+            self.first_local.setdefault(k, local)
         mine: Dict[str, Future] = {}
         with self.lock:
             for k in wanted:
@@ -99,7 +103,7 @@ class ChunkCache:
 
     def _fill_blocked(self, key: str, f: Future) -> None:
         def make() -> Tuple[Any, int]:
-            c = fetch_blocked(self.storage, key, self.pool)
+            c = fetch_blocked(self.storage, key, self.pool, self.first_local.pop(key, None))
             return c, (c.nbytes if isinstance(c, BlockedChunk) else len(c.data) + c.header_nbytes)
 
         self._settle(key, f, make)

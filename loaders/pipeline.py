@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import numpy as np
 import numpy.ma  # noqa: F401 - np.unique imports it lazily (0.3 s): import it once, before workers fork
 
+from loaders.blocks import BLOCKED
 from loaders.chunk_cache import ChunkCache
 from loaders.reader import TensorSource, read_column, worker_storage
 from lakeformat.storage import StorageProvider
@@ -171,12 +172,15 @@ def stream_runs(job: ReadJob, slice_positions: np.ndarray, order: np.ndarray, st
         samples = job.view_samples[slice_positions[task.positions]]
         per_src = [(src, src.rows_for_samples(samples).tolist()) for src in job.sources.values()]
         keys = []
+        first_local: Dict[str, int] = {}
         for src, rws in per_src:
             for r in rws:
-                task.wanted[src.chunk_keys[r]] = src.fetch_mode(r)
+                task.wanted[src.chunk_keys[r]] = mode = src.fetch_mode(r)
                 keys.append(src.chunk_keys[r])
+                if mode == BLOCKED:
+                    first_local[src.chunk_keys[r]] = src.first_local(samples, r)
         new = set(cache.acquire(keys))
-        cache.prefetch(task.wanted, fetch_pool)
+        cache.prefetch(task.wanted, fetch_pool, first_local)
         est = sum(src.decoded_estimate(len(samples)) for src, _ in per_src)
         est += sum(src.chunk_estimate(r) for src, rws in per_src for r in rws if src.chunk_keys[r] in new)
         task.reservation = est

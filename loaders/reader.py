@@ -112,6 +112,13 @@ class TensorSource:
                 rows = np.concatenate([rows, np.asarray(extra, np.int64)])
         return np.unique(rows)
 
+    def first_local(self, samples: np.ndarray, row: int) -> int:
+        """The first (smallest) index within chunk `row` of the items of `samples` in it."""
+        items, _ = self.items_of(samples)
+        rows = self.rows_of(items)
+        mine = items[rows == row]
+        return int(mine.min() - self.first_index[row]) if len(mine) else 0
+
     def fetch_mode(self, row: int) -> Optional[str]:
         """How a worker fetches chunk `row`: `BLOCKED` (in byte blocks) for a large chunk
         without chunk compression on an object store, else whole (its chunk compression)."""

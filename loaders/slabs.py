@@ -22,9 +22,10 @@ beyond these (`POOLED` and up) are sent once and never reused.
 """
 from __future__ import annotations
 
+import collections
 import threading
 import weakref
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -59,8 +60,11 @@ class SlabAllocator:
         self.next_unpooled = self.POOLED
         self.used = 0
         self.batch_bytes = 0
-        self.lock = threading.Lock()  # chunk buffers come and go in other threads
+        self.lock = threading.Lock()  # chunk buffers are taken in the fetch threads
         self.retiring: List[int] = []  # slots left behind, to report once no batch uses them
+        # chunk buffers whose last view is gone: a finalizer appends (atomic, no lock: it runs
+        # wherever the last reference goes, a garbage collection under `lock` included)
+        self.released: Deque[int] = collections.deque()
 
     @property
     def premade_ids(self) -> List[int]:
@@ -71,8 +75,7 @@ class SlabAllocator:
 
     def _new_slab(self, nbytes: int) -> None:
         if self.storage is not None:
-            with self.lock:
-                self.retiring.append(self.slab_id)
+            self.retiring.append(self.slab_id)
             if self.slab_id >= self.POOLED:
                 self.by_ptr.pop(self.storage.data_ptr(), None)
         size = max(self.slab_bytes, nbytes)
@@ -132,8 +135,7 @@ class SlabAllocator:
         return arr
 
     def _retire(self, sid: int) -> None:
-        with self.lock:
-            self.retiring.append(sid)
+        self.released.append(sid)
 
     def view_of(self, buf: Any, offset: int, shape: Tuple[int, ...], dtype: torch.dtype) -> Optional[torch.Tensor]:
         """A tensor over bytes `offset ..` of `buf` when `buf` lies in a chunk buffer (else
@@ -275,10 +277,11 @@ class SlabPacker:
             return SlabRef(sid, v.storage_offset() * v.element_size(), tuple(v.shape), v.dtype)
 
         body = map_nested(ref, batch)
-        with a.lock:
-            retired = [sid for sid in a.retiring if sid not in used and sid != a.slab_id]
-            if retired:
-                a.retiring = [sid for sid in a.retiring if sid not in retired]
+        while a.released:
+            a.retiring.append(a.released.popleft())
+        retired = [sid for sid in a.retiring if sid not in used and sid != a.slab_id]
+        if retired:
+            a.retiring = [sid for sid in a.retiring if sid not in retired]
         self.sent.difference_update(sid for sid in retired if sid >= a.POOLED)
         return SlabBatch(new, body, retired)
 

@@ -3,6 +3,7 @@ blocks gives each run of samples the bytes a whole read would."""
 import gc
 
 import numpy as np
+import pytest
 
 from lakeformat.core.chunk import Chunk, chunk_header
 from lakeformat.storage import LocalStorage
@@ -22,9 +23,20 @@ def test_a_buffer_comes_back_only_when_no_view_of_it_is_left():
     assert (view == 7).all()
     del view
     gc.collect()
-    assert len(pool.free) == 1
+    assert len(pool.returned) == 1
     c = pool.get(1 << 20)  # reused (large enough), and exactly the size asked for
-    assert len(c) == 1 << 20 and len(pool.free) == 0
+    assert len(c) == 1 << 20 and len(pool.free) == 0 and not pool.returned
+
+
+def test_a_finalizer_never_waits_for_the_pool_lock():
+    """A garbage collection can run a buffer's finalizer inside `get`, lock held."""
+    pool = BufferPool()
+    a = pool.get(1 << 20)
+    with pool.lock:
+        del a
+        gc.collect()
+    assert len(pool.returned) == 1
+    assert len(pool.get(1 << 20)) == 1 << 20 and not pool.returned
 
 
 def _chunk_file(tmp_path, sizes):
@@ -37,7 +49,9 @@ def _chunk_file(tmp_path, sizes):
     return store, samples
 
 
-def test_blocked_chunk_slices_match_a_whole_read(tmp_path, monkeypatch):
+@pytest.mark.parametrize("first_local", [None, 0, 25, 59])
+def test_blocked_chunk_slices_match_a_whole_read(tmp_path, monkeypatch, first_local):
+    """Whichever sample the asking task wants first (it gets a block of its own)."""
     import loaders.blocks as blocks
 
     monkeypatch.setattr(blocks, "FIRST_BLOCK", 5000)
@@ -45,8 +59,12 @@ def test_blocked_chunk_slices_match_a_whole_read(tmp_path, monkeypatch):
     sizes = [900 + (i * 37) % 500 for i in range(60)]
     store, samples = _chunk_file(tmp_path, sizes)
     whole = Chunk.parse(store.get("chunk"), None, "chunk")
-    c = fetch_blocked(store, "chunk", None)
+    c = fetch_blocked(store, "chunk", None, first_local)
     assert isinstance(c, BlockedChunk) and len(c.bounds) > 3 and c.nbytes == len(store.get("chunk"))
+    assert [b for _, b in c.bounds[:-1]] == [a for a, _ in c.bounds[1:]]  # contiguous, in order
+    if first_local:
+        s0, _ = whole.byte_ranges(np.array([first_local]))
+        assert int(s0[0]) + whole.header_nbytes in [a for a, _ in c.bounds]
     for lo, hi in ((0, 3), (4, 17), (20, 21), (30, 60), (0, 60)):
         local = np.arange(lo, hi, dtype=np.int64)
         sl = c.for_samples(local)
