@@ -35,6 +35,23 @@ def storage_options_from_creds(protocol: str, creds: Optional[Dict[str, Any]]) -
     return opts
 
 
+def _s3_read_defaults(options: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """botocore (1.36+) checks the CRC of every object it downloads by default: CPU for every
+    byte a loader reads, on top of TLS, which already guards the bytes in transit. Reads skip
+    it unless the options ask for it (`config_kwargs={"response_checksum_validation": ...}`);
+    uploads keep their checksums."""
+    opts = dict(options or {})
+    try:
+        from botocore.config import Config
+    except ImportError:
+        return opts
+    if "response_checksum_validation" in getattr(Config, "OPTION_DEFAULTS", {}):
+        config = dict(opts.get("config_kwargs") or {})
+        config.setdefault("response_checksum_validation", "when_required")
+        opts["config_kwargs"] = config
+    return opts
+
+
 def _whole_object_kwargs(fs: Any) -> Dict[str, Any]:
     """Arguments that make a whole-object read one GET. s3fs (2024.12+) first sends a HEAD
     for the size, to split large objects into concurrent ranged GETs: a second round trip
@@ -57,6 +74,8 @@ class FsspecStorage(StorageProvider):
         self.url = url.rstrip("/")
         self.read_only = read_only
         protocol = url.split("://", 1)[0] if "://" in url else "file"
+        if protocol in ("s3", "s3a"):
+            storage_options = _s3_read_defaults(storage_options)
         try:
             self.fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
         except ImportError as e:

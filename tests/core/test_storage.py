@@ -140,3 +140,19 @@ def test_lru_cache_bounds_its_size():
     base.set("k49", b"changed")
     cache.set("k49", b"changed2")  # writes go through and invalidate
     assert cache.get("k49") == b"changed2"
+
+
+def test_s3_reads_skip_the_response_checksum_unless_asked(s3_server):
+    """botocore's per-download CRC is off for reads by default; options can turn it back on."""
+    from lakeformat.storage import FsspecStorage
+
+    bucket = s3_server.make_bucket(f"ck-{uuid.uuid4().hex[:8]}")
+    opts = dict(s3_server.storage_options)
+    plain = FsspecStorage(f"s3://{bucket}/p", opts)
+    assert plain.fs.config_kwargs["response_checksum_validation"] == "when_required"
+    plain.set("k", b"x" * 100_000)
+    assert plain.get("k") == b"x" * 100_000 and plain.get_many(["k"])["k"] == b"x" * 100_000
+    kept = FsspecStorage(f"s3://{bucket}/p", {**opts, "config_kwargs": {"response_checksum_validation": "when_supported"}})
+    assert kept.fs.config_kwargs["response_checksum_validation"] == "when_supported"
+    assert kept.get("k") == b"x" * 100_000
+    assert "config_kwargs" not in opts  # the caller's options are left as they were
