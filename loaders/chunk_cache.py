@@ -4,7 +4,7 @@ buffers shared with the main process, that batches can be views of)."""
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future, InvalidStateError
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -89,7 +89,23 @@ class ChunkCache:
                     f = Future()
                     self.entries[k] = f
                     mine[k] = f
-        self._fetch(mine, wanted, pool.submit)
+        try:
+            self._fetch(mine, wanted, pool.submit)
+        except RuntimeError as e:  # the pool is shut down: the epoch stopped
+            for f in mine.values():
+                _settle_future(f, exc=e)
+
+    def close(self) -> None:
+        """Fail every fetch still pending: once the pools are shut down their queued fills
+        never run, and a task waiting on one would wait forever (and hold up the
+        interpreter's exit, which joins pool threads)."""
+        with self.lock:
+            pending = [f for f in self.entries.values() if not f.done()]
+            self.entries.clear()
+            self.refs.clear()
+            self.recent.clear()
+        for f in pending:
+            _settle_future(f, exc=CancelledError("the epoch stopped before this chunk was fetched"))
 
     def _fetch(self, mine: Dict[str, Future], wanted: Dict[str, Optional[str]], run: Callable[..., Any]) -> None:
         """Fill the futures `mine`: whole chunks with one batched call, chunks read in blocks
@@ -120,8 +136,10 @@ class ChunkCache:
         except BaseException as e:  # noqa: BLE001 - handed to every task that wants them
             with self.lock:
                 for k, f in mine.items():
-                    self.entries.pop(k, None)
-                    f.set_exception(e)
+                    if self.entries.get(k) is f:
+                        self.entries.pop(k)
+            for f in mine.values():
+                _settle_future(f, exc=e)
             return
         for k, f in mine.items():
             self._settle(k, f, lambda k=k: self._parse(got[k], wanted[k], k))
@@ -130,11 +148,12 @@ class ChunkCache:
         try:
             c, nbytes = make()
             f.nbytes = f.size = nbytes
-            f.set_result(c)
+            _settle_future(f, result=c)
         except BaseException as e:  # noqa: BLE001 - handed to every task that wants it
             with self.lock:
-                self.entries.pop(key, None)
-            f.set_exception(e)
+                if self.entries.get(key) is f:
+                    self.entries.pop(key)
+            _settle_future(f, exc=e)
 
     def _data_buffer(self, nbytes: int) -> np.ndarray:
         """A buffer for a chunk's (decompressed) data: a shared one when there is one free and
@@ -179,3 +198,14 @@ class ChunkCache:
                 nbytes += getattr(f, "nbytes", 0)
                 f.nbytes = 0
         return out, nbytes
+
+
+def _settle_future(f: Future, result: Any = None, exc: Optional[BaseException] = None) -> None:
+    """Set a fetch's outcome unless it has one already (`close` may have failed it first)."""
+    try:
+        if exc is not None:
+            f.set_exception(exc)
+        else:
+            f.set_result(result)
+    except InvalidStateError:
+        pass

@@ -233,3 +233,4 @@ def stream_runs(job: ReadJob, slice_positions: np.ndarray, order: np.ndarray, st
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
         fetch_pool.shutdown(wait=False, cancel_futures=True)
+        cache.close()  # a task still running must not wait for a fetch that will never run

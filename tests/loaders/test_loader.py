@@ -315,3 +315,29 @@ def test_epoch_left_early_stops_its_workers(mixed_ds):
     assert multiprocessing.active_children()
     it.close()  # what a break, an error or a failing test's dropped traceback ends in
     assert not multiprocessing.active_children()
+
+
+def test_an_epoch_left_early_leaves_no_thread_waiting(tmp_path):
+    """In-process loading (num_workers=0) stopped mid-epoch: fetches queued in the shut-down
+    pools never run, and no task thread may wait for one forever (the interpreter's exit
+    joins those threads)."""
+    import threading
+    import time
+
+    path = str(tmp_path / "ds")
+    ds = lakeformat.empty(path)
+    with ds:
+        ds.create_tensor("x", dtype="uint8", chunk_compression="lz4", max_chunk_size=64 * 1024)
+        ds.x.extend(np.random.default_rng(0).integers(0, 255, (3000, 32, 32, 3), dtype=np.uint8))
+    ds = lakeformat.load(path, read_only=True)
+    for _ in range(5):
+        it = iter(dataloader(ds).batch(16).pytorch(num_workers=0, num_threads=1, decode_threads=2))
+        next(it)
+        it.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        busy = [t.name for t in threading.enumerate() if t.name.startswith("lakeloader-")]
+        if not busy:
+            break
+        time.sleep(0.05)
+    assert not busy, f"loader threads still waiting: {busy}"
