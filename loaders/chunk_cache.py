@@ -80,8 +80,6 @@ class ChunkCache:
         (`BLOCKED`) one call each (so that fetching runs ahead of the tasks that use them).
         `first_local`: for chunks read in blocks, the first sample the asking task wants."""
         self.pool = pool
-        for k, local in (first_local or {}).items():
-            self.first_local.setdefault(k, local)
         mine: Dict[str, Future] = {}
         with self.lock:
             for k in wanted:
@@ -89,6 +87,8 @@ class ChunkCache:
                     f = Future()
                     self.entries[k] = f
                     mine[k] = f
+                    if first_local and k in first_local:  # read when its fill starts
+                        self.first_local[k] = first_local[k]
         try:
             self._fetch(mine, wanted, pool.submit)
         except RuntimeError as e:  # the pool is shut down: the epoch stopped
