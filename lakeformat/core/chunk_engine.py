@@ -168,7 +168,9 @@ class ChunkEngine(ChunkReads, ChunkUpdates):
             rows = self.chunk_ids.rows
             keep = rows[:, 1].astype(np.int64) < n_items
             first_over = int(np.argmin(keep)) if not keep.all() else len(rows)
-            if first_over < len(rows) and (first_over == 0 or int(rows[first_over - 1, 1]) < n_items - 1):
+            if n_items == 0:  # killed before any sample was counted: no chunk holds a kept one
+                rows = rows[:0]
+            elif first_over < len(rows) and (first_over == 0 or int(rows[first_over - 1, 1]) < n_items - 1):
                 rows = rows[: first_over + 1].copy()
                 rows[-1, 1] = n_items - 1
             else:
