@@ -13,4 +13,16 @@ from lakeformat.core.tensor import Tensor
 from lakeformat import errors
 
 __version__ = "0.1.0"
-__all__ = ["empty", "load", "dataset", "exists", "delete", "read", "link", "Dataset", "Tensor", "Sample", "LinkedSample", "errors"]
+__all__ = ["empty", "load", "dataset", "exists", "delete", "read", "link", "query", "Dataset", "Tensor", "Sample", "LinkedSample", "errors"]
+
+
+def query(text: str, params: "list | tuple | None" = None) -> Dataset:
+    """Run a TQL query that names its dataset, `SELECT * FROM "<url>"[@version] WHERE ...`,
+    and return the view over the matching rows (the dataset is opened read-only). TQL is
+    imported on first use: `import lakeformat` stays light. Computed columns: `lakeformat.tql.run`.
+
+    >>> lakeformat.query('SELECT * FROM "./lake/animals" WHERE labels == \'cat\' LIMIT 10')  # doctest: +SKIP
+    """
+    from lakeformat import tql
+
+    return tql.run(None, text, params=params).view

@@ -1,0 +1,372 @@
+"""Operators over `Value`s: arithmetic, comparison, logic, IN, LIKE, IS NULL, subscripts.
+Each runs as whole-column NumPy calls on "array" values; "ragged" values go row by row."""
+from __future__ import annotations
+
+import re
+import warnings
+from typing import Any, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from lakeformat.tql.errors import TQLError
+from lakeformat.tql.values import Value, null_to_ragged, rows_flat, rowwise, with_null
+
+_ARITH = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide, "%": np.mod}
+_CMP = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
+_PY_CMP = {
+    "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+}
+
+
+def quiet(fn: Any, *args: Any) -> Any:
+    """A NumPy call with division-by-zero and empty-mean warnings silenced: NULL and NaN
+    results are part of the semantics, not accidents."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return fn(*args)
+
+
+def describe(v: Value) -> str:
+    if v.kind == "const":
+        if isinstance(v.data, str):
+            return "a string"
+        if v.data is None:
+            return "NULL"
+        if isinstance(v.data, tuple):
+            return "a list of strings"
+        return "a number" if np.ndim(v.data) == 0 else "an array"
+    return {"array": "a numeric tensor", "ragged": "a numeric tensor", "text": "a text tensor", "json": "a json tensor"}[v.kind]
+
+
+def align(a: np.ndarray, a_rows: bool, b: np.ndarray, b_rows: bool) -> Tuple[np.ndarray, np.ndarray]:
+    """Line up two operands so that NumPy broadcasts sample shapes against each other (not
+    the row axis against a sample axis): per-row arrays keep axis 0 as the row axis."""
+    ia, ib = a.ndim - a_rows, b.ndim - b_rows
+    nd = max(ia, ib)
+    if a_rows:
+        a = a.reshape(a.shape[:1] + (1,) * (nd - ia) + a.shape[1:])
+    elif b_rows:
+        a = a.reshape((1,) * (1 + nd - ia) + a.shape)
+    if b_rows:
+        b = b.reshape(b.shape[:1] + (1,) * (nd - ib) + b.shape[1:])
+    elif a_rows:
+        b = b.reshape((1,) * (1 + nd - ib) + b.shape)
+    return a, b
+
+
+def _numeric(v: Value) -> None:
+    if not v.is_numeric:
+        raise TQLError(f"expected a number or a numeric tensor, got {describe(v)}")
+
+
+def _row_null(a: Value, b: Value) -> Optional[np.ndarray]:
+    if a.null is None:
+        return b.null
+    return a.null if b.null is None else a.null | b.null
+
+
+def apply_ufunc(ufunc: Any, a: Value, b: Value, n: int) -> Value:
+    """ufunc(a, b) per row, sample shapes broadcast NumPy's way; a NULL row stays NULL."""
+    if a.kind == "ragged" or b.kind == "ragged":
+        a, b = null_to_ragged(a), null_to_ragged(b)
+        def one(x: Any, y: Any) -> Any:
+            x, y = np.asarray(x), np.asarray(y)
+            try:
+                return quiet(ufunc, x, y)
+            except ValueError:
+                raise TQLError(f"sample shapes {x.shape} and {y.shape} do not broadcast") from None
+        return rowwise(one, [a, b], n)
+    if a.kind == "const" and b.kind == "const":
+        try:
+            return Value("const", quiet(ufunc, np.asarray(a.data), np.asarray(b.data))[()])
+        except ValueError:
+            raise TQLError(f"shapes {np.shape(a.data)} and {np.shape(b.data)} do not broadcast") from None
+    x, y = align(np.asarray(a.data), a.kind == "array", np.asarray(b.data), b.kind == "array")
+    try:
+        out = quiet(ufunc, x, y)
+    except ValueError:
+        sa = np.shape(a.data)[1:] if a.kind == "array" else np.shape(a.data)
+        sb = np.shape(b.data)[1:] if b.kind == "array" else np.shape(b.data)
+        raise TQLError(f"sample shapes {tuple(sa)} and {tuple(sb)} do not broadcast") from None
+    return Value("array", out, None, _row_null(a, b))
+
+
+def _counts(v: Value) -> Value:
+    """Booleans in arithmetic count as 0 and 1 (NumPy refuses `-` on bools)."""
+    if v.kind == "ragged":
+        if any(np.asarray(r).dtype == bool for r in v.data):
+            return Value("ragged", [np.asarray(r).astype(np.int64) if np.asarray(r).dtype == bool else r for r in v.data])
+        return v
+    if np.asarray(v.data).dtype == bool:
+        data = np.asarray(v.data).astype(np.int64)
+        return Value(v.kind, data if v.kind == "array" else data[()], None, v.null)
+    return v
+
+
+def arithmetic(op: str, a: Value, b: Value, n: int) -> Value:
+    _numeric(a)
+    _numeric(b)
+    return apply_ufunc(_ARITH[op], _counts(a), _counts(b), n)
+
+
+def negate(a: Value, n: int) -> Value:
+    _numeric(a)
+    return apply_ufunc(np.subtract, Value("const", np.asarray(0)[()]), _counts(a), n)
+
+
+def _label_ids(names: Sequence[str], class_names: Tuple[str, ...]) -> List[int]:
+    out = []
+    for s in names:
+        if s not in class_names:
+            raise TQLError(f"{s!r} is not one of the tensor's class names {list(class_names)}")
+        out.append(class_names.index(s))
+    return out
+
+
+def _as_label(a: Value, b: Value) -> Value:
+    """A string compared with a class_label tensor becomes its class id."""
+    if a.class_names is not None and b.kind == "const" and isinstance(b.data, str):
+        return Value("const", np.asarray(_label_ids([b.data], a.class_names)[0])[()])
+    return b
+
+
+def not_none(data: np.ndarray) -> np.ndarray:
+    n = len(data)
+    return np.fromiter((x is not None for x in data), bool, n) if data.dtype == object else np.ones(n, bool)
+
+
+def _text_cmp(op: str, data: np.ndarray, other: Any, other_rows: bool) -> Value:
+    """Vectorised string comparison over the non-null rows; a null row gives NULL."""
+    n = len(data)
+    valid = not_none(data)
+    if other_rows:
+        valid &= not_none(other)
+    out = np.zeros(n, bool)
+    if valid.any():
+        left = data[valid].astype(str)
+        right = other[valid].astype(str) if other_rows else np.str_(other)
+        out[valid] = _CMP[op](left, right)
+    return with_null(out, ~valid)
+
+
+def compare(op: str, a: Value, b: Value, n: int) -> Value:
+    b = _as_label(a, b)
+    a = _as_label(b, a)
+    if a.kind == "const" and a.data is None or b.kind == "const" and b.data is None:
+        raise TQLError("compare with NULL using IS NULL or IS NOT NULL")
+    if a.kind == "json" or b.kind == "json":
+        return _json_cmp(op, a, b, n)
+    a_text = a.kind == "text" or (a.kind == "const" and isinstance(a.data, str))
+    b_text = b.kind == "text" or (b.kind == "const" and isinstance(b.data, str))
+    if a_text and b_text:
+        if a.kind == "const" and b.kind == "const":
+            return Value("const", np.bool_(_PY_CMP[op](a.data, b.data)))
+        if a.kind == "const":  # flip so that the column is on the left
+            flipped = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(op, op)
+            return _text_cmp(flipped, b.data, a.data, False)
+        return _text_cmp(op, a.data, b.data, b.kind == "text")
+    if a_text or b_text:
+        raise TQLError(f"cannot compare {describe(a)} with {describe(b)}")
+    _numeric(a)
+    _numeric(b)
+    return apply_ufunc(_CMP[op], a, b, n)
+
+
+def _json_cmp(op: str, a: Value, b: Value, n: int) -> Value:
+    """JSON values compare as Python values, row by row; mismatched types compare false."""
+    f = _PY_CMP[op]
+
+    def one(x: Any, y: Any) -> bool:
+        if x is None or y is None:
+            return False
+        if isinstance(x, (np.generic, np.ndarray)):
+            x = x.tolist()
+        if isinstance(y, (np.generic, np.ndarray)):
+            y = y.tolist()
+        try:
+            return bool(f(x, y))
+        except (TypeError, ValueError):
+            return False
+    if a.kind == "ragged" or b.kind == "ragged":
+        raise TQLError(f"cannot compare {describe(a)} with {describe(b)}")
+    null = np.zeros(n, bool)
+    for v in (a, b):
+        if v.kind == "json":
+            null |= ~not_none(v.data)
+    return with_null(np.fromiter((one(a.row(i), b.row(i)) for i in range(n)), bool, n), null)
+
+
+def truth(v: Value, n: int) -> Value:
+    """A value as booleans (numbers: non-zero is true)."""
+    if v.kind in ("text", "json") or (v.kind == "const" and (isinstance(v.data, (str, tuple)) or v.data is None)):
+        raise TQLError(f"expected a condition, got {describe(v)}")
+    if v.kind == "ragged":
+        return Value("ragged", [np.asarray(r).astype(bool) for r in v.data])
+    if v.kind == "array":
+        return Value("array", np.asarray(v.data).astype(bool), None, v.null)
+    return Value("const", np.bool_(bool(np.all(v.data))))
+
+
+def _expand(null: Optional[np.ndarray], like: np.ndarray, n: int) -> np.ndarray:
+    if null is None:
+        return np.zeros((n,) + (1,) * (like.ndim - 1), bool) if like.ndim else np.zeros((), bool)
+    return null.reshape((n,) + (1,) * (like.ndim - 1))
+
+
+def logical(op: str, a: Value, b: Value, n: int) -> Value:
+    """AND / OR with SQL's three-valued logic on NULL rows (FALSE AND NULL is FALSE, TRUE OR
+    NULL is TRUE); element by element for array conditions."""
+    a, b = truth(a, n), truth(b, n)
+    if a.null is None and b.null is None or a.kind == "ragged" or b.kind == "ragged":
+        return apply_ufunc(np.logical_and if op == "AND" else np.logical_or, a, b, n)
+    x = Value("array", a.data) if a.kind == "array" else a
+    y = Value("array", b.data) if b.kind == "array" else b
+    value = apply_ufunc(np.logical_and if op == "AND" else np.logical_or, x, y, n).data
+    xa, ya = align(np.asarray(x.data), x.kind == "array", np.asarray(y.data), y.kind == "array")
+    xn = _expand(a.null, xa, n) if a.kind == "array" else np.zeros((), bool)
+    yn = _expand(b.null, ya, n) if b.kind == "array" else np.zeros((), bool)
+    if op == "AND":
+        known = (~xn & ~xa) | (~yn & ~ya) | (~xn & ~yn)  # a definite FALSE decides
+    else:
+        known = (~xn & xa) | (~yn & ya) | (~xn & ~yn)  # a definite TRUE decides
+    null = ~np.broadcast_to(known, value.shape)
+    value = value & ~null
+    row_null = rows_flat(null).all(axis=1) if value.ndim > 1 else null
+    return with_null(value, row_null) if value.ndim == 1 else Value("array", value, None, row_null if row_null.any() else None)
+
+
+def logical_not(a: Value, n: int) -> Value:
+    t = truth(a, n)
+    if t.kind == "ragged":
+        return Value("ragged", [~r for r in t.data])
+    if t.kind == "array":
+        return Value("array", ~t.data, None, t.null)
+    return Value("const", np.bool_(not t.data))
+
+
+def row_mask(v: Value, n: int) -> np.ndarray:
+    """One boolean per row for WHERE: a row matches when any element of its result is true
+    (a scalar tensor's one element, or any element of an array); an empty (NULL) never does."""
+    t = truth(v, n)
+    if t.kind == "const":
+        return np.full(n, bool(t.data))
+    if t.kind == "ragged":
+        return np.fromiter((bool(r.any()) for r in t.data), bool, n)
+    d = t.data
+    out = d if d.ndim == 1 else rows_flat(d).any(axis=1)
+    return out & ~t.null if t.null is not None else out
+
+
+def in_list(a: Value, items: Sequence[Value], n: int) -> Value:
+    if not items:
+        raise TQLError("IN needs at least one value")
+    for it in items:
+        if it.kind != "const":
+            raise TQLError("IN takes constants (numbers, strings or ?)")
+    vals: List[Any] = []
+    for it in items:
+        vals.extend(it.data if isinstance(it.data, tuple) else np.asarray(it.data).reshape(-1).tolist() if not isinstance(it.data, str) else [it.data])
+    if a.class_names is not None:
+        vals = [(_label_ids([v], a.class_names)[0] if isinstance(v, str) else v) for v in vals]
+    strs = [v for v in vals if isinstance(v, str)]
+    if a.kind == "text":
+        if len(strs) != len(vals):
+            raise TQLError("IN on a text tensor takes strings")
+        data = a.data
+        valid = not_none(data)
+        out = np.zeros(n, bool)
+        out[valid] = np.isin(data[valid].astype(str), np.asarray(strs, dtype=str))
+        return with_null(out, ~valid)
+    if a.kind == "json":
+        def one(x: Any) -> bool:
+            try:
+                return x is not None and x in vals
+            except TypeError:
+                return False
+        return with_null(np.fromiter((one(x) for x in a.data), bool, n), ~not_none(a.data))
+    if strs:
+        raise TQLError(f"cannot compare {describe(a)} with strings")
+    ref = np.asarray(vals)
+    if a.kind == "ragged":
+        return rowwise(lambda x: np.isin(x, ref), [a], n)
+    if a.kind == "const":
+        return Value("const", np.bool_(np.isin(a.data, ref).all()))
+    return Value("array", np.isin(a.data, ref))
+
+
+def like_regex(pattern: str, case_insensitive: bool) -> "re.Pattern[str]":
+    """SQL LIKE (`%` any run, `_` one character) and Deep Lake's globs (`*`, `?`)."""
+    out = []
+    for c in pattern:
+        out.append(".*" if c in "%*" else "." if c in "_?" else re.escape(c))
+    return re.compile("".join(out), re.S | (re.I if case_insensitive else 0))
+
+
+def like(a: Value, pattern: Value, case_insensitive: bool, n: int) -> Value:
+    if pattern.kind != "const" or not isinstance(pattern.data, str):
+        raise TQLError("LIKE takes a string pattern")
+    rx = like_regex(pattern.data, case_insensitive)
+    if a.kind == "text":
+        # a Python loop over strings: a C text kernel takes it over later
+        return with_null(np.fromiter((x is not None and rx.fullmatch(x) is not None for x in a.data), bool, n), ~not_none(a.data))
+    if a.kind == "json":
+        return with_null(np.fromiter((isinstance(x, str) and rx.fullmatch(x) is not None for x in a.data), bool, n), np.fromiter((not isinstance(x, str) for x in a.data), bool, n))
+    if a.kind == "const" and isinstance(a.data, str):
+        return Value("const", np.bool_(rx.fullmatch(a.data) is not None))
+    raise TQLError(f"LIKE applies to text, not {describe(a)}")
+
+
+def is_null(a: Value, n: int) -> Value:
+    if a.kind == "const":
+        return Value("const", np.bool_(a.data is None or (not isinstance(a.data, (str, tuple)) and np.size(a.data) == 0)))
+    if a.kind in ("text", "json"):
+        return Value("array", np.fromiter((x is None for x in a.data), bool, n))
+    if a.kind == "ragged":
+        return Value("array", np.fromiter((np.size(r) == 0 for r in a.data), bool, n))
+    if a.null is not None:
+        return Value("array", a.null.copy())
+    return Value("array", np.full(n, a.data[0:1].size == 0 if n else False) if a.data.ndim > 1 else np.zeros(n, bool))
+
+
+def subscript(a: Value, index: Tuple[Any, ...], n: int) -> Value:
+    """`a[index]` within each sample (ints and slices), or a JSON key path step. An index out
+    of a sample's range gives NULL for that row."""
+    if a.kind == "json":
+        if len(index) != 1 or isinstance(index[0], slice):
+            raise TQLError("a json value takes one key or index per []")
+        key = index[0]
+
+        def get(x: Any) -> Any:
+            try:
+                return x[key]
+            except (KeyError, IndexError, TypeError):
+                return None
+        out = np.empty(n, dtype=object)
+        out[:] = [get(x) for x in a.data]  # a loop over parsed JSON rows
+        return Value("json", out)
+    if any(isinstance(i, str) for i in index):
+        raise TQLError(f"a string key applies to a json tensor, not {describe(a)}")
+    if a.kind in ("text",) or (a.kind == "const" and isinstance(a.data, (str, tuple))):
+        raise TQLError(f"cannot index {describe(a)}")
+    if a.kind == "const":
+        try:
+            return Value("const", np.asarray(a.data)[index])
+        except IndexError as e:
+            raise TQLError(f"index out of range: {e}") from None
+    if a.kind == "ragged":
+        def one(x: np.ndarray) -> np.ndarray:
+            try:
+                return np.asarray(x[index])
+            except IndexError:
+                return np.zeros((0,), x.dtype)
+        return rowwise(one, [a], n, a.class_names)
+    d = a.data
+    if len(index) > d.ndim - 1:
+        raise TQLError(f"{len(index)} indices for samples of {d.ndim - 1} dimensions")
+    if n and d[0:1].size == 0:
+        return Value("array", np.zeros((n, 0), d.dtype), a.class_names)  # all NULL stays NULL
+    try:
+        return Value("array", d[(slice(None),) + index], a.class_names)
+    except IndexError:
+        return Value("array", np.zeros((n, 0), d.dtype), a.class_names)

@@ -1,0 +1,86 @@
+"""Column readers: the one seam between the executor and storage.
+
+A reader is called with a tensor name and row positions (in the dataset queried) and returns
+that tensor's samples at those rows as a `Value`. `DatasetColumnReader` reads through the
+public Tensor API; a chunk-aware reader (statistics, pushdown) can replace it later without
+touching the executor.
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from lakeformat.errors import LakeFormatError
+from lakeformat.tql.errors import TQLError
+from lakeformat.tql.values import Value, pack
+
+_OBJECT_HTYPES = ("json", "list", "tag")
+
+
+class ColumnReader(Protocol):
+    def __call__(self, name: str, rows: np.ndarray) -> Value: ...
+
+
+def _object_array(values: Any) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+def _one(x: Any) -> Any:
+    """A text or json sample as one Python value (None for an empty sample)."""
+    if isinstance(x, np.ndarray):
+        if x.size == 0:
+            return None
+        x = x.reshape(-1)[0] if x.size == 1 else x.tolist()
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def _scalars(view: Any, n: int) -> np.ndarray:
+    """Text and json tensors hold one value per sample, as an (n, 1) array; a column of
+    them, with None for nulls, as an (n,) object array."""
+    try:
+        arr = np.asarray(view.numpy())
+        if arr.shape == (n, 1):
+            return _object_array(arr[:, 0].tolist() if arr.dtype != object else list(arr[:, 0]))
+    except LakeFormatError:  # empty samples make the shapes differ
+        pass
+    return _object_array([_one(x) for x in view.numpy(aslist=True)])
+
+
+class DatasetColumnReader:
+    """Reads columns of `ds` (a dataset or a view of one) with `ds[name][rows].numpy()`."""
+
+    def __init__(self, ds: Any):
+        self.ds = ds
+        self.length = len(ds)
+
+    def _is_all(self, rows: np.ndarray) -> bool:
+        return len(rows) == self.length and (self.length == 0 or (rows[0] == 0 and rows[-1] == self.length - 1 and bool(np.all(np.diff(rows) == 1))))
+
+    def __call__(self, name: str, rows: np.ndarray) -> Value:
+        t = self.ds[name]
+        if t.is_sequence:
+            raise TQLError(f"tensor {name!r} is a sequence: sequence tensors are not queryable yet")
+        if t.is_link:  # reading one would fetch the linked files, outside the dataset's storage
+            raise TQLError(f"tensor {name!r} holds links: link tensors are not queryable yet")
+        # a tensor may hold more samples than the dataset's length: always select the rows
+        view = t if self._is_all(rows) and len(t) == self.length else t[rows.astype(np.int64)]
+        base = t.base_htype
+        if base == "text":
+            return Value("text", _scalars(view, len(rows)))
+        if base in ("list", "tag"):  # numpy() gives each list's items as an array: take the lists themselves
+            return Value("json", _object_array(view.values()))
+        if base in _OBJECT_HTYPES:
+            return Value("json", _scalars(view, len(rows)))
+        names = None
+        if base == "class_label":
+            cn = t.info.get("class_names") if hasattr(t.info, "get") else None
+            names = tuple(cn) if cn else None
+        m = t.meta
+        fixed = m.min_shape is not None and m.min_shape == m.max_shape and m.dtype not in (None, "str", "Any", "List")
+        if fixed:
+            arr = view.numpy()
+            return Value("array", np.asarray(arr), names)
+        return pack(view.numpy(aslist=True), names)
