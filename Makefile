@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 REF := .venvs/deeplake3
 
-.PHONY: setup demo demo-images test test-fast bench clean
+.PHONY: setup demo demo-images test test-fast test-long fuzz-long bench clean
 
 setup: $(VENV)/.installed $(REF)/.installed
 
@@ -13,7 +13,7 @@ $(VENV)/.installed: Makefile pyproject.toml setup.py $(wildcard native/*.c nativ
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "torch==2.13.0"
-	$(BIN)/pip install -q -e ".[all,test,airbyte]"
+	$(BIN)/pip install -q -e ".[all,test]"
 	$(BIN)/python -c "import lakeformat._native"
 	touch $@
 
@@ -37,9 +37,19 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -x -q tests
 
+# every write path killed (SIGKILL) at every one of its storage writes, not a sample of them
+test-long: setup
+	LAKEFORMAT_KILL_EXHAUSTIVE=1 $(BIN)/python -m pytest -q tests/core/test_kill_paths.py tests/version_control/test_kill_vc.py tests/core/test_kill_random_edits.py tests/core/test_crash.py tests/version_control/test_crash.py
+
 bench: setup
 	bash bench/setup_peers.sh
 	$(BIN)/python bench/format_bench.py
 
 clean:
 	rm -rf build *.egg-info lakeformat/_native*.so
+
+# the fuzz suite for minutes per target (FUZZ_SECONDS each under atheris, half that under
+# ASAN/UBSAN), its corpus kept in build/fuzz-corpus/ between runs
+FUZZ_SECONDS ?= 600
+fuzz-long: setup
+	LAKEFORMAT_FUZZ_SECONDS=$(FUZZ_SECONDS) LAKEFORMAT_FUZZ_CORPUS=$(CURDIR)/build/fuzz-corpus $(BIN)/python -m pytest -q -s tests/fuzz

@@ -1,2 +1,3 @@
-"""Root conftest: real services for the tests come from lakeformat's pytest plugin."""
-pytest_plugins = ["lakeformat.testing.pytest_plugin"]
+"""Root conftest: real services for the tests come from the plugin in tests/support (test-only
+code, kept out of the installed package)."""
+pytest_plugins = ["tests.support.pytest_plugin"]

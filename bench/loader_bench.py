@@ -316,7 +316,7 @@ def main() -> None:
             _print_row(kind, peer, r)
     if not a.no_s3 and "lakeformat" in peers:
         sys.path.insert(0, str(ROOT))
-        from lakeformat.testing.services import MotoS3
+        from tests.support.services import MotoS3
 
         with MotoS3() as server:
             bucket = server.make_bucket("loader-bench")

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# Same override as lakeformat.testing.services.services_dir().
+# Same override as tests.support.services.services_dir().
 SERVICES_DIR="${LAKEFORMAT_TEST_SERVICES_DIR:-$ROOT/.test_services}"
 AZURITE_DIR="$SERVICES_DIR/azurite"
 

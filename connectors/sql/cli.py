@@ -18,7 +18,9 @@ def _pairs(items: Optional[List[str]], flag: str) -> Dict[str, str]:
 
 
 def _cmd_sql(args: argparse.Namespace) -> int:
-    from connectors.sql.engine import backfill, plan_backfill
+    from connectors.sql.engine import backfill, plan_backfill, require_sqlalchemy
+
+    require_sqlalchemy()  # without the `sql` extra: a typed error naming it, not a traceback
 
     from connectors.sql.errors import SourceConfigError
 

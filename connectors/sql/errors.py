@@ -23,6 +23,11 @@ class SourceNotFoundError(SqlIngestError, LookupError):
     """The table, schema or database named does not exist."""
 
 
+class DriverNotInstalledError(SqlIngestError, ImportError):
+    """A package the backfill needs is not installed: SQLAlchemy itself (the `sql` extra), or
+    the database driver the URL names (psycopg, PyMySQL, ...). `name` is the missing module."""
+
+
 class ValueMappingError(SqlIngestError, ValueError):
     """A source value does not fit the type its column was mapped to."""
 

@@ -219,7 +219,7 @@ def test_connection_errors_never_show_the_password(pg, postgres_server, tmp_path
     with pytest.raises(SourceNotFoundError) as ei:
         backfill(bad_db, str(tmp_path / "a"), table="big")
     assert "s3cretpw" not in str(ei.value) and "no_such_db" in str(ei.value)
-    from lakeformat.testing.services import find_free_port
+    from tests.support.services import find_free_port
 
     bad_port = f"postgresql+psycopg://postgres:s3cretpw@127.0.0.1:{find_free_port()}/x"
     with pytest.raises(SourceConnectionError) as ei:

@@ -1,1 +1,1 @@
-"""Tests of lakeformat.testing: the real services the rest of the suite relies on."""
+"""Tests of tests/support: the real services the rest of the suite relies on."""

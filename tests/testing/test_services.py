@@ -1,6 +1,6 @@
 """Each real service starts, answers its real client, and stops cleanly.
 
-Run with ``pytest -p lakeformat.testing.pytest_plugin tests/testing``.
+Run with ``pytest -p tests.support.pytest_plugin tests/testing``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from lakeformat.testing import services
+from tests.support import services
 
 PAYLOAD = b"lakeformat \x00\x01\x02 round trip" * 100
 

@@ -46,7 +46,7 @@ class Ray:
             if getattr(ray_constants, "ENABLE_RAY_CLUSTER", False):
                 warnings.warn(
                     "ray was imported before RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 was set; it may "
-                    "listen on every interface. Load lakeformat.testing.pytest_plugin first.",
+                    "listen on every interface. Load tests.support.pytest_plugin first.",
                     RuntimeWarning,
                     stacklevel=2,
                 )

@@ -389,7 +389,7 @@ class GcsEmulator(ServiceProcess):
             warnings.warn(
                 "gcsfs was imported before GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false was set; "
                 "bucket operations against the emulator may stall for 60 s. Load "
-                "lakeformat.testing.pytest_plugin (or set the variable) before importing gcsfs.",
+                "tests.support.pytest_plugin (or set the variable) before importing gcsfs.",
                 RuntimeWarning,
                 stacklevel=2,
             )

@@ -35,7 +35,7 @@ _LOG_TAIL_CHARS = 4000
 
 
 def repo_root() -> Path:
-    """The checkout this package lives in (``lakeformat/testing/services/`` -> root)."""
+    """The checkout this package lives in (``tests/support/services/`` -> root)."""
     return Path(__file__).resolve().parents[3]
 
 
@@ -69,7 +69,7 @@ def _auto_install(what: str) -> None:
             return
         if not script.is_file() or os.geteuid() != 0:
             return
-        print(f"[lakeformat.testing] {what} is missing: running {script}", file=sys.stderr)
+        print(f"[tests.support] {what} is missing: running {script}", file=sys.stderr)
         result = subprocess.run(
             ["bash", str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )

@@ -1,7 +1,7 @@
 """pytest fixtures that start real services once per session.
 
-Load it with ``pytest -p lakeformat.testing.pytest_plugin`` or
-``pytest_plugins = ["lakeformat.testing.pytest_plugin"]`` in a root conftest.
+Load it with ``pytest -p tests.support.pytest_plugin`` or
+``pytest_plugins = ["tests.support.pytest_plugin"]`` in a root conftest.
 
 Session fixtures (each starts its service on first use and stops it at the
 end of the session): ``s3_server`` (MotoS3), ``azure_server`` (Azurite),
@@ -15,7 +15,8 @@ returning ``(url, storage_options)``: ``s3_url``, ``az_url``, ``gcs_url``.
 A service that cannot start makes the fixture fail with its error and log
 tail; nothing is ever skipped.
 
-Marker: ``slow_docker`` marks tests that build the Docker base image.
+Markers: ``slow_docker`` marks tests that build the Docker base image; ``packaging`` the
+tests that build the wheel and install it into fresh virtual environments.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Iterator
 
 import pytest
 
-from lakeformat.testing import services
+from tests.support import services
 
 # Both libraries read these when they are first imported, so they must be in
 # the environment before any test module imports gcsfs or ray.
@@ -40,6 +41,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "slow_docker: builds the Debian base image with debootstrap (minutes on first run) "
         "and runs containers on a private dockerd",
+    )
+    config.addinivalue_line(
+        "markers",
+        "packaging: builds the wheel and installs it into fresh virtual environments from the "
+        "package index (a few minutes; part of `make test`)",
     )
 
 

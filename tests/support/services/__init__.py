@@ -16,7 +16,7 @@ need them.
 
 Example::
 
-    from lakeformat.testing.services import MotoS3
+    from tests.support.services import MotoS3
 
     s3 = MotoS3().start()
     s3.make_bucket("data")

@@ -1,1 +1,0 @@
-"""Test-only helpers: real services (S3, Azure, GCS, SQL, Ray, Docker) and their pytest plugin."""
