@@ -104,8 +104,13 @@ def load(
         raise DatasetNotFoundError(f"No dataset at {url!r}.")
     ds = _open(url, storage, read_only, version, tree, prefetched)
     if lock and not ds.read_only:
-        from lakeformat.version_control.locks import acquire_branch_lock
+        from lakeformat.version_control.locks import acquire_branch_lock, live_holder
 
+        # a branch this process already writes: the same state again, so that both handles'
+        # writes land in one place (two states of one branch would overwrite each other)
+        held = live_holder(storage, ds.branch)
+        if held is not None and not held.read_only and held.vs.is_head:
+            return Dataset(held)
         acquire_branch_lock(ds)
     return ds
 
@@ -123,6 +128,11 @@ def empty(
     if _is_dataset(storage):
         if not overwrite:
             raise DatasetExistsError(f"A dataset already exists at {url!r}; pass overwrite=True to replace it.")
+        from lakeformat.version_control.locks import surrender
+
+        # handles of the replaced dataset in this process must not write into the new one
+        for state in surrender(storage):
+            state.read_only = True
         storage.clear()
     elif overwrite is False and storage.list(""):
         raise NotADatasetError(f"{url!r} is not empty and holds no dataset; refusing to write into it.")

@@ -1,11 +1,28 @@
 """The storage contract. Only stores touch bytes at rest; everything above speaks keys."""
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import random
+import time
+import uuid
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
-from lakeformat.errors import ReadOnlyError, StorageError
+from lakeformat.errors import LockedError, ReadOnlyError, StorageError
+
+T = TypeVar("T")
+
+#: a ticket of the emulated mutex older than this is a dead writer's, and is ignored
+MUTEX_TICKET_TTL_S = 10.0
+#: how long `update_object` retries a conditional write that keeps losing
+UPDATE_RETRY_S = 60.0
+
+
+def content_version(data: bytes) -> str:
+    """A version token that names the content itself (for stores without etags)."""
+    return hashlib.blake2b(bytes(data), digest_size=16).hexdigest()
 
 
 class StorageProvider(ABC):
@@ -118,6 +135,123 @@ class StorageProvider(ABC):
     def close(self) -> None:
         pass
 
+    # -- conditional writes ---------------------------------------------------------------
+    # Locks and version_control_info.json are shared by every process writing a dataset: they
+    # change only through these four calls. A store that can make them atomic by itself sets
+    # `conditional_writes` (exclusive create and rename on a local disk, If-None-Match and
+    # If-Match on S3, etag conditions on Azure). The defaults below emulate them under a short
+    # mutex made of ticket objects (`_ticket_mutex`): atomic as long as a listing shows every
+    # object written before it began and a holder finishes within MUTEX_TICKET_TTL_S.
+    conditional_writes: bool = False
+
+    def get_versioned(self, key: str) -> Tuple[bytes, str]:
+        """The value of `key` and a token naming this version of it (for `set_if_match`);
+        raises KeyNotFoundInStorageError if absent."""
+        data = self.get(key)
+        return data, content_version(data)
+
+    def set_if_absent(self, key: str, value: bytes) -> bool:
+        """Create `key` with `value` unless it exists; True if this call created it."""
+        self.check_writable()
+        with self._ticket_mutex(key):
+            if self.exists(key):
+                return False
+            self.set(key, value)
+            return True
+
+    def set_if_match(self, key: str, value: bytes, version: str) -> bool:
+        """Replace `key` with `value` if it still holds the version `version` (from
+        `get_versioned`); True if it did. An absent key never matches."""
+        self.check_writable()
+        with self._ticket_mutex(key):
+            try:
+                _, cur = self.get_versioned(key)
+            except KeyError:
+                return False
+            if cur != version:
+                return False
+            self.set(key, value)
+            return True
+
+    def delete_if_match(self, key: str, version: str) -> bool:
+        """Delete `key` if it still holds `version`; True if it did."""
+        self.check_writable()
+        with self._ticket_mutex(key):
+            try:
+                _, cur = self.get_versioned(key)
+            except KeyError:
+                return False
+            if cur != version:
+                return False
+            self.delete(key)
+            return True
+
+    @contextlib.contextmanager
+    def _ticket_mutex(self, key: str, wait_s: float = UPDATE_RETRY_S) -> Iterator[None]:
+        """Mutual exclusion between processes on `key` with no conditional write: each
+        contender writes a ticket, then lists the tickets; it holds the mutex if its own is the
+        only live one. Of two contenders, the one listing last sees both tickets (each wrote
+        before listing), so at most one sees only its own; both seeing both back off and retry."""
+        folder = f"{key}.mutex/"
+        deadline = time.monotonic() + wait_s
+        attempt = 0
+        while True:
+            mine = f"{folder}{int(time.time() * 1000):015d}-{uuid.uuid4().hex}"
+            self.set(mine, b"")
+            others = []
+            for t in self.list(folder):
+                if t == mine:
+                    continue
+                try:
+                    born = int(t[len(folder):].split("-", 1)[0]) / 1000
+                except ValueError:
+                    continue
+                if born < time.time() - MUTEX_TICKET_TTL_S:
+                    self.delete(t)  # a dead contender's
+                else:
+                    others.append(t)
+            if not others:
+                break
+            self.delete(mine)
+            if time.monotonic() > deadline:
+                raise LockedError(f"{key!r} under {self.root!r} stayed busy with another writer for {wait_s:.0f} s")
+            # exponential backoff with jitter: contenders that keep colliding spread out
+            attempt += 1
+            time.sleep(random.uniform(0, min(1.0, 0.02 * 2 ** attempt)))
+        try:
+            yield
+        finally:
+            try:
+                self.delete(mine)
+            except Exception:  # noqa: BLE001 - a leftover ticket expires
+                pass
+
+
+def update_object(storage: StorageProvider, key: str, apply: Callable[[Optional[bytes]], Tuple[bytes, T]],
+                  retry_s: float = UPDATE_RETRY_S) -> T:
+    """Read-modify-write of one shared object, safe against other processes doing the same:
+    `apply(current value or None)` returns (new value, result); the new value is written only
+    if the object did not change since it was read (else `apply` runs again on the newer
+    value). Returns the result of the `apply` call whose value was written."""
+    deadline = time.monotonic() + retry_s
+    pause = 0.005
+    while True:
+        try:
+            cur, version = storage.get_versioned(key)
+        except KeyError:
+            cur, version = None, None
+        new, result = apply(cur)
+        if version is None:
+            done = storage.set_if_absent(key, new)
+        else:
+            done = storage.set_if_match(key, new, version)
+        if done:
+            return result
+        if time.monotonic() > deadline:
+            raise LockedError(f"{key!r} under {storage.root!r} kept changing under this writer for {retry_s:.0f} s")
+        time.sleep(random.uniform(0, pause))
+        pause = min(pause * 2, 0.2)
+
 
 class PrefixedStorage(StorageProvider):
     """A view of another store with every key under `prefix/`."""
@@ -156,6 +290,22 @@ class PrefixedStorage(StorageProvider):
     def list(self, prefix: str = "") -> List[str]:
         n = len(self.prefix)
         return [k[n:] for k in self.base.list(self._k(prefix))]
+
+    @property
+    def conditional_writes(self) -> bool:  # type: ignore[override]
+        return self.base.conditional_writes
+
+    def get_versioned(self, key: str) -> Tuple[bytes, str]:
+        return self.base.get_versioned(self._k(key))
+
+    def set_if_absent(self, key: str, value: bytes) -> bool:
+        return self.base.set_if_absent(self._k(key), value)
+
+    def set_if_match(self, key: str, value: bytes, version: str) -> bool:
+        return self.base.set_if_match(self._k(key), value, version)
+
+    def delete_if_match(self, key: str, version: str) -> bool:
+        return self.base.delete_if_match(self._k(key), version)
 
 
 def iter_chunks(items: Iterable, size: int):

@@ -1,13 +1,38 @@
 """A read cache of bounded size in front of a store. Writes go through to the store at once
-(the chunk engines buffer their own dirty state and decide when to flush)."""
+(the chunk engines buffer their own dirty state and decide when to flush).
+
+Objects that other processes change in place (the version tree, locks and their mutex
+tickets, commit infos, flush markers) are never cached: nothing outside this process could
+invalidate them, and a stale copy written back would drop another writer's branches."""
 from __future__ import annotations
 
+import posixpath
 import threading
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
+from lakeformat import constants as C
 from lakeformat.errors import StorageError
 from lakeformat.storage.base import StorageProvider
+
+_SHARED_NAMES = frozenset({
+    C.VERSION_CONTROL_INFO_FILENAME,
+    C.VERSION_CONTROL_INFO_LOCK_FILENAME,
+    C.DATASET_LOCK_FILENAME,
+    C.COMMIT_INFO_FILENAME,
+})
+
+
+def is_shared_mutable(key: str) -> bool:
+    """Whether `key` names an object other processes rewrite in place (read it through)."""
+    name = posixpath.basename(key)
+    return (
+        name in _SHARED_NAMES
+        or key.startswith("locks/")
+        or name.endswith(".lock")
+        or ".mutex/" in key
+        or name == "lakeformat_flush.json"  # core.keys.flush_marker_key
+    )
 
 
 class LRUCache(StorageProvider):
@@ -23,12 +48,27 @@ class LRUCache(StorageProvider):
         self._bytes = 0
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict:
+        # for a spawned or forkserver loader worker: the store travels, not its cached
+        # objects (a worker reads each chunk once) nor its lock (locks do not pickle)
+        d = dict(self.__dict__)
+        d["_cache"] = OrderedDict()
+        d["_bytes"] = 0
+        d.pop("_lock", None)
+        return d
+
+    def __setstate__(self, d: dict) -> None:
+        self.__dict__.update(d)
+        self._lock = threading.Lock()
+
     @property
     def range_latency_s(self) -> float:
         return self.base.range_latency_s
 
     # -- cache bookkeeping --------------------------------------------------------------------
     def _remember(self, key: str, value: bytes) -> None:
+        if is_shared_mutable(key):
+            return
         n = len(value)
         if n > self.cache_size // 4:  # one huge object should not wipe the cache
             return
@@ -49,6 +89,8 @@ class LRUCache(StorageProvider):
                 self._bytes -= len(old)
 
     def _hit(self, key: str) -> Optional[bytes]:
+        if is_shared_mutable(key):
+            return None
         with self._lock:
             v = self._cache.get(key)
             if v is not None:
@@ -136,3 +178,28 @@ class LRUCache(StorageProvider):
     def clear(self) -> None:
         self.base.clear()
         self.invalidate()
+
+    @property
+    def conditional_writes(self) -> bool:  # type: ignore[override]
+        return self.base.conditional_writes
+
+    def get_versioned(self, key: str) -> Tuple[bytes, str]:
+        return self.base.get_versioned(key)  # always the store's current version
+
+    def set_if_absent(self, key: str, value: bytes) -> bool:
+        try:
+            return self.base.set_if_absent(key, value)
+        finally:
+            self._forget(key)
+
+    def set_if_match(self, key: str, value: bytes, version: str) -> bool:
+        try:
+            return self.base.set_if_match(key, value, version)
+        finally:
+            self._forget(key)
+
+    def delete_if_match(self, key: str, version: str) -> bool:
+        try:
+            return self.base.delete_if_match(key, version)
+        finally:
+            self._forget(key)

@@ -3,16 +3,17 @@ dataset created at memory://x can be loaded again at memory://x in the same proc
 from __future__ import annotations
 
 import threading
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from lakeformat.errors import KeyNotFoundInStorageError
-from lakeformat.storage.base import StorageProvider
+from lakeformat.storage.base import StorageProvider, content_version
 
 _SPACES: Dict[str, Dict[str, bytes]] = {}
 _LOCK = threading.Lock()
 
 
 class MemoryStorage(StorageProvider):
+    conditional_writes = True  # one process: a lock makes every conditional write atomic
     request_latency_s = 1e-6
     bandwidth_bytes_s = 10e9
 
@@ -53,3 +54,33 @@ class MemoryStorage(StorageProvider):
             return [prefix]
         p = prefix.rstrip("/") + "/" if prefix else ""
         return sorted(k for k in list(self._data) if k.startswith(p))
+
+    def get_versioned(self, key: str) -> Tuple[bytes, str]:
+        data = self.get(key)
+        return data, content_version(data)
+
+    def set_if_absent(self, key: str, value: bytes) -> bool:
+        self.check_writable()
+        with _LOCK:
+            if key in self._data:
+                return False
+            self._data[key] = bytes(value)
+            return True
+
+    def set_if_match(self, key: str, value: bytes, version: str) -> bool:
+        self.check_writable()
+        with _LOCK:
+            cur = self._data.get(key)
+            if cur is None or content_version(cur) != version:
+                return False
+            self._data[key] = bytes(value)
+            return True
+
+    def delete_if_match(self, key: str, version: str) -> bool:
+        self.check_writable()
+        with _LOCK:
+            cur = self._data.get(key)
+            if cur is None or content_version(cur) != version:
+                return False
+            del self._data[key]
+            return True

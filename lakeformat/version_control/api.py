@@ -253,31 +253,47 @@ def checkout(ds: "Dataset", address: str, create: bool = False) -> Optional[str]
             raise CheckoutError(f"{address!r} is a commit id; pick another branch name.")
         if not _valid_branch_name(address):
             raise CheckoutError(f"{address!r} is not a valid branch name (no '/', '\\', ':', leading '-' or '.')")
+        # The auto commit of the head (when it has changes) and the new branch are published
+        # by one tree write: a crash leaves neither or both.
+        auto: Optional[str] = None  # the current branch's next head, when the head is committed
+        cur, cur_branch = vs.commit_id, vs.branch
         if vs.is_head:
-            if has_head_changes(ds) or tree.node(vs.commit_id)["parent"] is None:
-                _commit(ds, f"auto commit before checkout to {address}")
-            base = vs.tree.node(vs.commit_id)["parent"]
+            if has_head_changes(ds) or tree.node(cur)["parent"] is None:
+                auto = new_commit_id()
+                copy_version_metas(storage, cur, auto)
+                base = cur
+            else:
+                base = tree.node(cur)["parent"]
         else:
-            base = vs.commit_id
+            base = cur
         new = new_commit_id()
         copy_version_metas(storage, base, new)
+        message, user, when = f"auto commit before checkout to {address}", _user(), time.time()
 
         def mutate(t: VersionTree) -> None:
             if address in t.branches:
                 raise CheckoutError(f"Branch {address!r} already exists.")
+            if auto is not None:
+                if t.branches.get(cur_branch) != cur:
+                    raise CommitError(f"branch {cur_branch!r} moved to {t.branches.get(cur_branch)} under this writer; reopen the dataset")
+                t.stamp(t.node(cur), message, user, when)
+                t.add_node(auto, cur_branch, cur)
+                t.branches[cur_branch] = auto
             t.add_node(new, address, base)
             t.branches[address] = new
 
         took = False
         try:
-            took = acquire_lock(storage, address)
+            took = acquire_lock(storage, address, owner=st)
             vs.tree = update_tree(storage, mutate)
         except BaseException:
             if took:
                 release_lock(storage, address)
             _drop_version_folder(storage, new)
+            if auto is not None:
+                _drop_version_folder(storage, auto)
             raise
-        write_commit_infos(storage, vs.tree, [new])
+        write_commit_infos(storage, vs.tree, [cur, auto, new] if auto is not None else [new])
         target, branch = new, address
     else:
         if address in tree.branches:
@@ -286,9 +302,9 @@ def checkout(ds: "Dataset", address: str, create: bool = False) -> Optional[str]
             target = tree.resolve(address)
             branch = tree.node(target)["branch"] if tree.is_head(target) else None
         if writable and branch is not None and branch != old_locked:
-            acquire_lock(storage, branch)  # LockedError leaves us where we were
+            acquire_lock(storage, branch, owner=st)  # LockedError leaves us where we were
     if old_locked is not None and old_locked != branch:
-        release_lock(storage, old_locked)
+        release_lock(storage, old_locked, owner=st)
     vs.branch = branch
     vs.forget_chunk_sets()
     st.load_commit(target)
@@ -306,17 +322,21 @@ def reset(ds: "Dataset") -> None:
     parent = vs.tree.node(cur)["parent"]
     st.engines.clear()
     if parent is None:
-        # never committed: back to an empty dataset
-        for k in storage.list(""):
-            if k.startswith(("versions/", "locks/")) or k in (
-                keys.version_control_info_key(), C.VERSION_CONTROL_INFO_LOCK_FILENAME, keys.linked_creds_key(), C.DATASET_LOCK_FILENAME,
-            ):
-                continue
-            storage.delete(k)
+        # never committed: back to an empty dataset, published by one journaled flush (an
+        # empty dataset meta, info and diff); the tensors' folders go once it is published
+        from lakeformat.core.meta import DatasetMeta
+        from lakeformat.version_control.objects import DatasetDiff
+
+        old_tensors = list(st.meta.tensors)
+        st.dropped = [f"{k}/" for k in old_tensors]
+        st.schema_edited = True
+        st.meta, st.meta_dirty = DatasetMeta(), True
+        st.info, st.info_dirty = {}, True
+        st.diff = DatasetDiff()
+        st.diff.dirty = True
+        ds.flush()
         vs.forget_chunk_sets()
         st.load_commit(cur)
-        st.meta_dirty = True
-        ds.flush()
         return
     new = new_commit_id()
     copy_version_metas(storage, parent, new)

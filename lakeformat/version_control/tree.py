@@ -219,13 +219,16 @@ def load_tree(storage) -> VersionTree:
 
 
 def update_tree(storage, mutate: Callable[[VersionTree], None]) -> VersionTree:
-    """Read the stored tree, apply `mutate` to it and write it back, under the tree lock.
+    """Read the stored tree, apply `mutate` to it and write it back as one conditional write.
     The single write of version_control_info.json is the commit point of every verb."""
 
-    def run() -> VersionTree:
-        tree = load_tree(storage)
-        mutate(tree)
-        storage.set(_tree_key(), tree.to_bytes())
-        return tree
+    from lakeformat.storage.base import update_object
 
-    return with_tree_lock(storage, run)
+    def apply(raw: Optional[bytes]) -> "tuple[bytes, VersionTree]":
+        # a conditional write of the version read: a writer that changed the tree meanwhile
+        # makes this run again on its tree (mutate re-checks what it relies on)
+        tree = VersionTree.from_bytes(raw) if raw is not None else VersionTree()
+        mutate(tree)
+        return tree.to_bytes(), tree
+
+    return update_object(storage, _tree_key(), apply)
