@@ -10,6 +10,12 @@ start to exit, with its peak RSS:
 - PyAirbyte: a replay "source" executable that prints the file, read into PyAirbyte's DuckDB
   cache (`source.read(cache=DuckDBCache(...))`, AIRBYTE_OFFLINE_MODE=1).
 
+The `dedup` figure: an `append_dedup` sync of N records whose ids all repeat those of an
+earlier sync of N, so that N of the 2N rows are superseded and removed (one bulk delete),
+timed like the plain append of N records; the floor is 3x that append's time. It also times
+200 single pops (the old one-row-at-a-time removal) on the result, for the extrapolated cost of
+the old path.
+
     python bench/destination_bench.py --records 1000000     # JSON into bench/results/destination-<time>.json
 """
 from __future__ import annotations
@@ -88,6 +94,28 @@ def make_messages(path: Path, n: int, state_every: int, seed: int = 7) -> None:
         if buf:
             f.write(b"\n".join(buf) + b"\n")
     os.replace(tmp, path)
+
+
+DEDUP_FLOOR_RATIO = 3.0
+
+
+def single_pop_seconds(path: str, pops: int = 200) -> float:
+    """Seconds per row of the old removal (`ds.pop(i)` one row at a time inside the sink's
+    open `with` block, one flush at the end) on a copy of the dataset at `path`."""
+    import lakeformat
+
+    copy = path + "-pops"
+    shutil.copytree(path, copy)
+    try:
+        ds = lakeformat.load(copy)
+        rows = sorted(random.Random(3).sample(range(len(ds)), pops), reverse=True)
+        t = time.perf_counter()
+        with ds:
+            for i in rows:
+                ds.pop(i)
+        return (time.perf_counter() - t) / pops
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
 
 
 def catalog(mode: str = "append") -> dict:
@@ -176,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--records", type=int, default=1_000_000)
     p.add_argument("--state-every", type=int, default=0, help="records between STATE messages (0: one state at the end)")
-    p.add_argument("--peers", default="deeplake,parquet,pyairbyte")
+    p.add_argument("--peers", default="deeplake,parquet,pyairbyte,dedup")
     p.add_argument("--python", default=sys.executable)
     p.add_argument("--out", default=None, help="write the results as JSON here (default bench/results/destination-<time>.json)")
     args = p.parse_args(argv)
@@ -200,6 +228,28 @@ def main(argv: list[str] | None = None) -> int:
             import lakeformat
 
             assert len(lakeformat.load(str(work / "lake" / "users"), read_only=True)) == args.records
+        if "dedup" in peers:
+            if "destination-deeplake" not in results:  # the plain append the floor compares with
+                (work / "d.json").write_text(json.dumps({"path": str(work / "lake")}))
+                (work / "cat.json").write_text(json.dumps(catalog()))
+                results["destination-deeplake"] = run_timed([args.python, "-m", "connectors.destination_deeplake", "write", "--config",
+                                                             str(work / "d.json"), "--catalog", str(work / "cat.json")], msgs, env)
+            # a second sync of the same ids: every row of the first is superseded
+            msgs2 = DATA / f"users-{args.records}-s{args.state_every}-again.jsonl"
+            if not msgs2.exists():
+                make_messages(msgs2, args.records, args.state_every, seed=8)
+            (work / "dd.json").write_text(json.dumps({"path": str(work / "dedup")}))
+            (work / "cat-dedup.json").write_text(json.dumps(catalog("append_dedup")))
+            cmd = [args.python, "-m", "connectors.destination_deeplake", "write", "--config", str(work / "dd.json"),
+                   "--catalog", str(work / "cat-dedup.json")]
+            first = run_timed(cmd, msgs, env)
+            results["dedup sync (supersedes N of 2N)"] = r = run_timed(cmd, msgs2, env)
+            r["first_sync_seconds"] = first["seconds"]
+            import lakeformat
+
+            assert len(lakeformat.load(str(work / "dedup" / "users"), read_only=True)) == args.records
+            r["old_single_pop_seconds_per_row"] = single_pop_seconds(str(work / "dedup" / "users"))
+            r["old_path_estimate_seconds"] = r["old_single_pop_seconds_per_row"] * args.records
         if "parquet" in peers:
             results["parquet (pyarrow)"] = run_timed([args.python, "-c", PARQUET_PEER, str(msgs), str(work / "users.parquet"), "50000"], env=env)
         if "pyairbyte" in peers:
@@ -221,9 +271,15 @@ def main(argv: list[str] | None = None) -> int:
     ours = results.get("destination-deeplake")
     if ours:
         for name, r in results.items():
-            if name != "destination-deeplake":
+            if name not in ("destination-deeplake", "dedup sync (supersedes N of 2N)"):
                 print(f"destination-deeplake / {name}: {ours['records_per_s'] / r['records_per_s']:.2f}x wall, "
                       f"{ours['records_per_cpu_s'] / r['records_per_cpu_s']:.2f}x per CPU-second")
+        dd = results.get("dedup sync (supersedes N of 2N)")
+        if dd:
+            ratio = dd["seconds"] / ours["seconds"]
+            print(f"dedup sync removing {args.records:,} superseded rows: {dd['seconds']:.1f} s = {ratio:.2f}x the plain append "
+                  f"(floor {DEDUP_FLOOR_RATIO:.0f}x: {'met' if ratio <= DEDUP_FLOOR_RATIO else 'MISSED'}); old path (one pop per row, "
+                  f"{dd['old_single_pop_seconds_per_row'] * 1e3:.1f} ms each): ~{dd['old_path_estimate_seconds'] / 3600:.1f} h for the removal alone")
         print(f"floor {FLOOR:,} records/s: {'met' if ours['records_per_s'] >= FLOOR else 'MISSED'}; "
               f"peak RSS < 1 GiB: {'met' if ours['peak_rss_mib'] < 1024 else 'MISSED'}")
     out = Path(args.out) if args.out else REPO / "bench" / "results" / f"destination-{time.strftime('%Y%m%d-%H%M%S')}.json"

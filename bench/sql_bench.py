@@ -13,6 +13,9 @@ Paths (each in its own process; peak memory is that process's ru_maxrss, from os
 - airbyte:    a source process reading the table with a server-side cursor and writing Airbyte
               RECORD messages (JSON lines, as a source connector does) piped into
               `python -m connectors.destination_deeplake write`; peak memory is the destination's.
+- lakeformat_incremental: an incremental run (`cursor_field="created_at"`) after an UPDATE
+              that moves every row past the cursor: all rows are read again and, their keys
+              being known, updated in place (bulk updates, one per batch and tensor).
 pandas and the Airbyte path run in a virtual environment that has pandas, pyarrow and
 airbyte-cdk (`--venv`, default .venvs/sqlbench; see bench/README.md). A path whose
 environment is missing is reported as skipped. Prints a table and writes
@@ -40,6 +43,15 @@ FILL_SQL = """INSERT INTO bench SELECT g, (g % 1000)::int, g::bigint * 1000003, 
   g % 3 = 0, 'customer ' || g, CASE WHEN g % 20 = 0 THEN NULL ELSE 'C' || (g % 5000) END,
   timestamptz '2024-01-01 00:00+00' + g * interval '1 second', date '2000-01-01' + (g % 9000)
   FROM generate_series(1, {rows}) g"""
+
+INCREMENTAL_CODE = """
+import json, sys, time
+from connectors.sql import backfill
+t0 = time.perf_counter()
+r = backfill(sys.argv[1], sys.argv[2], table="bench", cursor_field="created_at", batch_size=int(sys.argv[3]))
+print(json.dumps({"rows": r.rows, "seconds": time.perf_counter() - t0}))
+"""
+TOUCH_ALL_SQL = "UPDATE bench SET created_at = created_at + interval '100 days', qty = qty + 1"
 
 LAKEFORMAT_CODE = """
 import json, resource, sys, time
@@ -140,12 +152,12 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--batch-size", type=int, default=50_000)
     ap.add_argument("--venv", default=str(ROOT / ".venvs" / "sqlbench"), help="environment with pandas, pyarrow, airbyte-cdk")
-    ap.add_argument("--paths", default="lakeformat,lakeformat_partitions2,pandas,airbyte")
+    ap.add_argument("--paths", default="lakeformat,lakeformat_partitions2,pandas,airbyte,lakeformat_incremental")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     import sqlalchemy as sa
 
-    from lakeformat.testing.services import Postgres
+    from tests.support.services import Postgres
 
     peer_py = str(Path(args.venv) / "bin" / "python")
     results = {}
@@ -178,6 +190,25 @@ def main() -> int:
                 results["pandas_parquet"] = {"skipped": f"{peer_py} lacks pandas/pyarrow/sqlalchemy/psycopg"}
         if "airbyte" in paths:
             results["airbyte_destination"] = _airbyte(peer_py, url, work, args.rows)
+        if "lakeformat_incremental" in paths:
+            # first run (timed apart), then every row moved past the cursor: the timed second
+            # run updates all of them in place
+            cmd = [sys.executable, "-c", INCREMENTAL_CODE, url, str(work / "lake_inc"), str(args.batch_size)]
+            first = _result(*_measure(cmd), args.rows)
+            engine = sa.create_engine(url)
+            with engine.begin() as c:
+                c.exec_driver_sql(TOUCH_ALL_SQL)
+            engine.dispose()
+            results["lakeformat_incremental"] = r = _result(*_measure(cmd), args.rows)
+            r["first_run_seconds"] = first.get("seconds")
+            if "seconds" in r:
+                import lakeformat
+
+                ds = lakeformat.load(str(work / "lake_inc"), read_only=True)
+                if len(ds) != args.rows:
+                    r["error"] = f"{len(ds)} rows after the incremental run, expected {args.rows} (updates appended?)"
+                else:
+                    r["rows_updated_per_s"] = r.pop("rows_per_s")
     finally:
         pg.stop()
     _print(results, args.rows)
@@ -229,8 +260,11 @@ def _print(results, rows):
     print(f"\n{rows} rows x 10 columns, PostgreSQL 15 -> local disk")
     print(f"{'path':22} {'seconds':>8} {'rows/s':>10} {'peak MiB':>9}")
     for name, r in results.items():
-        if "seconds" in r:
-            print(f"{name:22} {r['seconds']:8.2f} {r['rows_per_s']:10d} {r['peak_mib']:9.1f}")
+        if "error" in r:
+            print(f"{name:22} ERROR {str(r['error'])[:300]}")
+        elif "seconds" in r:
+            rate = r.get("rows_per_s", r.get("rows_updated_per_s"))
+            print(f"{name:22} {r['seconds']:8.2f} {rate:10d} {r['peak_mib']:9.1f}" + ("  (rows updated/s)" if "rows_updated_per_s" in r else ""))
         else:
             print(f"{name:22} {r.get('skipped') or 'ERROR ' + str(r.get('error'))[:300]}")
     lf = results.get("lakeformat", {})

@@ -153,3 +153,7 @@ class MergeConflictError(MergeError):
 
 class LockedError(LakeFormatError, PermissionError):
     """Another writer holds the lock of this branch."""
+
+
+class DuplicateIndexError(LakeFormatError, ValueError):
+    """An index given twice where each must be distinct (a bulk pop), as deeplake's ValueError."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from lakeformat.codecs import BYTE_COMPRESSIONS, IMAGE_COMPRESSIONS, compress_by
 from lakeformat.core import keys
 from lakeformat.core.chunk import Chunk, ChunkBuilder, chunk_header, serialize_chunk
 from lakeformat.core.chunk_reads import ChunkReads
+from lakeformat.core.chunk_deletes import ChunkDeletes
 from lakeformat.core.chunk_updates import ChunkUpdates
 from lakeformat.core.codec_pool import codec_pool
 from lakeformat.core.encoders import ChunkIdEncoder, CredsEncoder, RangeEncoder, TileEncoder
@@ -47,7 +48,7 @@ def _header_and_compressed(sizes: np.ndarray, shapes: np.ndarray, data: Any, com
     return [chunk_header(sizes, shapes), compress_bytes(data, compression, level)]
 
 
-class ChunkEngine(ChunkReads, ChunkUpdates):
+class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
     def __init__(self, key: str, storage: StorageProvider, vs: VersionState, meta: Optional[TensorMeta] = None,
                  stored: Optional[Dict[str, Optional[bytes]]] = None):
         self.key = key
@@ -80,7 +81,11 @@ class ChunkEngine(ChunkReads, ChunkUpdates):
         self._sealing: Optional[List[Tuple[str, Any]]] = None  # chunks compressing during a pack
         self.staged: Dict[str, bytes] = {}  # chunk key -> bytes, written at flush
         self.dirty_builders: Dict[str, ChunkBuilder] = {}  # chunk name -> rewritten older chunk
-        self.deleted_chunks: List[str] = []
+        self.deleted_chunks: List[str] = []  # deleted once the flush that drops them is published
+        # chunks made since the last flush: no published index points at them, so they may be
+        # rewritten under their own key; an edit of any other chunk writes it under a new name
+        self.fresh_chunks: Set[str] = set()
+        self.edited = False  # an update or pop since the last flush (not growth alone)
         self._parsed: Dict[str, Chunk] = {}
         self._headers: Dict[str, Chunk] = {}
         self.chunk_set = vs.chunk_set(key, self.commit_id) if self.commit_id != C.FIRST_COMMIT_ID else None
@@ -183,6 +188,7 @@ class ChunkEngine(ChunkReads, ChunkUpdates):
         if n_items >= self.meta.length:
             return
         self.meta.length = n_items
+        self.flushed_items = min(self.flushed_items, n_items)  # what the rollback leaves at rest
         self._reconcile()
         if self.seq is not None:
             lengths = self.seq.all_lengths()
@@ -397,6 +403,7 @@ class ChunkEngine(ChunkReads, ChunkUpdates):
         return b
 
     def _register_chunk(self, name: str) -> None:
+        self.fresh_chunks.add(name)
         if self.chunk_set is not None:
             self.chunk_set.add(name)
 
@@ -508,6 +515,25 @@ class ChunkEngine(ChunkReads, ChunkUpdates):
             self.storage.set_many(dict(self.staged))
             self.staged.clear()
 
+    def published_keys(self) -> List[str]:
+        """Every object `flush` may overwrite besides chunks (which it writes under names no
+        published index holds): what a flush journal saves to roll this tensor back."""
+        c, k = self.commit_id, self.key
+        out = [keys.tensor_meta_key(k, c), keys.chunk_id_encoder_key(k, c), keys.tile_encoder_key(k, c),
+               keys.commit_diff_key(k, c), keys.tensor_info_key(k, c)]
+        if self.seq is not None:
+            out.append(keys.sequence_encoder_key(k, c))
+        if self.creds is not None:
+            out.append(keys.creds_encoder_key(k, c))
+        if self.chunk_set is not None:
+            out.append(keys.chunk_set_key(k, c))
+        return out
+
+    def take_obsolete_chunks(self) -> List[str]:
+        """Chunk keys the last flush stopped pointing at: delete them once it is published."""
+        out, self.deleted_chunks = self.deleted_chunks, []
+        return out
+
     def staged_nbytes(self) -> int:
         return sum(len(v) for v in self.staged.values())
 
@@ -533,6 +559,7 @@ class ChunkEngine(ChunkReads, ChunkUpdates):
             self.storage.set_many(chunks)
         self.staged.clear()
         self.dirty_builders.clear()
+        self.fresh_chunks.clear()
         self._parsed.clear()
         self._headers.clear()
         meta_side: Dict[str, bytes] = {}
@@ -554,9 +581,7 @@ class ChunkEngine(ChunkReads, ChunkUpdates):
         # the meta last: it is the commit point of this tensor
         self.storage.set(keys.tensor_meta_key(self.key, c), self.meta.to_bytes())
         self.flushed_items = self.meta.length
-        for k in self.deleted_chunks:
-            self.storage.delete(k)
-        self.deleted_chunks.clear()
+        self.edited = False
         if self.chunk_set is not None:
             self.chunk_set.dirty = False
         if self._commit_diff is not None:

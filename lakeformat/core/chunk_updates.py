@@ -1,8 +1,11 @@
 """In-place edits of a tensor's stored items: replacing one (tiled or not) and popping one.
 
-A mixin of `ChunkEngine`: an edited chunk is reopened as a builder (copy-on-write when it
-belongs to an older commit) and rewritten at the next flush; a tiled item, or one replaced by a
-tiled value, gets rows of its own in the chunk index.
+A mixin of `ChunkEngine`: an edited chunk is reopened as a builder and written at the next
+flush under a new chunk name (the row in the chunk index takes the new id): the published
+index keeps pointing at the old chunk, untouched, until the flush that replaces it is
+published, and the old chunk is deleted only after that. A chunk made since the last flush
+(no published index points at it) is edited in place. A tiled item, or one replaced by a tiled
+value, gets rows of its own in the chunk index.
 """
 from __future__ import annotations
 
@@ -19,11 +22,25 @@ from lakeformat.core.serialize import SerializedBatch
 class ChunkUpdates:
     """Edits of stored items (`ChunkEngine` provides the state and the chunk plumbing)."""
 
+    def _renamed(self, row: int, old: str) -> int:
+        """A new chunk id for the chunk of `row`, which an edit is about to change: the row
+        points at it from now on, the old chunk is retired (deleted after the flush that
+        stops using it is published, if it belongs to this commit)."""
+        cid = ChunkIdEncoder.new_id()
+        self.chunk_ids.rows[row, 0] = cid
+        self._forget_chunk(old)
+        self._register_chunk(ChunkIdEncoder.name_of(cid))
+        self.encoders_dirty = True
+        return cid
+
     def _builder_for_row(self, row: int) -> ChunkBuilder:
-        names = self.chunk_ids.names()
-        name = names[row]
         cid = int(self.chunk_ids.rows[row, 0])
+        name = ChunkIdEncoder.name_of(cid)  # not names(): bulk edits call this per chunk
+        self.edited = True
         if self.builder is not None and self.builder.chunk_id == cid:
+            if name not in self.fresh_chunks:  # the open chunk is published: edit a copy
+                self.builder.chunk_id = self._renamed(row, name)
+                self.builder.dirty = True
             return self.builder
         if name in self.dirty_builders:
             return self.dirty_builders[name]
@@ -33,12 +50,17 @@ class ChunkUpdates:
         else:
             c = self.get_chunks([name])[name]
         covered = int(self.chunk_ids.rows[row, 1]) - int(self.chunk_ids.first_indices()[row]) + 1
-        b = ChunkBuilder.from_chunk(cid, c, covered)
         self._parsed.pop(name, None)
         self._headers.pop(name, None)
-        # copy-on-write: a chunk of an older commit is rewritten under the current one
-        self._register_chunk(name)
-        self.dirty_builders[name] = b
+        if name in self.fresh_chunks:
+            new_name = name
+        else:
+            # a published chunk (this commit's or an older one's) is never rewritten in place
+            cid = self._renamed(row, name)
+            new_name = ChunkIdEncoder.name_of(cid)
+        b = ChunkBuilder.from_chunk(cid, c, covered)
+        b.dirty = True
+        self.dirty_builders[new_name] = b
         return b
 
     def update_item(self, item: int, batch: SerializedBatch) -> None:
@@ -73,6 +95,7 @@ class ChunkUpdates:
         head, tail = self.chunk_ids.rows[:r0], self.chunk_ids.rows[r1 + 1 :]
         middle: List[Tuple[int, int]] = []
         after: List[Tuple[int, int]] = []
+        self.edited = True
         if item in self.tiles:
             for r in rows_of:
                 self._forget_chunk(names[r])
@@ -94,8 +117,11 @@ class ChunkUpdates:
                 b.truncate(local)
                 middle.append((b.chunk_id, item - 1))
             else:
-                self.dirty_builders.pop(names[r0], None)
-                self._forget_chunk(names[r0])
+                bname = ChunkIdEncoder.name_of(b.chunk_id)
+                if self.builder is b:
+                    self.builder = None
+                self.dirty_builders.pop(bname, None)
+                self._forget_chunk(bname)
         if batch.arrays:
             saved = self.chunk_ids.rows
             self.chunk_ids.rows = np.zeros((0, 2), np.uint64)
@@ -116,6 +142,7 @@ class ChunkUpdates:
     def pop_item(self, item: int) -> None:
         self._check_writable()
         rows = self.chunk_ids.rows_of_sample(item)
+        self.edited = True
         if item in self.tiles:
             for r in rows:
                 self._forget_chunk(self.chunk_ids.names()[r])

@@ -5,16 +5,18 @@ a `_DatasetState` that every view of the same open dataset shares.
 """
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
 import posixpath
 import threading
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from lakeformat.core import keys
+from lakeformat.core.chunk_deletes import dedup_last, normalize_pop_indices, sequence_items
 from lakeformat.core.chunk_engine import ChunkEngine
 from lakeformat.core.dataset_schema import SchemaOps
 from lakeformat.core.index import Index
@@ -24,6 +26,7 @@ from lakeformat.core.serialize import Context, Serializer, SerializedBatch
 from lakeformat.core.tensor import Tensor
 from lakeformat.core.version_state import VersionState
 from lakeformat.errors import (
+    KeyNotFoundInStorageError,
     LakeFormatError,
     ReadOnlyError,
     SampleError,
@@ -39,14 +42,163 @@ logger = logging.getLogger(__name__)
 STAGED_BYTES_LIMIT = 64 * 1024 * 1024
 
 
+class JournalOverlay(StorageProvider):
+    """A store seen as it was before an unfinished flush: the objects the flush's journal
+    saved (None: absent then) hide what the flush wrote over them. Writes go through to the
+    store and drop the saved copies they replace."""
+
+    def __init__(self, base: StorageProvider, saved: Dict[str, Optional[bytes]]):
+        self.base = base
+        self.saved = dict(saved)
+        for a in ("root", "read_only", "reads_into_cheaply", "concurrency", "request_latency_s", "bandwidth_bytes_s"):
+            setattr(self, a, getattr(base, a))
+        if hasattr(base, "set_parts"):
+            self.set_parts = self._set_parts
+
+    def __getattr__(self, name: str) -> Any:  # invalidate, ... of the store below
+        base = self.__dict__.get("base")
+        if base is None:
+            raise AttributeError(name)
+        return getattr(base, name)
+
+    def get(self, key: str) -> bytes:
+        if key in self.saved:
+            v = self.saved[key]
+            if v is None:
+                raise KeyNotFoundInStorageError(key)
+            return v
+        return self.base.get(key)
+
+    def get_range(self, key: str, start: int, end: Optional[int]) -> bytes:
+        if key in self.saved:
+            return self.get(key)[start:end]
+        return self.base.get_range(key, start, end)
+
+    def get_ranges(self, key: str, starts: Any, ends: Any) -> List[bytes]:
+        if key in self.saved:
+            return [self.get(key)[a:b] for a, b in zip(starts, ends)]
+        return self.base.get_ranges(key, starts, ends)
+
+    def read_into(self, key: str, start: int, out: Any) -> None:
+        if key in self.saved:
+            return StorageProvider.read_into(self, key, start, out)
+        return self.base.read_into(key, start, out)
+
+    def get_many(self, keys_: Any, missing_ok: bool = False) -> Dict[str, Optional[bytes]]:
+        keys_ = list(keys_)
+        mine = [k for k in keys_ if k in self.saved]
+        out = self.base.get_many([k for k in keys_ if k not in self.saved], missing_ok) if len(mine) < len(keys_) else {}
+        for k in mine:
+            if self.saved[k] is None and not missing_ok:
+                raise KeyNotFoundInStorageError(k)
+            out[k] = self.saved[k]
+        return {k: out[k] for k in keys_}
+
+    def set(self, key: str, value: bytes) -> None:
+        self.saved.pop(key, None)
+        self.base.set(key, value)
+
+    def _set_parts(self, key: str, parts: Any) -> None:
+        self.saved.pop(key, None)
+        self.base.set_parts(key, parts)
+
+    def set_many(self, items: Dict[str, bytes]) -> None:
+        for k in items:
+            self.saved.pop(k, None)
+        self.base.set_many(items)
+
+    def delete(self, key: str) -> None:
+        self.saved.pop(key, None)
+        self.base.delete(key)
+
+    def delete_prefix(self, prefix: str) -> None:
+        for k in [k for k in self.saved if k.startswith(prefix)]:
+            self.saved.pop(k)
+        self.base.delete_prefix(prefix)
+
+    def clear(self) -> None:
+        self.saved.clear()
+        self.base.clear()
+
+    def exists(self, key: str) -> bool:
+        if key in self.saved:
+            return self.saved[key] is not None
+        return self.base.exists(key)
+
+    def size(self, key: str) -> int:
+        if key in self.saved:
+            return len(self.get(key))
+        return self.base.size(key)
+
+    def list(self, prefix: str = "") -> List[str]:
+        out = set(self.base.list(prefix))
+        for k, v in self.saved.items():
+            if k.startswith(prefix):
+                if v is None:
+                    out.discard(k)
+                else:
+                    out.add(k)
+        return sorted(out)
+
+    def flush(self) -> None:
+        self.base.flush()
+
+    def close(self) -> None:
+        self.base.close()
+
+    # shared objects (locks, the version tree) are never in a journal: the store's own
+    # conditional writes, untouched
+    @property
+    def conditional_writes(self) -> bool:  # type: ignore[override]
+        return bool(getattr(self.base, "conditional_writes", False))
+
+    def get_versioned(self, key: str) -> Any:
+        return self.base.get_versioned(key)
+
+    def set_if_absent(self, key: str, value: bytes) -> bool:
+        self.saved.pop(key, None)
+        return self.base.set_if_absent(key, value)
+
+    def set_if_match(self, key: str, value: bytes, version: str) -> bool:
+        self.saved.pop(key, None)
+        return self.base.set_if_match(key, value, version)
+
+    def delete_if_match(self, key: str, version: str) -> bool:
+        self.saved.pop(key, None)
+        return self.base.delete_if_match(key, version)
+
+
+def _encode_journal(saved: Dict[str, Optional[bytes]], lengths: Dict[str, int]) -> bytes:
+    """A flush marker with a journal: the objects to restore, and the lengths a still
+    earlier crashed flush left to roll back to (applied on top of them)."""
+    restore = {k: (base64.b64encode(v).decode() if v is not None else None) for k, v in saved.items()}
+    return json.dumps({"restore": restore, "lengths": lengths}).encode()
+
+
+def _decode_journal(raw: bytes) -> Tuple[Dict[str, int], Optional[Dict[str, Optional[bytes]]]]:
+    """(lengths to roll back to, objects to restore) from a flush marker."""
+    try:
+        d = json.loads(raw)
+        lengths = {k: int(v) for k, v in d.get("lengths", {}).items()}
+        if "restore" in d:
+            return lengths, {k: (base64.b64decode(v) if v is not None else None) for k, v in d["restore"].items()}
+        return lengths, None
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return {}, None
+
+
 class _DatasetState:
     def __init__(self, storage: StorageProvider, vs: VersionState, read_only: bool, path: str,
                  prefetched: Optional[Dict[str, Optional[bytes]]] = None):
         self.storage = storage
+        self.base_storage = storage  # the store itself, under a JournalOverlay after a crash
+        self.journal: Optional[Dict[str, Optional[bytes]]] = None
         self.vs = vs
         self.read_only = read_only
         self.path = path
         self.engines: Dict[str, ChunkEngine] = {}
+        self.dropped: List[str] = []  # folders of deleted tensors, removed once the deletion is published
+        self.schema_edited = False  # a tensor renamed or deleted, or the info changed, since the last flush
         self.preloaded: Dict[str, Optional[bytes]] = {}  # tensor metadata read ahead (open_tensors)
         self.hidden_parents: Dict[str, Tuple[ChunkEngine, Dict[str, Any]]] = {}  # hidden tensor -> parent, link, until opened
         self.lock = threading.RLock()
@@ -63,6 +215,10 @@ class _DatasetState:
 
     def load_commit(self, commit_id: str, prefetched: Optional[Dict[str, Optional[bytes]]] = None) -> None:
         self.vs.commit_id = commit_id
+        self._use_storage(self.base_storage)
+        self.journal = None
+        self.dropped = []
+        self.schema_edited = False
         self.engines = {}
         self.preloaded = {}
         self.hidden_parents = {}
@@ -72,17 +228,26 @@ class _DatasetState:
             got = prefetched
         else:
             got = self.storage.get_many(wanted, missing_ok=True)  # one round trip
+        self.rollback: Dict[str, int] = {}
+        if got[fk] is not None:
+            # a marker left by a flush that did not finish: its tensors grew only (roll them
+            # back to the lengths it holds), or it holds a journal of every object the flush
+            # overwrote: read through it, as if the flush never began
+            self.rollback, self.journal = _decode_journal(got[fk])
+            if self.journal is not None:
+                self._use_storage(JournalOverlay(self.base_storage, self.journal))
+                got = {**got, **{k: self.journal[k] for k in (mk, ik, dk) if k in self.journal}}
         self.meta = DatasetMeta.from_bytes(got[mk], mk) if got[mk] is not None else DatasetMeta()
         self.meta_dirty = False
         self.info: Dict[str, Any] = json.loads(got[ik]) if got[ik] is not None else {}
         self.info_dirty = False
         self.diff = DatasetDiff.from_bytes(got[dk]) if got[dk] is not None else DatasetDiff()
         self.tree_dirty = False
-        # a marker left by a flush that did not finish: roll its tensors back to before it
-        try:
-            self.rollback: Dict[str, int] = json.loads(got[fk])["lengths"] if got[fk] is not None else {}
-        except (KeyError, ValueError):
-            self.rollback = {}
+
+    def _use_storage(self, storage: StorageProvider) -> None:
+        self.storage = storage
+        self.vs.storage = storage
+        self.vs.forget_chunk_sets()
 
 
 class Dataset(SchemaOps):
@@ -406,6 +571,9 @@ class Dataset(SchemaOps):
         st = self._state
         with st.lock:
             eng = self._engine(key)
+            if (len(items) > 1 or isinstance(values, np.ndarray)) and eng.seq is None:
+                self._update_many(key, items, values)
+                return
             prepared = []
             for item, value in zip(items, values):
                 if eng.seq is not None:
@@ -429,9 +597,16 @@ class Dataset(SchemaOps):
                     self._engine(hkey).update_item(item, hb)
             self._after_write()
 
-    def _pop_tensor(self, key: str, index: int) -> None:
+    def _pop_tensor(self, key: str, index: Any) -> None:
         self._check_writable_view()
         st = self._state
+        if isinstance(index, (list, tuple, np.ndarray)):  # deeplake's Tensor.pop([i, j, ...])
+            with st.lock:
+                eng = self._engine(key)
+                idx = normalize_pop_indices(index, eng.num_samples, f"tensor {eng.meta.name!r}")
+                self._pop_tensor_many(key, idx)
+                self._after_write()
+            return
         with st.lock:
             eng = self._engine(key)
             n = eng.num_samples
@@ -463,15 +638,102 @@ class Dataset(SchemaOps):
                     return int(Tensor(hkey, hkey, self, Index(index)).numpy().reshape(-1)[0])
         return None
 
-    def pop(self, index: Optional[int] = None) -> None:
-        """Remove sample `index` (default: the last) from every tensor."""
+    def pop(self, index: Optional[Union[int, List[int], np.ndarray]] = None) -> None:
+        """Remove sample `index` (default: the last) from every tensor; a list of indices
+        removes them all at once (see `delete_rows`)."""
         self._check_writable_view()
+        if isinstance(index, (list, tuple, np.ndarray)):
+            self.delete_rows(index)
+            return
         if index is None:
             index = len(self) - 1
         with self._state.lock:
             for t in self._visible_full_tensors():
                 if index < t.num_samples:
                     self._pop_tensor(t.key, index)
+
+    def delete_rows(self, indices: Union[List[int], np.ndarray]) -> None:
+        """Remove the samples at `indices` from every tensor (hidden ones included), each
+        affected chunk rewritten once, in one flush (outside a `with` block). As deeplake's
+        `pop` of a list: duplicates raise `DuplicateIndexError` (a ValueError), negative or
+        out-of-range indices `IndexOutOfRangeError`; a tensor shorter than an index keeps
+        its samples there.
+
+        >>> ds.delete_rows([0, 5, 7])  # doctest: +SKIP
+        """
+        self._check_writable_view()
+        st = self._state
+        with st.lock:
+            idx = normalize_pop_indices(indices, self.max_len, f"dataset {self.path!r}")
+            if not len(idx):
+                return
+            for t in self._visible_full_tensors():
+                sel = idx[: int(np.searchsorted(idx, t.num_samples))]
+                if len(sel):
+                    self._pop_tensor_many(t.key, sel)
+            self._after_write()
+
+    def _pop_tensor_many(self, key: str, idx: np.ndarray) -> None:
+        """Pop the samples `idx` (sorted, unique, in range) of one tensor and its hidden
+        tensors; the caller flushes."""
+        eng = self._engine(key)
+        ids = self._sample_ids(key, idx)
+        if ids is False:  # the id tensor is shorter than some index (after a crash): one by one
+            for i in idx[::-1].tolist():
+                self._pop_tensor(key, int(i))
+            return
+        item_range = eng.seq.item_ranges(idx) if eng.seq is not None else None
+        eng.pop_samples(idx, ids)
+        for hkey, link in (eng.meta.links or {}).items():
+            if hkey not in self.meta.tensors:
+                continue
+            h = self._engine(hkey)
+            if item_range is not None and link.get("flatten_sequence"):
+                items = sequence_items(*item_range)
+            else:
+                items = idx
+            items = items[: int(np.searchsorted(items, h.num_samples))]
+            h.pop_samples(items, None)
+
+    def _sample_ids(self, key: str, idx: np.ndarray) -> Any:
+        """The ids of samples `idx` from the hidden id tensor: None when there is none, False
+        when it does not reach every index."""
+        eng = self._engine(key)
+        for hkey, link in (eng.meta.links or {}).items():
+            if link.get("extend") == "extend_id" and hkey in self.meta.tensors:
+                h = self._engine(hkey)
+                if h.num_samples <= int(idx[-1]):
+                    return False if h.num_samples > int(idx[0]) else None
+                return np.asarray(Tensor(hkey, hkey, self, Index(idx)).numpy()).reshape(-1)
+        return None
+
+    def _update_many(self, key: str, items: List[int], values: List[Any]) -> None:
+        """Replace many samples of one tensor (and its hidden shape and info tensors), each
+        affected chunk rewritten once; a repeated index takes its last value."""
+        eng = self._engine(key)
+        uniq, last = dedup_last(np.asarray(items, dtype=np.int64))
+        vals = values[last] if isinstance(values, np.ndarray) else [values[int(j)] for j in last]
+        b = self._serialize(key, vals, start=int(uniq[0]))
+        hidden: Dict[str, SerializedBatch] = {}
+        for hkey, link in (eng.meta.links or {}).items():
+            if hkey not in self.meta.tensors:
+                continue
+            kind = link.get("extend")
+            if kind in ("extend_shape", "extend_len"):
+                shapes = b.real_shapes if b.real_shapes is not None else b.shapes
+                hidden[hkey] = self._serialize(hkey, np.ascontiguousarray(shapes, dtype=np.int64), start=int(uniq[0]))
+            elif kind == "extend_info":
+                hidden[hkey] = self._serialize(hkey, b.infos or [{} for _ in vals], start=int(uniq[0]))
+        eng.update_items(uniq, b)
+        cd = eng.commit_diff
+        lo, hi = cd.data_added
+        outside = uniq[(uniq < lo) | (uniq >= hi)]
+        if len(outside):
+            cd.data_updated.update(outside.tolist())
+            cd.dirty = True
+        for hkey, hb in hidden.items():
+            self._engine(hkey).update_items(uniq, hb)
+        self._after_write()
 
     # ==========================================================================================
     # flushing
@@ -489,24 +751,42 @@ class Dataset(SchemaOps):
             self.flush()
 
     def flush(self) -> None:
-        """Write everything buffered. Tensors first (chunks, encoders, meta), then the dataset
-        meta: a crash in between leaves the previous state readable."""
+        """Write everything buffered, all of it or none of it as far as a reader can tell.
+
+        Tensors are written first (chunks, encoders, meta; hidden tensors before their
+        parents), then the dataset's own objects. A flush that only grows tensors writes a
+        marker holding their lengths before it first; one that edits (update, pop, rename,
+        delete, info) writes a journal of every object it will overwrite (edited chunks go
+        under new names, so no chunk a published index points at is overwritten). A crash
+        before the marker is removed leaves a dataset that opens at the state before the
+        flush. Chunks and tensor folders the flush stopped using are deleted last."""
         st = self._state
         if st.read_only:
             return
         with st.lock:
             c = st.vs.commit_id
-            # Several tensors grow in one flush: a marker holding their lengths before it makes
-            # the flush all-or-nothing (a reader finding the marker rolls them back to it).
-            if st.rollback:
-                for key in list(st.rollback):
-                    self._engine(key) if key in st.meta.tensors else None
-            grown = {e.key: e.flushed_items for e in st.engines.values() if e.meta.length != e.flushed_items}
             marker = keys.flush_marker_key(c)
-            if st.rollback:
-                grown = {**{k: int(v) for k, v in st.rollback.items()}, **grown}
-            if len(grown) > 1:
-                st.storage.set(marker, json.dumps({"lengths": grown}).encode())
+            rolled_back = self._settle_crashed_flush()
+            edited = st.schema_edited or st.dropped or any(e.edited for e in st.engines.values())
+            grown: Dict[str, int] = {}
+            journaled = False
+            if edited:
+                saved_keys = [k for e in st.engines.values() if e.is_dirty for k in e.published_keys()]
+                saved_keys += [keys.dataset_meta_key(c), keys.dataset_info_key(c), keys.dataset_diff_key(c)]
+                if st.link_creds.dirty:
+                    saved_keys.append(keys.linked_creds_key())
+                saved = st.storage.get_many(saved_keys, missing_ok=True)
+                st.storage.set(marker, _encode_journal(saved, rolled_back))
+                journaled = True
+            else:
+                # Several tensors grow in one flush: a marker holding their lengths before it
+                # makes the flush all-or-nothing (a reader finding it rolls them back to it).
+                # A crashed flush's marker stays true until this one is published: its lengths
+                # join this marker's.
+                grown = {e.key: e.flushed_items for e in st.engines.values() if e.meta.length != e.flushed_items}
+                grown = {**rolled_back, **grown}
+                if len(grown) > 1 or rolled_back:
+                    st.storage.set(marker, json.dumps({"lengths": grown}).encode())
             # hidden tensors before their parents: a crash leaves them ahead, never behind
             engines = sorted(st.engines.values(), key=lambda e: not e.meta.hidden)
             for eng in engines:
@@ -528,10 +808,55 @@ class Dataset(SchemaOps):
 
                 save_tree(self)
                 st.tree_dirty = False
-            if len(grown) > 1 or st.rollback:
-                st.storage.delete(marker)
-                st.rollback = {}
+            if journaled or len(grown) > 1 or rolled_back:
+                st.storage.delete(marker)  # the commit point of the flush
+            st.schema_edited = False
+            # garbage from here on: a crash leaves unreferenced files, never a broken dataset
+            for eng in engines:
+                for k in eng.take_obsolete_chunks():
+                    st.storage.delete(k)
+            for prefix in st.dropped:
+                st.storage.delete_prefix(prefix)
+            st.dropped = []
             st.storage.flush()
+
+    def _settle_crashed_flush(self) -> Dict[str, int]:
+        """Before a flush: put back at rest what a crashed flush's journal saved (the writer
+        holds the branch lock by now), or open (and so clamp) the tensors its length marker
+        names; returns those lengths, which the new flush's marker must keep."""
+        st = self._state
+        marker = keys.flush_marker_key(st.vs.commit_id)
+        if st.journal is not None:
+            base = st.base_storage
+            for k, v in st.journal.items():
+                if v is None:
+                    base.delete(k)
+                else:
+                    base.set(k, v)
+            base.delete(marker)
+            st.journal = None
+            st.storage = st.vs.storage = base
+            for e in st.engines.values():
+                e.storage = base
+        rolled_back = {k: int(v) for k, v in st.rollback.items()}
+        if rolled_back:
+            for key in rolled_back:
+                if key in st.meta.tensors:
+                    self._engine(key)  # opening clamps it
+            for e in st.engines.values():
+                if e.key in rolled_back:
+                    e.meta_dirty = e.encoders_dirty = True  # written back clamped
+            st.rollback = {}
+        return rolled_back
+
+    def close(self) -> None:
+        """Flush, then give back this handle's branch lock: another handle, in this process or
+        another, may then write the branch. The handle stays open for reading only."""
+        from lakeformat.version_control.locks import release_handle
+
+        self.flush()
+        release_handle(self)
+        self._state.read_only = True
 
     # ==========================================================================================
     # info, creds, summary
@@ -646,6 +971,22 @@ class Dataset(SchemaOps):
 
         return dataset_pytorch(self, *args, **kwargs)
 
+    def query(self, text: str, params: Optional[Sequence[Any]] = None) -> "Dataset":
+        """The view over the rows a TQL query selects, in the query's order (docs/tql.md).
+        Computed SELECT columns come with `lakeformat.tql.run(ds, text)`.
+
+        >>> ds.query("SELECT * WHERE labels == 'cat' ORDER BY score DESC LIMIT 10")  # doctest: +SKIP
+        """
+        from lakeformat import tql  # imported on first use: TQL is not needed to open a dataset
+
+        return tql.run(self, text, params=params).view
+
+    def explain(self, text: str) -> str:
+        """The plan of a TQL query on this dataset: tensors read, filter, order, limit."""
+        from lakeformat import tql
+
+        return tql.explain(self, text)
+
 
 class DatasetInfo(dict):
     def __init__(self, ds: Dataset):
@@ -657,6 +998,7 @@ class DatasetInfo(dict):
         st = self._ds._state
         st.info = dict(self)
         st.info_dirty = True
+        st.schema_edited = True  # the info and the diff change together
         st.diff.modify_info()
         self._ds._autoflush()
 

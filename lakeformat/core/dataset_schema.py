@@ -126,6 +126,8 @@ class SchemaOps:
         if not verify:
             meta.set("verify", False)
         key = full
+        if self._tensor_folder(key) in self._state.dropped:
+            self.flush()  # a deleted tensor of this name: its folder goes before the new one is made
         eng = ChunkEngine(key, self._state.storage, self._state.vs, meta)
         if class_names is not None:
             eng.info["class_names"] = list(class_names)
@@ -196,12 +198,16 @@ class SchemaOps:
         self._autoflush()
 
     def _drop_tensor_files(self, key: str) -> None:
+        """Forget a tensor; its folder goes once the flush that drops it from the dataset
+        meta is published (before that, a crash must leave it whole)."""
         st = self._state
         st.engines.pop(key, None)
-        if st.vs.commit_id == C.FIRST_COMMIT_ID:
-            st.storage.delete_prefix(key + "/")
-        else:
-            st.storage.delete_prefix(f"versions/{st.vs.commit_id}/{key}/")
+        st.schema_edited = True
+        st.dropped.append(self._tensor_folder(key))
+
+    def _tensor_folder(self, key: str) -> str:
+        c = self._state.vs.commit_id
+        return f"{key}/" if c == C.FIRST_COMMIT_ID else f"versions/{c}/{key}/"
 
     def rename_tensor(self, name: str, new_name: str) -> Tensor:
         self._check_writable_view()
@@ -216,6 +222,7 @@ class SchemaOps:
         self.meta.rename_tensor(full, new_full)
         self._engine(key).meta.set("name", new_full)
         self._engine(key).meta_dirty = True
+        self._state.schema_edited = True  # two objects (tensor and dataset meta) change together
         self._register_groups(new_full)
         self._state.diff.tensor_renamed(full, new_full)
         self._state.meta_dirty = True

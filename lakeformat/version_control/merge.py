@@ -94,7 +94,7 @@ def _read_values(ds: "Dataset", key: str, indices: List[int]) -> List[Any]:
         datas, _ = eng.read_items_bytes(items)
         return [Sample(buffer=bytes(d), compression=sc) for d in datas]
     t = Tensor(meta.name, key, ds)
-    vals = t[items.tolist()].numpy(aslist=True)
+    vals = t[items.tolist()].values()
     if meta.base_htype == "class_label" and not meta.is_sequence:
         names = list(eng.info.get("class_names", []) or [])
         if names:

@@ -6,11 +6,25 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Dict, List, Optional, Set
 
+import numpy as np
+
 from lakeformat.errors import CorruptDataError
 
 
 def _b(n: int, width: int = 8) -> bytes:
     return int(n).to_bytes(width, "big")
+
+
+def _u64s(values, sort: bool = False) -> bytes:
+    """Big-endian u64s in one array op: a bulk pop leaves millions of deleted positions."""
+    arr = np.fromiter(values, dtype=np.uint64, count=len(values))
+    if sort:
+        arr.sort()
+    return arr.astype(">u8").tobytes()
+
+
+def _read_u64s(d: bytes, pos: int, n: int) -> List[int]:
+    return np.frombuffer(d, dtype=">u8", count=n, offset=pos).astype(np.uint64).tolist()
 
 
 class CommitDiff:
@@ -25,9 +39,61 @@ class CommitDiff:
         self.data_added: List[int] = [first_index, first_index]
         self.data_updated: Set[int] = set()
         self.cleared = False
-        self.data_deleted: Set[int] = set()
-        self.data_deleted_ids: List[int] = []
+        self._deleted: Set[int] = set()
+        self._deleted_ids: List[int] = []
+        # a bulk pop parks its positions and ids here as arrays (a Python set of a million
+        # ints per tensor costs ~60 MiB); they join the set and the list when first read so
+        self._pending_deleted: List[np.ndarray] = []
+        self._pending_ids: List[np.ndarray] = []
         self.dirty = created
+
+    @property
+    def data_deleted(self) -> Set[int]:
+        if self._pending_deleted:
+            for a in self._pending_deleted:
+                self._deleted.update(a.tolist())
+            self._pending_deleted = []
+        return self._deleted
+
+    @data_deleted.setter
+    def data_deleted(self, value: Set[int]) -> None:
+        self._deleted = value if isinstance(value, set) else set(value)
+        self._pending_deleted = []
+
+    @property
+    def data_deleted_ids(self) -> List[int]:
+        if self._pending_ids:
+            for a in self._pending_ids:
+                self._deleted_ids.extend(a.tolist())
+            self._pending_ids = []
+        return self._deleted_ids
+
+    @data_deleted_ids.setter
+    def data_deleted_ids(self, value: List[int]) -> None:
+        self._deleted_ids = list(value)
+        self._pending_ids = []
+
+    @property
+    def num_deleted(self) -> int:
+        return len(self._deleted) + sum(len(a) for a in self._pending_deleted)
+
+    def deleted_array(self) -> np.ndarray:
+        """Every deleted position (as of the version's start), sorted, without making a set."""
+        parts = [np.fromiter(self._deleted, dtype=np.int64, count=len(self._deleted))] + [np.asarray(a, np.int64) for a in self._pending_deleted]
+        return np.sort(np.concatenate(parts))
+
+    def add_deleted(self, positions: np.ndarray, ids: Optional[np.ndarray]) -> None:
+        """Record deleted positions (as of the version's start, none recorded before) and
+        their sample ids in the order single pops would append them, as arrays."""
+        if len(positions):
+            self._pending_deleted.append(np.asarray(positions, dtype=np.int64))
+        if ids is not None and len(ids):
+            self._pending_ids.append(np.asarray(ids, dtype=np.uint64))
+        self.dirty = True
+
+    def _ids_bytes(self, n: int) -> bytes:
+        parts = [np.asarray(self._deleted_ids, dtype=np.uint64)] + list(self._pending_ids)
+        return np.concatenate(parts)[:n].astype(">u8").tobytes()
 
     def to_bytes(self) -> bytes:
         parts = [
@@ -37,11 +103,11 @@ class CommitDiff:
             _b(self.data_added[0]),
             _b(self.data_added[1]),
             _b(len(self.data_updated)),
-            *(_b(i) for i in sorted(self.data_updated)),
+            _u64s(self.data_updated, sort=True),
             _b(self.cleared, 1),
-            _b(len(self.data_deleted)),
-            *(_b(i) for i in sorted(self.data_deleted)),
-            *(_b(i) for i in self.data_deleted_ids[: len(self.data_deleted)]),
+            _b(self.num_deleted),
+            self.deleted_array().astype(">u8").tobytes(),
+            self._ids_bytes(self.num_deleted),
         ]
         return b"".join(parts)
 
@@ -57,18 +123,28 @@ class CommitDiff:
         cd.data_added = [int.from_bytes(d[3:11], "big"), int.from_bytes(d[11:19], "big")]
         n_upd = int.from_bytes(d[19:27], "big")
         pos = 27
-        cd.data_updated = {int.from_bytes(d[pos + 8 * i : pos + 8 * i + 8], "big") for i in range(n_upd)}
+        if n_upd > (len(d) - pos) // 8:
+            raise CorruptDataError(f"commit diff lists {n_upd} updated samples in {len(d)} bytes", key)
+        cd.data_updated = set(_read_u64s(d, pos, n_upd))
         pos += 8 * n_upd
+        # older writers stop after the updates, or after the `cleared` flag
         cd.cleared = bool(d[pos]) if pos < len(d) else False
         pos += 1
         if len(d) > pos:
+            if len(d) < pos + 8:
+                raise CorruptDataError("commit diff truncated in its deletions", key)
             n_del = int.from_bytes(d[pos : pos + 8], "big")
             pos += 8
-            cd.data_deleted = {int.from_bytes(d[pos + 8 * i : pos + 8 * i + 8], "big") for i in range(n_del)}
+            if n_del > (len(d) - pos) // 8:
+                raise CorruptDataError(f"commit diff lists {n_del} deleted samples in {len(d)} bytes", key)
+            deleted = _read_u64s(d, pos, n_del)
+            if deleted and max(deleted) >= 1 << 63:  # positions are int64 everywhere else
+                raise CorruptDataError("commit diff deletes a position past any tensor's length", key)
+            cd.data_deleted = set(deleted)
             pos += 8 * n_del
             if len(d) > pos:
                 n_ids = min(n_del, (len(d) - pos) // 8)
-                cd.data_deleted_ids = [int.from_bytes(d[pos + 8 * i : pos + 8 * i + 8], "big") for i in range(n_ids)]
+                cd.data_deleted_ids = _read_u64s(d, pos, n_ids)
         cd.dirty = False
         return cd
 
@@ -78,7 +154,7 @@ class CommitDiff:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.created or self.info_updated or self.cleared or self.data_transformed or self.num_samples_added or self.data_updated or self.data_deleted)
+        return bool(self.created or self.info_updated or self.cleared or self.data_transformed or self.num_samples_added or self.data_updated or self.num_deleted)
 
     def translate_index(self, index: int) -> int:
         """A position now -> its position as of this version's start (for samples that were
@@ -162,7 +238,11 @@ class ChunkSet:
     def from_bytes(cls, data: bytes, key: str = "") -> "ChunkSet":
         cs = cls()
         if data:
-            for e in bytes(data).decode("utf-8").split(","):
+            try:
+                text = bytes(data).decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise CorruptDataError(f"chunk set is not UTF-8 text: {e}", key) from None
+            for e in text.split(","):
                 parts = e.split(":")
                 v: Dict[str, str] = {}
                 if len(parts) > 1:
@@ -199,20 +279,38 @@ class DatasetDiff:
         dd = cls()
         if not d:
             return dd
+        def count(at: int, what: str) -> int:
+            if at + 8 > len(d):
+                raise CorruptDataError(f"dataset diff truncated in its {what}", key)
+            return int.from_bytes(d[at : at + 8], "big")
+
+        def text(at: int, n: int) -> str:
+            if at + n > len(d):
+                raise CorruptDataError("dataset diff truncated in a tensor name", key)
+            try:
+                return d[at : at + n].decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise CorruptDataError(f"dataset diff names a tensor in bytes that are not UTF-8: {e}", key) from None
+
         dd.info_updated = bool(d[0])
-        n = int.from_bytes(d[1:9], "big")
+        n = count(1, "renames")
         pos = 9
+        if n > len(d) // 16:  # each rename takes 16 bytes of lengths at least
+            raise CorruptDataError(f"dataset diff lists {n} renames in {len(d)} bytes", key)
         for _ in range(n):
-            lo, ln = int.from_bytes(d[pos : pos + 8], "big"), int.from_bytes(d[pos + 8 : pos + 16], "big")
+            lo, ln = count(pos, "renames"), count(pos + 8, "renames")
             pos += 16
-            dd.renamed[d[pos : pos + lo].decode("utf-8")] = d[pos + lo : pos + lo + ln].decode("utf-8")
+            old = text(pos, lo)
+            dd.renamed[old] = text(pos + lo, ln)
             pos += lo + ln
-        n = int.from_bytes(d[pos : pos + 8], "big")
+        n = count(pos, "deletions")
         pos += 8
+        if n > len(d) // 8:
+            raise CorruptDataError(f"dataset diff lists {n} deletions in {len(d)} bytes", key)
         for _ in range(n):
-            ln = int.from_bytes(d[pos : pos + 8], "big")
+            ln = count(pos, "deletions")
             pos += 8
-            dd.deleted.append(d[pos : pos + ln].decode("utf-8"))
+            dd.deleted.append(text(pos, ln))
             pos += ln
         return dd
 

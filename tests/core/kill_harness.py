@@ -1,0 +1,249 @@
+"""Kill harness: run a write path in a child process that SIGKILLs itself at its k-th storage
+write, for every k (or a sample of them), and check what the dataset looks like afterwards.
+
+The child counts every mutation of the local store (`set`, `set_parts`, `delete`,
+`delete_prefix`, `clear`, the conditional writes; `set_many` is counted per key, as the store
+writes it) by patching
+`LocalStorage` inside the child only: public behaviour is unchanged. Children are forked from
+a zygote process that imported lakeformat once, so a kill costs a fork, not an interpreter
+start.
+
+A path is a function `run(ds, ack)` of `tests.core.kill_writer`; it calls `ack()` after each
+flush or commit it completes. The recording run (no kill) stores the dataset's state at each
+`ack`; a run killed at k must then leave a dataset that opens, passes `verify`, and equals
+the state of its last `ack` or the next one (a kill after the publishing write of a step).
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+
+import lakeformat
+
+EXHAUSTIVE = os.environ.get("LAKEFORMAT_KILL_EXHAUSTIVE") == "1"
+_MUTATORS = ("set", "set_parts", "delete", "delete_prefix", "clear", "set_if_absent", "set_if_match", "delete_if_match")
+
+
+def install_kill_switch(kill_at: int) -> List[int]:
+    """Patch LocalStorage (in this process) to count mutations and SIGKILL this process
+    before mutation number `kill_at` (0: never). Returns the live counter."""
+    from lakeformat.storage.local import LocalStorage
+
+    count = [0]
+
+    def hooked(orig: Callable[..., Any]) -> Callable[..., Any]:
+        def f(self: Any, *a: Any, **k: Any) -> Any:
+            count[0] += 1
+            if count[0] == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return orig(self, *a, **k)
+
+        return f
+
+    for m in _MUTATORS:
+        if not hasattr(LocalStorage, m):
+            continue
+        if not hasattr(LocalStorage, f"_kill_orig_{m}"):
+            setattr(LocalStorage, f"_kill_orig_{m}", getattr(LocalStorage, m))
+        setattr(LocalStorage, m, hooked(getattr(LocalStorage, f"_kill_orig_{m}")))
+    return count
+
+
+def kill_points(n: int, sample: int = 10) -> List[int]:
+    """Every k in 1..n when exhaustive; otherwise the first and last few and an even spread."""
+    if EXHAUSTIVE or n <= sample:
+        return list(range(1, n + 1))
+    edge = 3
+    inner = np.linspace(edge + 1, n - edge, max(sample - 2 * edge, 1))
+    pts = set(range(1, edge + 1)) | set(range(n - edge + 1, n + 1)) | {int(round(x)) for x in inner}
+    return sorted(p for p in pts if 1 <= p <= n)
+
+
+# -- the state a test compares ------------------------------------------------------------------
+def _canon(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return [_canon(x) for x in v.tolist()] if v.dtype.kind in "USO" else v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (list, tuple)):
+        return [_canon(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _canon(x) for k, x in v.items()}
+    return v
+
+
+def state_of(path: str) -> Dict[str, Any]:
+    """Every branch: its log messages and the values of its visible tensors (by name)."""
+    ds = lakeformat.load(path, read_only=True)
+    out: Dict[str, Any] = {}
+    for b in sorted(ds.branches):
+        d = lakeformat.load(path, read_only=True, version=b)
+        out[b] = {
+            "log": [e["message"] for e in d.log()],
+            "tensors": {n: [_canon(np.asarray(v)) for v in t.numpy(aslist=True)] for n, t in sorted(d.tensors.items())},
+        }
+    return out
+
+
+# -- the child ------------------------------------------------------------------------------------
+def _child(path: str, scenario: str, kill_at: int, progress: str, record: Optional[str]) -> None:
+    from tests.core import kill_writer
+
+    run = kill_writer.SCENARIOS[scenario][1]
+    ds = lakeformat.load(path)
+    count = install_kill_switch(kill_at)
+    states: List[Any] = []
+    step = [0]
+
+    def ack() -> None:
+        step[0] += 1
+        with open(progress, "a") as f:
+            f.write(f"{step[0]}\n")
+        if record is not None:
+            states.append(state_of(path))
+
+    run(ds, ack)
+    if record is not None:
+        with open(record, "w") as f:
+            json.dump({"writes": count[0], "states": states}, f)
+
+
+# A zygote: one interpreter that imported lakeformat once and forks a child per run (a kill
+# then costs a fork, not an interpreter start). It is single-threaded when it forks.
+_ROOT = Path(__file__).resolve().parents[2]
+_ZYGOTE: Optional[subprocess.Popen] = None
+
+
+def _zygote_main() -> None:
+    import time
+    import traceback
+
+    import tests.core.kill_writer  # noqa: F401 - imported before any fork
+    import lakeformat.verify  # noqa: F401
+
+    for line in sys.stdin:
+        req = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                _child(*req["args"])
+            except BaseException:  # noqa: BLE001 - reported as the exit code
+                traceback.print_exc()
+                code = 1
+            sys.stderr.flush()
+            os._exit(code)
+        deadline = time.monotonic() + req["timeout"]
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                status = None
+                break
+            time.sleep(0.002)
+        if status is None:
+            rc: Optional[int] = None
+        elif os.WIFSIGNALED(status):
+            rc = -os.WTERMSIG(status)
+        else:
+            rc = os.WEXITSTATUS(status)
+        sys.stdout.write(json.dumps({"rc": rc}) + "\n")
+        sys.stdout.flush()
+
+
+def _zygote() -> subprocess.Popen:
+    global _ZYGOTE
+    if _ZYGOTE is None or _ZYGOTE.poll() is not None:
+        env = dict(os.environ, PYTHONPATH=str(_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        _ZYGOTE = subprocess.Popen(
+            [sys.executable, "-c", "from tests.core.kill_harness import _zygote_main; _zygote_main()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(_ROOT), env=env, text=True,
+        )
+        atexit.register(_ZYGOTE.kill)
+    return _ZYGOTE
+
+
+def run_child(path: str, scenario: str, kill_at: int, progress: str, record: Optional[str] = None, timeout: float = 120) -> int:
+    """Run `scenario` on `path` in a forked child killed at write `kill_at`; its exit code
+    (-9 when it killed itself)."""
+    z = _zygote()
+    assert z.stdin is not None and z.stdout is not None
+    z.stdin.write(json.dumps({"args": [path, scenario, kill_at, progress, record], "timeout": timeout}) + "\n")
+    z.stdin.flush()
+    line = z.stdout.readline()
+    if not line:
+        raise AssertionError("the kill harness's zygote process died")
+    rc = json.loads(line)["rc"]
+    if rc is None:
+        raise AssertionError(f"{scenario}: child killed at {kill_at} hung")
+    return int(rc)
+
+
+def _acks(progress: str) -> int:
+    if not os.path.exists(progress):
+        return 0
+    return len([l for l in Path(progress).read_text().split("\n") if l.strip()])
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def copy_dataset(src: str, dst: str) -> str:
+    """A copy made of hard links: the local store never changes a file in place (it writes
+    a temporary file and renames it over, or unlinks), so the copies stay independent."""
+    shutil.copytree(src, dst, copy_function=_link_or_copy)
+    return dst
+
+
+def check_kill_path(tmp: Path, scenario: str, sample: int = 10) -> Dict[str, Any]:
+    """The whole check for one write path; returns what it saw (for the test's messages)."""
+    from lakeformat.verify import verify
+    from tests.core import kill_writer
+
+    setup = kill_writer.SCENARIOS[scenario][0]
+    template = str(tmp / "template")
+    setup(template)
+    shutil.rmtree(os.path.join(template, "locks"), ignore_errors=True)  # the setup's own locks (this live process)
+    before = state_of(template)
+    full = copy_dataset(template, str(tmp / "full"))
+    rec = str(tmp / "record.json")
+    rc = run_child(full, scenario, 0, str(tmp / "full.progress"), rec)
+    assert rc == 0, f"{scenario}: the recording run failed (exit {rc})"
+    got = json.loads(Path(rec).read_text())
+    n_writes, states = got["writes"], [before] + got["states"]
+    assert n_writes > 0 and len(states) > 1, (scenario, n_writes, len(states))
+    seen = {"points": 0, "before": 0, "after": 0}
+    for k in kill_points(n_writes, sample):
+        path = copy_dataset(template, str(tmp / f"k{k}"))
+        progress = str(tmp / f"k{k}.progress")
+        rc = run_child(path, scenario, k, progress)
+        assert rc == -signal.SIGKILL, f"{scenario}: child meant to die at write {k} of {n_writes} exited {rc}"
+        j = _acks(progress)
+        report = verify(path)
+        assert report.ok, (scenario, k, n_writes, report.lines())
+        st = state_of(path)
+        allowed = states[j : j + 2]
+        assert st in allowed, f"{scenario}: killed at write {k} of {n_writes} after {j} acks: a state that no flush made"
+        seen["points"] += 1
+        seen["before" if st == states[j] else "after"] += 1
+        # the dataset stays writable: the same path runs again, to the end
+        rc = run_child(path, scenario, 0, progress + ".rerun")
+        assert rc == 0, f"{scenario}: rerun after a kill at write {k} failed (exit {rc})"
+        shutil.rmtree(path)
+    return {"writes": n_writes, **seen}
