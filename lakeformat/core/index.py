@@ -1,48 +1,260 @@
-"""Indexing: which samples a tensor or dataset view covers, and what sub-index applies inside
-each sample. Views are plain index lists over a commit (what a planner or loader wants)."""
+"""Indexing: which samples a tensor or dataset view covers, and what happens inside each sample.
+
+Views are plain index lists over a commit (what a planner or loader wants). A chain of keys,
+`t[k1][k2]...`, is composed here into one `Index` with NumPy's semantics on the stacked tensor:
+
+* `samples`: the rows (None: all, an int: one, an int64 array: several, in order);
+* `ops`: what is applied to each sample, in order (`SampleKey`: `x[key]`; `MoveAxis`;
+  `PairedKey`: index arrays on the rows and on sample axes of one key, paired element by
+  element, so that row j gets its own j-th values);
+* `row_pos`: where the rows axis sits in the view's shape (NumPy moves it behind the axis of
+  paired advanced indices, `a[:, [0, 1], :, [2, 3]]`).
+
+The row entry of every key is composed straight into `samples` (so a row selection is one index
+array before any I/O, whatever the chain); the rest is kept per sample, which is what NumPy
+does on each sample of a ragged tensor.
+
+>>> Index().compose((slice(0, 5), slice(1, 10)), 20, 2).compose((slice(None), slice(2, 4)), 20, 2).samples
+array([0, 1, 2, 3, 4])
+"""
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple, Union
+from dataclasses import dataclass
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from lakeformat.errors import IndexOutOfRangeError
+from lakeformat.errors import IndexOutOfRangeError, LakeFormatError
 
-SampleSel = Union[int, slice, np.ndarray]
+
+class InvalidIndexError(LakeFormatError, IndexError):
+    """A key NumPy would refuse, or one lakeformat does not support (says which and why)."""
+
+
+Entry = Union[int, slice, np.ndarray, "ellipsis"]  # noqa: F821 - type(Ellipsis)
+
+
+@dataclass(frozen=True)
+class SampleKey:
+    """`x[key]` on each sample (NumPy semantics on the sample array)."""
+
+    key: Tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class MoveAxis:
+    """`np.moveaxis(x, src, dst)` on each sample: puts the axis of paired advanced indices where
+    NumPy puts it on the stacked tensor, when that differs from where it lands in one sample."""
+
+    src: int
+    dst: int
+
+
+@dataclass(frozen=True, eq=False)
+class PairedKey:
+    """Index arrays on the samples axis and on sample axes in one key, paired element by element
+    as NumPy pairs them: row j of the view is `sample[key with each array replaced by its j-th
+    value]`. `masks` are (position in key, axis length) of the boolean masks the arrays came
+    from, checked against each sample as NumPy checks a mask's length."""
+
+    key: Tuple[Any, ...]
+    masks: Tuple[Tuple[int, int], ...] = ()
+
+    def at(self, j: int) -> Tuple[Any, ...]:
+        return tuple(int(e[j]) if _is_array(e) else e for e in self.key)
+
+    def take(self, rows: np.ndarray) -> "PairedKey":
+        return PairedKey(tuple(e[rows] if _is_array(e) else e for e in self.key), self.masks)
+
+    def check_masks(self, shape: Tuple[int, ...]) -> None:
+        for pos, n in self.masks:
+            if pos >= len(shape) or shape[pos] != n:
+                got = shape[pos] if pos < len(shape) else "none"
+                raise IndexOutOfRangeError(f"boolean mask of length {n} for a sample axis of length {got}")
+
+
+SampleOp = Union[SampleKey, MoveAxis, PairedKey]
 
 
 def normalize_sample_index(sel: Any, length: int) -> Tuple[Union[int, np.ndarray], bool]:
     """A user's first-axis selector -> (int, True) for one sample or (int64 array, False)."""
-    if isinstance(sel, (int, np.integer)) and not isinstance(sel, bool):
-        i = int(sel)
-        if i < 0:
-            i += length
+    e = _entry(sel)
+    if isinstance(e, int):
+        i = e + length if e < 0 else e
         if not 0 <= i < length:
-            raise IndexOutOfRangeError(f"index {int(sel)} is out of range for length {length}")
+            raise IndexOutOfRangeError(f"index {e} is out of range for length {length}")
         return i, True
-    if isinstance(sel, slice):
-        return np.arange(*sel.indices(length), dtype=np.int64), False
-    if isinstance(sel, (list, tuple, np.ndarray, range)):
-        arr = np.asarray(list(sel) if isinstance(sel, (tuple, range)) else sel)
+    if isinstance(e, slice):
+        try:
+            return np.arange(*e.indices(length), dtype=np.int64), False
+        except ValueError as err:  # a zero step
+            raise InvalidIndexError(f"slice {e}: {err}") from None
+    if e is Ellipsis:
+        return np.arange(length, dtype=np.int64), False
+    return _array_rows(e, length), False
+
+
+def _array_rows(arr: np.ndarray, length: int) -> np.ndarray:
+    if arr.dtype == bool:
+        if len(arr) != length:
+            raise IndexOutOfRangeError(f"boolean mask of length {len(arr)} for an axis of length {length}")
+        return np.flatnonzero(arr).astype(np.int64)
+    arr = arr.astype(np.int64, copy=False)
+    if len(arr) and (arr.min() < -length or arr.max() >= length):
+        bad = int(arr[(arr < -length) | (arr >= length)][0])
+        raise IndexOutOfRangeError(f"index {bad} is out of range for length {length}")
+    return np.where(arr < 0, arr + length, arr)
+
+
+def _entry(x: Any) -> Entry:
+    """One entry of a key, as an int, a slice, Ellipsis or a 1-d int64/bool array."""
+    if isinstance(x, (bool, np.bool_)):
+        raise InvalidIndexError("a boolean scalar is not an index (it would add an axis); use a boolean mask array")
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, slice):
+        for part in (x.start, x.stop, x.step):
+            if part is not None and not isinstance(part, (int, np.integer)) or isinstance(part, (bool, np.bool_)):
+                raise InvalidIndexError(f"slice bounds must be integers or None, not {type(part).__name__} in {x}")
+        if x.step is not None and int(x.step) == 0:
+            raise InvalidIndexError(f"slice {x}: the step cannot be zero")
+        return slice(*(None if p is None else int(p) for p in (x.start, x.stop, x.step)))
+    if x is Ellipsis:
+        return Ellipsis
+    if x is None:
+        raise InvalidIndexError("None (np.newaxis) in a key is not supported; reshape the result instead")
+    if isinstance(x, (list, tuple, range, np.ndarray)):
+        arr = np.asarray(list(x) if isinstance(x, (tuple, range)) else x)
+        if arr.ndim == 0 and arr.dtype.kind in "iu":
+            return int(arr)
+        if arr.size == 0:
+            return np.zeros(0, np.int64)
+        if arr.ndim != 1:
+            raise InvalidIndexError(f"index arrays must be 1-d (got shape {arr.shape})")
         if arr.dtype == bool:
-            if len(arr) != length:
-                raise IndexOutOfRangeError(f"boolean mask of length {len(arr)} for length {length}")
-            return np.nonzero(arr)[0].astype(np.int64), False
-        arr = arr.astype(np.int64).reshape(-1)
-        arr = np.where(arr < 0, arr + length, arr)
-        if len(arr) and (arr.min() < 0 or arr.max() >= length):
-            raise IndexOutOfRangeError(f"indices out of range for length {length}")
-        return arr, False
-    raise TypeError(f"cannot index with {type(sel).__name__}")
+            return arr
+        if arr.dtype.kind not in "iu":
+            raise InvalidIndexError(f"index arrays must hold integers or booleans, not {arr.dtype}")
+        return arr.astype(np.int64, copy=False)
+    raise InvalidIndexError(f"cannot index with {type(x).__name__}: use ints, slices, lists of ints or boolean masks")
+
+
+def _is_array(e: Any) -> bool:
+    return isinstance(e, np.ndarray)
+
+
+def _consumed(entries: Sequence[Any]) -> int:
+    """Axes a key consumes: every entry but Ellipsis (all arrays here are 1-d)."""
+    return sum(1 for e in entries if e is not Ellipsis)
+
+
+def _expand(entries: Sequence[Any], ndim: int) -> List[Any]:
+    """Replace Ellipsis with slices, and check the key is not longer than the array's ndim."""
+    n = _consumed(entries)
+    if n > ndim:
+        raise InvalidIndexError(f"too many indices: {n} for a view of {ndim} dimensions")
+    out: List[Any] = []
+    seen = False
+    for e in entries:
+        if e is Ellipsis:
+            if seen:
+                raise InvalidIndexError("an index can only have a single ellipsis ('...')")
+            seen = True
+            out.extend([slice(None)] * (ndim - n))
+        else:
+            out.append(e)
+    return out
+
+
+def out_order(entries: Sequence[Any]) -> List[Any]:
+    """Where each output axis of `x[entries]` comes from, by NumPy's rules: the position of each
+    kept (slice) entry, and "B" for the axis of the broadcast advanced indices, which sits where
+    they are when they are adjacent (ints count as advanced once an array is there) and in front
+    otherwise. `entries` hold no Ellipsis when they hold an array."""
+    kept = [i for i, e in enumerate(entries) if isinstance(e, slice) or e is Ellipsis]
+    adv = [i for i, e in enumerate(entries) if not (isinstance(e, slice) or e is Ellipsis)]
+    if not any(_is_array(entries[i]) for i in adv):
+        return kept
+    if adv[-1] - adv[0] + 1 == len(adv):
+        return [i for i in kept if i < adv[0]] + ["B"] + [i for i in kept if i > adv[0]]
+    return ["B"] + kept
+
+
+def _ndim_after(ops: Sequence[SampleOp], ndim: int) -> int:
+    for op in ops:
+        if isinstance(op, (SampleKey, PairedKey)):
+            entries = op.key
+            n = _consumed(entries)
+            if n > ndim:
+                raise InvalidIndexError(f"too many indices: {n} for a view of {ndim} dimensions")
+            kept = sum(1 for e in entries if isinstance(e, slice)) + (ndim - n)
+            # a paired key's arrays index the rows axis too: one value per sample, no axis
+            ndim = kept + (1 if isinstance(op, SampleKey) and any(_is_array(e) for e in entries) else 0)
+    return ndim
+
+
+def _trivial(entries: Sequence[Any]) -> bool:
+    return all(e is Ellipsis or (isinstance(e, slice) and e == slice(None)) for e in entries)
+
+
+def apply_ops(x: Any, ops: Sequence[SampleOp], row: int = 0) -> Any:
+    """The ops on one sample array, row `row` of the view (NumPy's IndexError becomes
+    IndexOutOfRangeError)."""
+    for op in ops:
+        if isinstance(op, MoveAxis):
+            x = np.moveaxis(x, op.src, op.dst)
+            continue
+        if isinstance(op, PairedKey):
+            op.check_masks(np.shape(x))
+            key = op.at(row)
+        else:
+            key = op.key
+        try:
+            x = x[key]
+        except IndexError as e:
+            raise IndexOutOfRangeError(f"{e} (in sample key {key!r})") from None
+    return x
+
+
+def apply_ops_stacked(x: np.ndarray, ops: Sequence[SampleOp]) -> np.ndarray:
+    """The ops on every sample of a stacked array (rows on axis 0), vectorised: equal to
+    stacking `apply_ops` of each sample."""
+    for op in ops:
+        if isinstance(op, PairedKey):
+            op.check_masks(x.shape[1:])
+            try:  # the rows axis paired with the arrays: the result's first axis, as NumPy puts it
+                x = x[(np.arange(len(x)),) + tuple(op.key)]
+            except IndexError as e:
+                raise IndexOutOfRangeError(f"{e} (in sample key {op.key!r})") from None
+        elif isinstance(op, SampleKey):
+            full = (slice(None),) + tuple(op.key)
+            try:
+                x = x[full]
+            except IndexError as e:
+                raise IndexOutOfRangeError(f"{e} (in sample key {op.key!r})") from None
+            rows_at = out_order(full).index(0)
+            if rows_at:
+                x = np.moveaxis(x, rows_at, 0)
+        else:
+            x = np.moveaxis(x, op.src + 1, op.dst + 1)
+    return x
 
 
 class Index:
-    """Samples selected (None: all, an int: one, an int64 array: several) and the sub-index
-    applied within each sample."""
+    """Samples selected (None: all, an int: one, an int64 array: several), the ops applied
+    within each sample, and the position of the rows axis in the view."""
 
-    def __init__(self, samples: Optional[Union[int, np.ndarray]] = None, sub: Tuple[Any, ...] = ()):
+    __slots__ = ("samples", "ops", "row_pos")
+
+    def __init__(self, samples: Optional[Union[int, np.ndarray]] = None, ops: Tuple[SampleOp, ...] = (), row_pos: int = 0):
         self.samples = samples
-        self.sub = sub
+        self.ops = tuple(ops)
+        self.row_pos = row_pos
+
+    @property
+    def sub(self) -> Tuple[SampleOp, ...]:
+        """The per-sample ops (empty when whole samples are read)."""
+        return self.ops
 
     @property
     def is_single(self) -> bool:
@@ -62,17 +274,104 @@ class Index:
             return 1
         return len(self.samples)
 
-    def compose(self, item: Any, base_length: int) -> "Index":
-        """self[item]: index into the current selection."""
-        if not isinstance(item, tuple):
-            item = (item,)
-        if not item:
+    def sample_ndim(self, base_ndim: int) -> int:
+        """ndim of one sample of the view, given the stored samples' ndim."""
+        return _ndim_after(self.ops, base_ndim)
+
+    def compose(self, item: Any, base_length: int, base_ndim: Optional[int] = None) -> "Index":
+        """self[item]: the view of the current view, as NumPy would index the stacked tensor.
+
+        `base_ndim` (the stored samples' ndim; None where unknown, as for a dataset) resolves
+        Ellipsis and advanced indices on the sample axes."""
+        raw = item if isinstance(item, tuple) else (item,)
+        entries = [_entry(x) for x in raw]
+        if not entries:
             return self
-        first, rest = item[0], item[1:]
         if self.is_single:
-            return Index(self.samples, self.sub + item)
+            if base_ndim is not None:
+                _expand(entries, self.sample_ndim(base_ndim))  # checks the length of the key
+            return Index(self.samples, self.ops + (SampleKey(tuple(entries)),))
+        has_array = any(_is_array(e) for e in entries)
+        if Ellipsis in [e for e in entries if not _is_array(e)]:
+            if base_ndim is None:
+                if has_array or entries[0] is Ellipsis or self.row_pos:
+                    raise InvalidIndexError("'...' with index arrays, or before the samples axis, needs the tensor's ndim: index a tensor, not the dataset")
+            else:
+                entries = _expand(entries, self.sample_ndim(base_ndim) + 1)
+        elif base_ndim is not None:
+            _expand(entries, self.sample_ndim(base_ndim) + 1)
+        elif has_array and self.row_pos:
+            raise InvalidIndexError("index arrays on a view whose samples axis moved need the tensor's ndim: index a tensor")
+        while len(entries) <= self.row_pos:
+            entries.append(slice(None))
+        r = entries[self.row_pos]
+        sample_entries = entries[: self.row_pos] + entries[self.row_pos + 1 :]
+        sample_has_array = any(_is_array(e) for e in sample_entries)
         current = self.resolve(base_length)
-        sel, single = normalize_sample_index(first, len(current))
-        if single:
-            return Index(int(current[sel]), self.sub + rest)
-        return Index(current[sel], self.sub + rest)
+        rows, single = normalize_sample_index(r, len(current))
+        paired: Optional[PairedKey] = None
+        if _is_array(r) and sample_has_array:
+            rows, paired = _pair(rows, sample_entries)
+        new_rows: Union[int, np.ndarray] = int(current[rows]) if single else current[rows]
+        ops = [_take(op, rows, single) for op in self.ops] if self.ops else []
+        if not has_array:  # basic indexing: no axis moves; the rows axis keeps its place among the kept axes
+            if not _trivial(sample_entries):
+                ops.append(SampleKey(tuple(sample_entries)))
+            row_pos = 0 if single else sum(1 for e in entries[: self.row_pos] if not isinstance(e, int))
+            return Index(new_rows, tuple(ops), row_pos)
+        row_pos = 0
+        full = out_order(entries)
+        if paired is not None:  # the rows axis is the axis of the pairs, where NumPy puts it
+            return Index(new_rows, tuple(ops) + (paired,), full.index("B"))
+
+        def to_full(order: List[Any]) -> List[Any]:  # sample-key positions -> full-key positions
+            return [o if o == "B" or o < self.row_pos else o + 1 for o in order]
+
+        if _is_array(r):
+            row_pos = full.index("B")
+        else:
+            target = [o for o in full if o != self.row_pos]
+            samp = to_full(out_order(sample_entries))
+            if "B" in samp and samp.index("B") != target.index("B"):
+                move = MoveAxis(samp.index("B"), target.index("B"))
+            else:
+                move = None
+            if not single:
+                row_pos = full.index(self.row_pos)
+        if not _trivial(sample_entries):
+            ops.append(SampleKey(tuple(sample_entries)))
+        if not _is_array(r) and move is not None:
+            ops.append(move)
+        return Index(new_rows, tuple(ops), row_pos)
+
+    def __repr__(self) -> str:
+        return f"Index(samples={self.samples!r}, ops={self.ops!r}, row_pos={self.row_pos})"
+
+
+def _take(op: SampleOp, rows: Union[int, np.ndarray], single: bool) -> SampleOp:
+    """An op of the view, for the rows `rows` of it (a paired key follows its rows)."""
+    if not isinstance(op, PairedKey):
+        return op
+    if single:
+        return SampleKey(op.at(int(rows)))
+    return op.take(np.asarray(rows))
+
+
+def _pair(rows: np.ndarray, sample_entries: List[Any]) -> Tuple[np.ndarray, PairedKey]:
+    """Rows and sample-axis index arrays broadcast together (NumPy's pointwise pairing)."""
+    masks = []
+    arrays = []
+    for pos, e in enumerate(sample_entries):
+        if _is_array(e):
+            if e.dtype == bool:
+                masks.append((pos, len(e)))
+                e = np.flatnonzero(e)
+            arrays.append(e)
+    try:
+        rows, *arrays = np.broadcast_arrays(rows, *arrays)
+    except ValueError:
+        shapes = " ".join(str(a.shape) for a in [rows] + arrays)
+        raise InvalidIndexError(f"shape mismatch: indexing arrays could not be broadcast together with shapes {shapes}") from None
+    it = iter(arrays)
+    key = tuple(np.ascontiguousarray(next(it)) if _is_array(e) else e for e in sample_entries)
+    return np.ascontiguousarray(rows), PairedKey(key, tuple(masks))

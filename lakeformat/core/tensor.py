@@ -9,7 +9,7 @@ import numpy as np
 
 from lakeformat.codecs import BYTE_COMPRESSIONS, IMAGE_COMPRESSIONS, decompress_bytes, decompress_image, png_fast
 from lakeformat.core.codec_pool import codec_pool
-from lakeformat.core.index import Index
+from lakeformat.core.index import Index, apply_ops, apply_ops_stacked
 from lakeformat.core.text_codec import json_loads
 from lakeformat.errors import DynamicShapeError, LakeFormatError, SampleDecodeError
 
@@ -18,6 +18,41 @@ if TYPE_CHECKING:
     from lakeformat.core.dataset import Dataset
 
 _DECODE_THREADS = max(2, min(8, os.cpu_count() or 2))  # the size of the codec pool
+_TEXT_LIKE = ("text", "json", "list", "tag")
+_IMAGE_HTYPES = ("image", "image.rgb", "image.gray", "dicom", "nifti")  # data() adds sample_info
+
+
+def _shape_after(shape: Tuple[int, ...], ops: Sequence[Any], row: int = 0) -> Tuple[int, ...]:
+    """The shape of a sample of `shape`, row `row` of the view, after the view's ops (on a
+    zero-strided dummy: no data)."""
+    if not ops:
+        return tuple(shape)
+    if row < 0:  # a view of no rows: its ops on a stack of no samples
+        return tuple(np.shape(apply_ops_stacked(np.broadcast_to(np.zeros((), np.uint8), (0,) + tuple(shape)), ops))[1:])
+    return tuple(np.shape(apply_ops(np.broadcast_to(np.zeros((), np.uint8), shape), ops, row)))
+
+
+def text_like_array(v: Any, base: str) -> np.ndarray:
+    """One text, json or list sample as deeplake 3.x's numpy() returns it: a (1,) str array,
+    a (1,) object array holding the object, an object array of the list's items."""
+    if base == "text":
+        return np.array(v).reshape(1) if v is not None else np.array([None], dtype=object)
+    if base == "json":
+        out = np.empty(1, dtype=object)
+        out[0] = v
+        return out
+    items = [] if v is None else v
+    out = np.empty(len(items), dtype=object)
+    for k, x in enumerate(items):
+        out[k] = x
+    return out
+
+
+def convert_to_text(v: Any, names: Sequence[str]) -> Any:
+    """Class indices -> names, nested like the indices (an index past the names: None)."""
+    if isinstance(v, (np.integer, int)):
+        return names[int(v)] if int(v) < len(names) else None
+    return [convert_to_text(x, names) for x in v]
 
 
 class Tensor:
@@ -96,24 +131,43 @@ class Tensor:
         return self.engine.num_samples
 
     def __len__(self) -> int:
+        if self.index.row_pos:  # the rows axis is not the first: len is the first axis, as NumPy's
+            return int(self.shape[0])
         return self.index.length(self.num_samples)
 
     @property
     def shape(self) -> Tuple[Optional[int], ...]:
         """Shape of the view; None on axes whose size differs between samples."""
         m = self.meta
-        n = len(self)
+        n = self.index.length(self.num_samples)
+        idx = self.index
         if self.is_sequence:
+            if idx.ops:  # the ops on sequences: from the values (rare; sequences are small)
+                return self._shape_from_values()
             return self._sequence_shape(n)
-        if self.index.is_single:
-            shp = self._item_shapes(np.array([self.index.samples]))[0]
-            return tuple(int(x) for x in shp)
-        if self.index.samples is None:
+        if idx.is_single:
+            shp = tuple(int(x) for x in self._item_shapes(np.array([idx.samples]))[0])
+            return _shape_after(shp, idx.ops)
+        if not idx.ops and idx.samples is None:
             lo, hi = m.min_shape or [], m.max_shape or []
+        elif m.min_shape == m.max_shape and not m.is_link and (m.min_shape or not n):
+            lo = hi = list(_shape_after(tuple(m.min_shape or ()), idx.ops, 0 if n else -1))
         else:
-            shapes = self._item_shapes(self.index.resolve(self.num_samples))
+            shapes = self._item_shapes(idx.resolve(self.num_samples))
+            if idx.ops:
+                shapes = np.asarray([_shape_after(tuple(int(x) for x in s), idx.ops, j) for j, s in enumerate(shapes)], np.int64).reshape(len(shapes), -1)
             lo, hi = (shapes.min(0).tolist(), shapes.max(0).tolist()) if len(shapes) else ([], [])
-        return (n,) + tuple(int(a) if a == b else None for a, b in zip(lo, hi))
+        dims = [int(a) if a == b else None for a, b in zip(lo, hi)]
+        dims.insert(idx.row_pos, n)
+        return tuple(dims)
+
+    def _shape_from_values(self) -> Tuple[Optional[int], ...]:
+        vals = self.numpy(aslist=True)
+        if self.index.is_single:
+            return tuple(np.shape(vals))
+        shapes = [np.shape(v) for v in vals]
+        dims = [a if all(len(s) == len(shapes[0]) and s[k] == a for s in shapes) else None for k, a in enumerate(shapes[0])] if shapes else []
+        return (len(vals),) + tuple(dims)
 
     def _sequence_shape(self, n: int) -> Tuple[Optional[int], ...]:
         """As deeplake 3.x: (items, *item shape) for one sequence, (n, items, *item shape)
@@ -142,6 +196,8 @@ class Tensor:
 
     def _item_shapes(self, items: np.ndarray) -> np.ndarray:
         """Decoded shapes, from the hidden shape tensor when there is one."""
+        if not len(items):
+            return np.zeros((0, len(self.meta.max_shape or ())), np.int64)
         shape_key = self._linked_key("extend_shape")
         if shape_key is not None and not self.is_sequence:
             sh = self.dataset._engine(shape_key)
@@ -162,21 +218,33 @@ class Tensor:
 
     # -- indexing ---------------------------------------------------------------------------------------
     def __getitem__(self, item: Any) -> "Tensor":
-        return Tensor(self.name, self.key, self.dataset, self.index.compose(item, self.num_samples))
+        return Tensor(self.name, self.key, self.dataset, self.index.compose(item, self.num_samples, self._stored_ndim()))
+
+    def _stored_ndim(self) -> Optional[int]:
+        """ndim of one stored sample as `numpy()` returns it (None while unknown)."""
+        m = self.meta
+        if m.base_htype in _TEXT_LIKE:
+            nd: Optional[int] = 1
+        else:
+            nd = len(m.max_shape) if m.max_shape else (None if self.num_samples == 0 else 0)
+        if nd is not None and m.is_sequence:
+            nd += 1
+        return nd
 
     def __iter__(self):
         for i in range(len(self)):
             yield self[i]
 
     def __setitem__(self, item: Any, value: Any) -> None:
-        idx = self.index.compose(item, self.num_samples)
-        if idx.sub:
+        idx = self.index.compose(item, self.num_samples, self._stored_ndim())
+        if idx.ops:
             raise LakeFormatError("assigning into part of a sample is not supported; assign the whole sample")
         if idx.is_single:
             self.dataset._update(self.key, [idx.samples], [value])
             return
         items = idx.resolve(self.num_samples)
-        values = list(value) if not isinstance(value, np.ndarray) else [value[i] for i in range(len(value))]
+        # an array goes through whole (a masked array keeps its mask): one serialization
+        values = value if isinstance(value, np.ndarray) else list(value)
         if len(values) != len(items):
             raise LakeFormatError(f"{len(values)} values for {len(items)} samples")
         self.dataset._update(self.key, items.tolist(), values)
@@ -196,29 +264,72 @@ class Tensor:
 
     # -- reads ------------------------------------------------------------------------------------------
     def numpy(self, aslist: bool = False, fetch_chunks: bool = True) -> Union[np.ndarray, List[Any]]:
-        items = self.index.resolve(self.num_samples)
-        out = self._read(items, aslist)
-        if self.index.is_single:
-            out = out[0]
-            return self._apply_sub(out)
-        if self.index.sub:
-            if isinstance(out, list):
-                return [self._apply_sub(x) for x in out]
-            return out[(slice(None),) + self.index.sub]
-        return out
+        """The view's values: one array (NumPy's result of the same chain of keys on the stacked
+        tensor), or with `aslist` one array per sample. Text, json and list samples read as
+        deeplake 3.x reads them: a (1,) str array, a (1,) object array holding the object, and
+        an object array of the list's items."""
+        idx = self.index
+        items = idx.resolve(self.num_samples)
+        if idx.is_single:
+            out = self._read(items, aslist, arrays=True)[0]
+            return self._apply_ops(out, aslist) if idx.ops else out
+        if not idx.ops:
+            return self._read(items, aslist, arrays=True)
+        m = self.meta
+        if not aslist and not m.is_sequence and m.min_shape == m.max_shape and self._fixed_shape() is not None:
+            # one stacked array: the ops applied to all samples at once
+            out = apply_ops_stacked(self._read(items, False), idx.ops)
+            return np.moveaxis(out, 0, idx.row_pos) if idx.row_pos else out
+        vals = [self._apply_ops(v, aslist, j) for j, v in enumerate(self._read(items, True, arrays=True))]
+        if aslist:
+            return vals
+        shapes = {np.shape(v) for v in vals}
+        if len(shapes) > 1:
+            raise DynamicShapeError(f"tensor {self.name!r}: the selected parts of the samples differ in shape; use .numpy(aslist=True)")
+        if not vals:
+            probe = np.zeros((0,) * (self._stored_ndim() or 1), self.dtype if self.dtype is not None and self.dtype.kind != "U" else object)
+            return np.zeros((0,) + np.shape(apply_ops(probe, idx.ops)), probe.dtype)
+        out = np.stack([np.asarray(v) for v in vals])
+        return np.moveaxis(out, 0, idx.row_pos) if idx.row_pos else out
 
-    def _apply_sub(self, x: Any) -> Any:
-        if not self.index.sub:
-            return x
-        return np.asarray(x)[self.index.sub]
+    def _apply_ops(self, x: Any, aslist: bool, row: int = 0) -> Any:
+        """The view's per-sample ops on one sample (a sequence read as a list: its items stacked
+        when they have one shape, else the ops on the items axis only)."""
+        ops = self.index.ops
+        if isinstance(x, list):
+            try:
+                arr = np.stack(x) if x else np.zeros((0,))
+            except ValueError:
+                try:  # ops on the items axis alone pick items
+                    picks = apply_ops(np.arange(len(x)), ops, row)
+                except IndexError:
+                    picks = None
+                if picks is None or np.ndim(picks) > 1:
+                    raise DynamicShapeError(f"tensor {self.name!r}: items of different shapes; index the items axis only") from None
+                return x[int(picks)] if np.ndim(picks) == 0 else [x[int(k)] for k in picks]
+            out = apply_ops(arr, ops, row)
+            return list(out) if aslist and np.ndim(out) and out.ndim == arr.ndim else out
+        return apply_ops(np.asarray(x) if not isinstance(x, np.ndarray) else x, ops, row)
 
-    def _read(self, samples: np.ndarray, aslist: bool) -> Union[np.ndarray, List[Any]]:
+    def _read(self, samples: np.ndarray, aslist: bool, arrays: bool = False) -> Union[np.ndarray, List[Any]]:
+        """Whole samples. `arrays`: text, json and list samples as deeplake 3.x's arrays
+        (`text_like_array`), else as Python values (aslist) or (n, 1) arrays."""
         eng = self.engine
+        base = self.meta.base_htype
         eng.check_items(samples) if not self.is_sequence else None
+        if arrays and base in _TEXT_LIKE and not self.is_sequence and (aslist or base in ("list", "tag")):
+            vals = [text_like_array(v, base) for v in self._read_items(samples, aslist=True)]
+            if aslist:
+                return vals
+            if len({v.shape for v in vals}) > 1:
+                raise DynamicShapeError(f"tensor {self.name!r}: lists of different lengths; use .numpy(aslist=True)")
+            return np.stack(vals) if vals else np.zeros((0, 0), dtype=object)
         if self.is_sequence:
             starts, ends = eng.seq.item_ranges(samples)
             flat = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]) if len(samples) else np.zeros(0, np.int64)
             vals = self._read_items(flat.astype(np.int64), aslist=True)
+            if arrays and base in _TEXT_LIKE:
+                vals = [text_like_array(v, base) for v in vals]
             out, pos = [], 0
             for s, e in zip(starts, ends):
                 part = vals[pos : pos + (e - s)]
@@ -227,7 +338,14 @@ class Tensor:
                     out.append(part)
                 else:
                     shapes = {np.shape(p) for p in part}
-                    out.append(np.stack(part) if len(shapes) == 1 and part and not isinstance(part[0], (str, dict)) else np.asarray(part, dtype=object) if part and isinstance(part[0], (str, dict)) else (np.stack(part) if part else np.zeros((0,), self.dtype if self.dtype is not None else object)))
+                    if not part:
+                        out.append(np.zeros((0,), self.dtype if self.dtype is not None else object))
+                    elif isinstance(part[0], (str, dict, list)) or part[0] is None:
+                        out.append(np.asarray(part, dtype=object))
+                    elif len(shapes) == 1:
+                        out.append(np.stack(part))
+                    else:
+                        raise DynamicShapeError(f"tensor {self.name!r}: items of different shapes in one sequence; use aslist=True")
             if aslist:
                 return out
             shapes = {o.shape for o in out}
@@ -373,17 +491,78 @@ class Tensor:
             return None if base == "json" else []
         return json_loads(d)
 
+    def _view_ndim(self) -> int:
+        """len(self.shape), without reading shapes."""
+        nd = self.index.sample_ndim(self._stored_ndim() or 0)
+        return nd if self.index.is_single else nd + 1
+
+    def _extract_value(self) -> Any:
+        """deeplake 3.x's text()/dict(): the first element of each sample's array (for one
+        sample, of its array); a sequence view of several samples gives each one's first item,
+        as deeplake 3.9.52 does."""
+        if self._view_ndim() == 1:
+            data = self.numpy()
+            return [] if len(data) == 0 else data[0]
+        return [sample[0] for sample in self.numpy(aslist=True)]
+
     def text(self) -> Union[str, List[str]]:
-        v = self._read(self.index.resolve(self.num_samples), aslist=True)
-        if self.is_sequence:
-            return v[0] if self.index.is_single else v
-        return v[0] if self.index.is_single else v
+        """The strings of a text tensor (np.str_, as deeplake 3.x returns them)."""
+        if self.base_htype == "text":
+            return self._extract_value()
+        return self._python_values()
 
     def dict(self) -> Union[Dict[str, Any], List[Any]]:
-        return self.text()  # json samples decode to their objects
+        """The objects of a json tensor."""
+        if self.base_htype == "json":
+            return self._extract_value()
+        return self._python_values()
 
     def list(self) -> Union[List[Any], List[List[Any]]]:
-        return self.text()
+        """The lists of a list tensor (each as a Python list)."""
+        if self.base_htype in ("list", "tag"):
+            if self._view_ndim() == 1:
+                return list(self.numpy())
+            return [list(v) for v in self.numpy(aslist=True)]
+        return self._python_values()
+
+    def values(self) -> List[Any]:
+        """One Python value per sample of the view: str (None for a null), dict or list for
+        text, json and list tensors; for the others what `numpy(aslist=True)` gives. (deeplake
+        3.x's `numpy(aslist=True)` wraps text-like samples in arrays; this is the unwrapped
+        form the connectors and merges want.)
+
+        >>> ds.names.values()       # doctest: +SKIP
+        ['ann', 'bob']
+        """
+        if self.base_htype in _TEXT_LIKE and not self.index.ops:
+            v = self._read(self.index.resolve(self.num_samples), aslist=True)
+            return v[:1] if self.index.is_single else v
+        out = self.numpy(aslist=True)
+        return [out] if self.index.is_single else out
+
+    def _python_values(self) -> Any:
+        # other htypes (deeplake 3.x raises here): the samples as read, kept for our callers
+        v = self._read(self.index.resolve(self.num_samples), aslist=True)
+        return v[0] if self.index.is_single else v
+
+    @property
+    def sample_info(self) -> Union[Dict[str, Any], List[Any], None]:
+        """What the hidden info tensor keeps of each sample (an image's format, shape, exif,
+        filename): a dict for one sample, else a list; None without an info tensor. For a
+        sequence, one {"value": info} per item, as deeplake 3.x gives it."""
+        info_key = self._linked_key("extend_info")
+        if info_key is None:
+            return None
+        info = Tensor(info_key, info_key, self.dataset, Index())
+        rows = self.index.resolve(self.num_samples)
+        if self.is_sequence:
+            starts, ends = self.engine.seq.item_ranges(rows)
+            flat = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)]).astype(np.int64) if len(rows) else np.zeros(0, np.int64)
+            vals = iter(info._read(flat, aslist=True) if len(flat) else [])
+            out: List[Any] = [[{"value": next(vals)} for _ in range(int(b) - int(a))] for a, b in zip(starts, ends)]
+        else:
+            out = list(info._read(rows, aslist=True)) if len(rows) else []
+        return out[0] if self.index.is_single else out
 
     def tobytes(self) -> bytes:
         if not self.index.is_single:
@@ -392,17 +571,25 @@ class Tensor:
         return bytes(datas[0])
 
     def data(self, aslist: bool = False) -> Dict[str, Any]:
+        """The view's values by htype, as deeplake 3.x's data(): {"value": text()/dict()/list()}
+        for text, json and list; {"value": numpy(aslist), "text": class names} for class labels
+        (when the tensor has names); {"value": ..., "sample_info": ...} for images; else
+        {"value": numpy(aslist)}."""
         base = self.base_htype
-        if base in ("text", "json", "list", "tag"):
+        if base == "text":
             return {"value": self.text()}
+        if base == "json":
+            return {"value": self.dict()}
+        if base in ("list", "tag"):
+            return {"value": self.list()}
         value = self.numpy(aslist=aslist)
         out: Dict[str, Any] = {"value": value}
         if base == "class_label":
             names = self.info.get("class_names") or []
             if names:
-                def to_text(v):
-                    return [names[int(x)] for x in np.asarray(v).reshape(-1) if int(x) < len(names)]
-                out["text_value"] = to_text(value) if self.index.is_single else [to_text(v) for v in value]
+                out["text"] = convert_to_text(value, names)
+        elif base in _IMAGE_HTYPES:
+            out["sample_info"] = self.sample_info or {}
         return out
 
     def summary_row(self) -> Tuple[str, str, str, str, str, str]:
