@@ -140,7 +140,9 @@ class TensorSource:
 
     def __getstate__(self):
         d = dict(self.__dict__)
-        d["_link_tensor"] = None if d.get("_link_tensor") is not None and _is_spawn() else d.get("_link_tensor")
+        # only a spawned or forkserver worker gets a pickled source (a forked one shares the
+        # parent's memory), and the link tensor holds the whole writable dataset: leave it
+        d["_link_tensor"] = None
         return d
 
 

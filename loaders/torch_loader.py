@@ -334,11 +334,12 @@ class LakeDataLoader:
 
     @staticmethod
     def _sources(ds: Any, tensors: Optional[Sequence[str]], decode: Dict[str, str]) -> Dict[str, TensorSource]:
-        try:
-            if not ds.read_only and any(t.engine.is_dirty for t in ds._all_tensors.values()):
-                ds.flush()  # the workers read what is in storage
-        except Exception:  # noqa: BLE001 - a view or read-only handle has nothing to flush
-            pass
+        # the workers read what is in storage: unflushed rows must get there first, and a
+        # flush that fails must fail the loader (else it serves a dataset without those rows)
+        if not getattr(ds, "read_only", True):
+            held = getattr(ds, "_all_tensors", None) or {}
+            if any(t.engine.is_dirty for t in held.values()):
+                ds.flush()
         available = ds.tensors
         names = list(tensors) if tensors is not None else list(available)
         if isinstance(decode, str):

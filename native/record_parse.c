@@ -31,7 +31,8 @@ LF_REC_INTERNAL int grow_rows(Stream *s, size_t need) {
 }
 
 LF_REC_INTERNAL int grow_data(Field *f, size_t need) {
-    if (need <= f->data_cap) return 0;
+    /* data is never NULL after this, even for 0 bytes: memcpy to NULL is undefined */
+    if (need <= f->data_cap && f->data) return 0;
     size_t cap = f->data_cap ? f->data_cap : 65536;
     while (cap < need) {
         if (cap > ((size_t)-1) / 2) return -1;

@@ -65,11 +65,20 @@ def decoded_size(data, compression: str) -> int:
             raise CorruptDataError(f"lz4 block claims an impossible size {size}")
         return size
     if compression == "zstd":
-        size = zstandard.frame_content_size(bytes(data[:18]))
+        try:
+            size = zstandard.frame_content_size(bytes(data[:18]))
+        except zstandard.ZstdError as e:
+            raise CorruptDataError(f"not a zstd frame: {e}") from None
         if size < 0:
             raise CorruptDataError("zstd frame without its content size")
+        if size > _ZSTD_MAX_RATIO * len(data) + 4096:
+            raise CorruptDataError(f"zstd frame of {len(data)} bytes claims an impossible size {size}")
         return size
     raise ValueError(f"Unknown byte compression {compression!r}")
+
+
+# an RLE block (3 header bytes and 1 data byte) stands for at most 128 KiB
+_ZSTD_MAX_RATIO = 1 << 16
 
 
 def decompress_into(data, compression: str, out, partial: bool = False) -> None:
@@ -105,6 +114,7 @@ def decompress_bytes(data, compression: Optional[str]) -> bytes:
             decompress_into(data, "lz4", out)
             return memoryview(out)
         if compression == "zstd":
+            decoded_size(data, "zstd")  # refuses a frame that claims more than zstd can expand to
             return _zstd_d().decompress(data)
     except (lz4.block.LZ4BlockError, zstandard.ZstdError, RuntimeError, ValueError) as e:
         raise CorruptDataError(f"{compression} data does not decompress: {e}") from e

@@ -20,6 +20,10 @@ from lakeformat.codecs.bytes_codecs import decoded_size, decompress_into
 from lakeformat.errors import CorruptDataError
 
 _I32x2 = struct.Struct("<ii")
+MAX_SHAPE_COLS = 65
+# samples an image chunk may claim beyond what its canvas bytes could hold (empty samples
+# take no canvas): more means a damaged shape table, not a chunk to allocate for
+_MAX_EMPTY_IMAGE_SAMPLES = 1 << 20
 
 
 class Chunk:
@@ -48,6 +52,8 @@ class Chunk:
             off += 8
             if rows < 0 or cols < 0:
                 raise ValueError("negative shape table size")
+            if cols > MAX_SHAPE_COLS:  # a sample's dimensions and its last index: numpy's 64 dims at most
+                raise ValueError(f"shape table of {cols} columns")
             nsh = rows * cols * 4
             if off + nsh > len(mv):
                 raise ValueError("shape table runs past the end")
@@ -59,6 +65,12 @@ class Chunk:
                 raise ValueError("byte positions run past the end")
             bp_rows = np.frombuffer(mv[off : off + nbp * 12], dtype=np.uint32).reshape(nbp, 3)
             off += nbp * 12
+            # the tables start at an odd offset after a version of even length ("3.9.52"):
+            # the native kernels read them as uint32, which must be aligned
+            if not shape_rows.flags.aligned:
+                shape_rows = shape_rows.copy()
+            if not bp_rows.flags.aligned:
+                bp_rows = bp_rows.copy()
         except (IndexError, struct.error, ValueError, UnicodeDecodeError) as e:
             raise CorruptDataError(f"chunk header does not parse: {e}", key) from e
         data = None if header_only else mv[off:]
@@ -74,8 +86,8 @@ class Chunk:
             rows, cols = _I32x2.unpack_from(mv, 1 + n)
             off = 1 + n + 8 + max(rows, 0) * max(cols, 0) * 4
             (nbp,) = struct.unpack_from("<I", mv, off)
-        except (IndexError, struct.error):
-            return None
+        except (IndexError, struct.error, OverflowError):
+            return None  # too few bytes, or a size no storage holds: the caller reads it all
         return off + 4 + nbp * 12
 
     @property
@@ -140,6 +152,10 @@ class Chunk:
             _native.positions_expand(np.ascontiguousarray(self.bp_rows), local, start, end)
         except IndexError as e:
             raise CorruptDataError(f"sample not in chunk: {e}", self.key) from None
+        if len(local) and (self._data is not None or (self.compression is None and self._raw_data is not None)):
+            # known data length (compressed data is checked by its partial decode instead)
+            if int(end.max()) > len(self.data) or bool(np.any(start > end)):
+                raise CorruptDataError(f"byte positions point past the chunk's {len(self.data)} data bytes", self.key)
         return start, end
 
     def shapes(self, local: np.ndarray) -> np.ndarray:
@@ -243,11 +259,18 @@ def _canvas_encode(parts: Sequence, sizes: np.ndarray, shapes: np.ndarray, compr
 def _canvas_decode(raw, shape_rows: np.ndarray, key: str) -> Tuple[memoryview, np.ndarray]:
     """An image chunk -> its samples' raw bytes back to back, and their byte positions."""
     n = int(shape_rows[-1, -1]) + 1 if len(shape_rows) else 0
+    if n > _MAX_EMPTY_IMAGE_SAMPLES + len(raw):
+        raise CorruptDataError(f"image chunk claims {n} samples in {len(raw)} bytes", key)
     local = np.arange(n, dtype=np.int64)
     nd = shape_rows.shape[1] - 1
+    if n and nd < 2:  # the canvas places samples by height and width
+        raise CorruptDataError(f"image chunk holds {nd}-dimensional samples, not images", key)
     shapes = np.empty((n, nd), np.int64)
     if n:
-        _native.shapes_expand(np.ascontiguousarray(shape_rows), nd, local, shapes)
+        try:
+            _native.shapes_expand(np.ascontiguousarray(shape_rows), nd, local, shapes)
+        except (IndexError, ValueError) as e:
+            raise CorruptDataError(f"image chunk's shape table is damaged: {e}", key) from None
     try:
         canvas = decompress_image(raw) if len(raw) else np.zeros((0, 0), np.uint8)
     except Exception as e:  # noqa: BLE001 - Pillow raises many kinds
@@ -258,7 +281,10 @@ def _canvas_decode(raw, shape_rows: np.ndarray, key: str) -> Tuple[memoryview, n
         if any(shp):
             piece = canvas[: shp[0], x : x + shp[1]]
             x += shp[1]
-            out.append(np.ascontiguousarray(piece).reshape(shp).tobytes())
+            try:
+                out.append(np.ascontiguousarray(piece).reshape(shp).tobytes())
+            except ValueError as e:  # the canvas is smaller than the shapes say
+                raise CorruptDataError(f"image chunk's canvas does not hold sample shape {shp}: {e}", key) from None
         else:
             out.append(b"")
     sizes = np.fromiter(map(len, out), dtype=np.int64, count=n)

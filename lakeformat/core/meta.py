@@ -16,8 +16,47 @@ def dumps(d: Dict[str, Any]) -> bytes:
 def loads(data: bytes, key: str = "") -> Dict[str, Any]:
     try:
         return json.loads(bytes(data).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, ValueError) as e:  # JSONDecodeError, and ints past 4300 digits
         raise CorruptDataError(f"not a JSON document: {e}", key) from e
+    except RecursionError:
+        raise CorruptDataError("JSON document nested too deep", key) from None
+
+
+def _is_str_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_dataset_meta(d: Dict[str, Any], key: str) -> None:
+    """The fields a reader relies on have the types the layout gives them."""
+    for name in ("tensors", "hidden_tensors", "groups"):
+        if name in d and not _is_str_list(d[name]):
+            raise CorruptDataError(f"dataset meta's {name!r} is not a list of names", key)
+    names = d.get("tensor_names")
+    if names is not None and not (isinstance(names, dict) and all(isinstance(v, str) for v in names.values())):
+        raise CorruptDataError("dataset meta's 'tensor_names' is not a mapping of names to keys", key)
+
+
+def _check_tensor_meta(d: Dict[str, Any], key: str) -> None:
+    if d.get("htype") is not None and not isinstance(d["htype"], str):
+        raise CorruptDataError(f"tensor meta's 'htype' is {d['htype']!r}, not a string", key)
+    if "length" in d and not (_is_int(d["length"]) and d["length"] >= 0):
+        raise CorruptDataError(f"tensor meta's 'length' is {d['length']!r}, not a count", key)
+    for name in ("min_shape", "max_shape"):
+        v = d.get(name)
+        if v is not None and not (isinstance(v, list) and all(_is_int(x) for x in v)):
+            raise CorruptDataError(f"tensor meta's {name!r} is not a list of integers", key)
+    for name in ("dtype", "sample_compression", "chunk_compression", "typestr", "name"):
+        v = d.get(name)
+        if v is not None and not isinstance(v, str):
+            raise CorruptDataError(f"tensor meta's {name!r} is {v!r}, not a string", key)
+    for name in ("max_chunk_size", "tiling_threshold"):
+        v = d.get(name)
+        if v is not None and not _is_int(v):
+            raise CorruptDataError(f"tensor meta's {name!r} is {v!r}, not an integer", key)
 
 
 def check_version(version: Optional[str], where: str) -> None:
@@ -56,6 +95,7 @@ class DatasetMeta:
         d = loads(data, key)
         if not isinstance(d, dict) or "tensors" not in d:
             raise CorruptDataError("dataset meta has no 'tensors'", key)
+        _check_dataset_meta(d, key)
         check_version(d.get("version"), "This dataset")
         return cls(d)
 
@@ -152,6 +192,7 @@ class TensorMeta:
         d = loads(data, key)
         if not isinstance(d, dict) or "htype" not in d:
             raise CorruptDataError("tensor meta has no 'htype'", key)
+        _check_tensor_meta(d, key)
         check_version(d.get("version"), f"Tensor meta {key!r}")
         return cls(d)
 
