@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
+import re
 import sys
 from typing import List, Optional
 
@@ -79,8 +81,59 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Commit messages and dataset info can hold a source URL written before writers redacted them
+# (an SQL backfill's lineage): what these commands print goes through `redact_credentials`.
+_REDACTED_COMMANDS = ("log", "info", "diff")
+_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@'\"]*):[^@\s/'\"]*@")
+_SECRET_PARAM = re.compile(
+    r"([?&])([^=&\s#'\"]*(?:password|passwd|pwd|secret|token|key|credential|signature|auth)[^=&\s#'\"]*|sig)=([^&\s#'\"]*)",
+    re.IGNORECASE,
+)
+
+
+def redact_credentials(text: str) -> str:
+    """`text` with the password of every URL dropped and secret-named query values masked.
+
+    >>> redact_credentials("from postgresql://me:pw@db/x?sslmode=require&password=p2 table t")
+    'from postgresql://me@db/x?sslmode=require&password=*** table t'
+    """
+    return _SECRET_PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}=***", _URL_PASSWORD.sub(r"\1@", text))
+
+
+class _RedactingStdout(io.TextIOBase):
+    """stdout, line by line through `redact_credentials`."""
+
+    def __init__(self, out) -> None:
+        self.out = out
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        if "\n" in self.pending:
+            done, self.pending = self.pending.rsplit("\n", 1)
+            self.out.write(redact_credentials(done) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending:
+            self.out.write(redact_credentials(self.pending))
+            self.pending = ""
+        self.out.flush()
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in _REDACTED_COMMANDS:
+        stdout, sys.stdout = sys.stdout, _RedactingStdout(sys.stdout)
+        try:
+            return _main(args)
+        finally:
+            sys.stdout.flush()
+            sys.stdout = stdout
+    return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from lakeformat.errors import LakeFormatError
 

@@ -20,7 +20,9 @@ import numpy as np
 
 from connectors.destination_deeplake import _records
 from connectors.destination_deeplake import schema as S
-from lakeformat.core.text_codec import EncodedSamples
+from lakeformat.core.text_codec import TYPE_TAG, EncodedSamples
+
+TYPE_TAG_BYTES = TYPE_TAG.encode()
 
 StreamKey = tuple  # (namespace or None, name)
 
@@ -38,13 +40,15 @@ PYTHON_RUN = 1024
 
 
 class RowBatch:
-    """Records from the Python path: their data dicts and emitted_at values."""
+    """Records from the Python path: their data dicts, emitted_at values and, once a record
+    of the batch carried a `file_reference`, each row's staged file (None for a row without)."""
 
-    __slots__ = ("datas", "emitted")
+    __slots__ = ("datas", "emitted", "files")
 
     def __init__(self) -> None:
         self.datas: list[dict[str, Any]] = []
         self.emitted: list[Any] = []
+        self.files: list[Any] | None = None
 
     def __len__(self) -> int:
         return len(self.datas)
@@ -67,6 +71,10 @@ class Column:
         stores the same values (nulls as empty samples, or a null text / the JSON null)."""
         n = len(self.nulls)
         if kind == S.JSON and self.kind == S.JSON:
+            if TYPE_TAG_BYTES in self.data:
+                # a value carries the format's type tag: the serializer escapes it (the raw
+                # text would read back as bytes or an array)
+                return None
             return EncodedSamples(self.data, np.diff(self.ends, prepend=0))
         if kind == S.TEXT and self.kind == S.TEXT:
             return EncodedSamples(self.data, np.diff(self.ends, prepend=0), nulls=self.nulls)

@@ -15,6 +15,8 @@ DEFAULT_FLUSH_RECORDS = 50_000
 DEFAULT_FLUSH_MB = 64.0
 DEFAULT_FLUSH_SECONDS = 60.0
 DEFAULT_CHUNK_COMPRESSION = "lz4"
+DEFAULT_MAX_FILE_MB = 1024.0
+NON_IMAGE_FILES = ("binary", "link")
 
 _HTYPE_OPTIONS = ("htype", "dtype", "sample_compression", "chunk_compression")
 
@@ -58,6 +60,28 @@ class DestinationConfig:
     chunk_compression: str | None = DEFAULT_CHUNK_COMPRESSION
     tensor_overrides: dict[StreamKey, dict[str, TensorOverride]] = field(default_factory=dict)
     link_fields: dict[StreamKey, dict[str, LinkField]] = field(default_factory=dict)
+    # files of file-based sources (records with a `file_reference`): see files.py
+    non_image_files: str = "binary"
+    max_file_mb: float = DEFAULT_MAX_FILE_MB
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
+
+    @property
+    def shown_path(self) -> str:
+        """`path` as messages may show it: its credentials redacted."""
+        from connectors.redaction import redact_url
+
+        return redact_url(self.path)
+
+    @property
+    def secrets(self) -> list[str]:
+        """Secret values of this config (the path URL's password and secret query values,
+        secret-named storage options): masked in every message, TRACE and log line."""
+        from connectors.redaction import option_secrets, url_secrets
+
+        return url_secrets(self.path) + option_secrets(self.storage_options)
 
     @property
     def creds(self) -> dict[str, Any] | None:
@@ -110,6 +134,9 @@ class DestinationConfig:
                 raise config_error(f"`link_fields` {key[1]}.{fname}: htype must be link[...], got {htype!r}.")
             _check_htype(htype, f"link_fields {key[1]}.{fname}")
             links.setdefault(key, {})[fname] = LinkField(htype=htype, creds_key=item.get("creds_key") or None)
+        non_image = raw.get("non_image_files") or "binary"
+        if non_image not in NON_IMAGE_FILES:
+            raise config_error(f"`non_image_files` must be binary or link, got {non_image!r}.")
         return cls(
             path=path.strip(),
             storage_options=dict(opts),
@@ -119,6 +146,8 @@ class DestinationConfig:
             chunk_compression=cc,
             tensor_overrides=overrides,
             link_fields=links,
+            non_image_files=non_image,
+            max_file_mb=positive("max_file_mb", DEFAULT_MAX_FILE_MB, float),
         )
 
 

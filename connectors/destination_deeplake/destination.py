@@ -29,7 +29,8 @@ from airbyte_cdk.models import (
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from connectors.destination_deeplake.config import DestinationConfig
-from connectors.destination_deeplake.errors import failure_from
+from connectors.destination_deeplake.errors import failure_from, scrubbed_failure
+from connectors.redaction import protect_logs, scrub, scrub_obj, url_secrets
 from connectors.destination_deeplake.protocol import emitter, read_json, run_write
 
 logger = logging.getLogger("airbyte.destination_deeplake")
@@ -43,7 +44,12 @@ class DestinationDeeplake(Destination):
     """Lands each synced stream as a versioned tensor dataset."""
 
     def spec(self, logger: logging.Logger) -> ConnectorSpecification:
-        return ConnectorSpecification(**_load_spec())
+        """The spec as the CDK's dataclass, which has no field for some keys the platform reads
+        (supportsRefreshes, supportsFileTransfer): those are in the SPEC message `run` emits."""
+        import dataclasses
+
+        known = {f.name for f in dataclasses.fields(ConnectorSpecification)}
+        return ConnectorSpecification(**{k: v for k, v in _load_spec().items() if k in known})
 
     # ------------------------------------------------------------------------------ check
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
@@ -61,10 +67,16 @@ class DestinationDeeplake(Destination):
         catalog = ConfiguredAirbyteCatalogSerializer.dump(configured_catalog)
         out: list[dict[str, Any]] = []
         lines = (orjson.dumps(AirbyteMessageSerializer.dump(m)) for m in input_messages)
-        for msg in run_write(DestinationConfig.from_mapping(config), catalog, lines, out.append, yield_each=True):
-            for m in out:
-                yield AirbyteMessageSerializer.load(m)
-            out.clear()
+        cfg = DestinationConfig.from_mapping(config)
+        try:
+            for msg in run_write(cfg, catalog, lines, out.append, yield_each=True):
+                for m in out:
+                    yield AirbyteMessageSerializer.load(m)
+                out.clear()
+        except Exception as exc:
+            if not cfg.secrets:
+                raise
+            raise scrubbed_failure(exc, "write", cfg.secrets) from None  # the CDK reports it as it is
         for m in out:
             yield AirbyteMessageSerializer.load(m)
 
@@ -74,15 +86,20 @@ class DestinationDeeplake(Destination):
         parsed = self.parse_args(args)
         out = sys.stdout.buffer
         emit = emitter(out)
+        secrets: list[str] = []
         try:
             if parsed.command == "spec":
                 emit({"type": "SPEC", "spec": _load_spec()})
             elif parsed.command == "check":
                 config = read_json(parsed.config, "config")
+                secrets = _raw_secrets(config)
+                protect_logs(secrets)
                 status = self.check(logger, config)
                 emit({"type": "CONNECTION_STATUS", "connectionStatus": {"status": status.status.value, "message": status.message}})
             elif parsed.command == "write":
                 config = DestinationConfig.from_mapping(read_json(parsed.config, "config"))
+                secrets = config.secrets
+                protect_logs(secrets)
                 catalog = read_json(parsed.catalog, "catalog")
                 for _ in run_write(config, catalog, sys.stdin.buffer, emit):
                     pass
@@ -91,14 +108,31 @@ class DestinationDeeplake(Destination):
                 raise
             traced = failure_from(exc, parsed.command)
             logger.error("%s", traced.message, exc_info=exc)
-            emit(orjson.loads(orjson.dumps(AirbyteMessageSerializer.dump(traced.as_airbyte_message()))))
+            emit(scrub_obj(orjson.loads(orjson.dumps(AirbyteMessageSerializer.dump(traced.as_airbyte_message()))), secrets))
             out.flush()
             sys.exit(1)
         out.flush()
 
 
+def _raw_secrets(config: Any) -> list[str]:
+    """The secrets of a config that may not parse (check reports a bad config as a status)."""
+    from connectors.redaction import option_secrets
+
+    if not isinstance(config, Mapping):
+        return []
+    path = config.get("path")
+    return (url_secrets(path) if isinstance(path, str) else []) + option_secrets(config.get("storage_options"))
+
+
 def check_storage(cfg: DestinationConfig) -> dict[str, Any]:
-    """Write, read back and delete a probe object under `path`: {status, message}."""
+    """Write, read back and delete a probe object under `path`: {status, message}. The
+    message names the path with its credentials redacted, and masks them wherever a
+    backend's error quoted them."""
+    res = _check_storage(cfg)
+    return {**res, "message": scrub(res["message"].replace(repr(cfg.path), repr(cfg.shown_path)), cfg.secrets)}
+
+
+def _check_storage(cfg: DestinationConfig) -> dict[str, Any]:
     import fsspec
 
     probe = f".airbyte-check-{uuid.uuid4().hex}"

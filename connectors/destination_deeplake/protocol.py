@@ -137,32 +137,77 @@ def run_write(config: DestinationConfig, catalog: Mapping[str, Any], lines: Iter
 
 
 def _one_message(writer: SyncWriter, line: bytes, lineno: int) -> None:
-    """One line through the exact Python path."""
+    """One line through the exact Python path. Errors name the line and the cause, never the
+    line's content (a record may hold personal data; the platform stores failure messages)."""
     try:
         msg = orjson.loads(line)
-        mtype = msg["type"]
-    except (orjson.JSONDecodeError, TypeError, KeyError) as e:
+    except orjson.JSONDecodeError as e:
         if not line.strip():
             return  # blank lines are no messages
-        raise traced(f"Input line {lineno} is not an Airbyte message.", SYSTEM,
-                     f"line {lineno}: {e}: {bytes(line[:200])!r}") from e
+        cause = parse_failure_cause(bytes(line), e)
+        raise traced(f"Input line {lineno} is not an Airbyte message: {cause}.", SYSTEM, f"line {lineno}: {cause}") from None
+    mtype = msg.get("type") if type(msg) is dict else None
+    if mtype is None:
+        raise traced(f"Input line {lineno} is not an Airbyte message: it is not a JSON object with a `type`.", SYSTEM,
+                     f"line {lineno}: a JSON {type(msg).__name__} without `type`")
     if mtype == "RECORD":
-        try:
-            writer.record(msg["record"], len(line))
-        except (KeyError, TypeError) as e:
-            raise traced(f"Input line {lineno} is a malformed RECORD message.", SYSTEM, f"line {lineno}: {e!r}") from e
+        rec = msg.get("record")
+        if type(rec) is not dict or not isinstance(rec.get("stream"), str):
+            raise traced(f"Input line {lineno} is a malformed RECORD message: no `record` object with a string `stream`.",
+                         SYSTEM, f"line {lineno}: record is a {type(rec).__name__}")
+        data = rec.get("data")
+        if type(data) is not dict:
+            # an all-null row with no change recorded would hide the loss: refuse it
+            ns = rec.get("namespace")
+            name = f"{ns}.{rec['stream']}" if ns else rec["stream"]
+            raise traced(f"Input line {lineno}: the RECORD of stream {name!r} has `data` that is a JSON "
+                         f"{_json_type(data)}, not an object.", SYSTEM, f"line {lineno}: stream {name!r}: data is {_json_type(data)}")
+        writer.record(rec, len(line), lineno)
     elif mtype == "STATE":
         writer.state(msg)
+    elif mtype == "TRACE":
+        writer.trace(msg)
 
 
-def trace_message(exc: BaseException, during: str) -> dict[str, Any]:
-    """The TRACE message (a dict) reporting `exc` to the platform."""
+def _json_type(v: object) -> str:
+    return {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean",
+            type(None): "null"}.get(type(v), type(v).__name__)
+
+
+MAX_DEPTH = 1024  # orjson's nesting limit
+
+
+def parse_failure_cause(line: bytes, e: orjson.JSONDecodeError) -> str:
+    """Why a line is not JSON, in words, with a byte offset and none of its content."""
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as u:
+        # orjson reports encoding errors at offset 0; Python's decoder knows where
+        return f"invalid UTF-8 at byte {u.start}"
+    msg, pos = e.msg, e.pos
+    if "depth limit" in msg or "recursion" in msg:
+        return f"nesting deeper than {MAX_DEPTH} levels (at byte {pos})"
+    if "surrogate" in msg:
+        return f"a lone UTF-16 surrogate escape in a string (at byte {pos})"
+    if "infinity" in msg:
+        return f"a number out of the double range (at byte {pos})"
+    rest = line[pos : pos + 9].lstrip(b"-")
+    if rest.startswith((b"NaN", b"Infinity")):
+        return f"NaN or Infinity, which JSON does not allow (at byte {pos})"
+    return f"invalid JSON: {msg} (at byte {pos})"
+
+
+def trace_message(exc: BaseException, during: str, secrets: list[str] | None = None) -> dict[str, Any]:
+    """The TRACE message (a dict) reporting `exc` to the platform, with `secrets` masked in
+    every string of it (message, internal message, stack trace)."""
     from airbyte_cdk.models import AirbyteMessageSerializer
 
     from connectors.destination_deeplake.errors import failure_from
+    from connectors.redaction import scrub_obj
 
     traced_exc = failure_from(exc, during)
-    return AirbyteMessageSerializer.dump(traced_exc.as_airbyte_message())  # type: ignore[attr-defined]
+    msg = AirbyteMessageSerializer.dump(traced_exc.as_airbyte_message())  # type: ignore[attr-defined]
+    return scrub_obj(msg, secrets or [])  # type: ignore[return-value]
 
 
 def main_write(args: list) -> int:
@@ -171,19 +216,24 @@ def main_write(args: list) -> int:
     import logging
     import sys
 
+    from connectors.redaction import protect_logs
+
     p = argparse.ArgumentParser(prog="destination-deeplake write")
     p.add_argument("--config", required=True)
     p.add_argument("--catalog", required=True)
     parsed = p.parse_args(args)
     out = sys.stdout.buffer
     emit = emitter(out)
+    secrets: list[str] = []
     try:
         config = DestinationConfig.from_mapping(read_json(parsed.config, "config"))
+        secrets = config.secrets
+        protect_logs(secrets)  # stderr: a backend's error may quote the path URL
         catalog = read_json(parsed.catalog, "catalog")
         for _ in run_write(config, catalog, sys.stdin.buffer, emit):
             pass
     except Exception as exc:
         logging.getLogger("airbyte.destination_deeplake").error("write failed: %s", exc, exc_info=exc)
-        emit(trace_message(exc, "write"))
+        emit(trace_message(exc, "write", secrets))
         return 1
     return 0

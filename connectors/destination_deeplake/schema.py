@@ -159,15 +159,43 @@ def tensor_info(kind: str, field_name: str) -> dict[str, Any]:
     return info
 
 
+def _layout_names() -> frozenset:
+    """Names of the format's own files and folders at a dataset's (or a version's) root: a
+    tensor folder of that name would stand where a file must be, or the other way round."""
+    from lakeformat import constants as C
+
+    return frozenset({
+        C.DATASET_META_FILENAME, C.DATASET_INFO_FILENAME, C.DATASET_DIFF_FILENAME, C.DATASET_LOCK_FILENAME,
+        C.COMMIT_INFO_FILENAME, C.VERSION_CONTROL_INFO_FILENAME, C.VERSION_CONTROL_INFO_LOCK_FILENAME,
+        C.LINKED_CREDS_FILENAME, "versions", "lakeformat_flush.json", "queries.json",
+    })
+
+
+LAYOUT_NAMES = _layout_names()
+# hidden tensors of a tensor X are `_X_id`, `_X_shape`, `_X_info`: a field of such a name
+# would collide with the hidden tensor of another field's tensor
+_HIDDEN_LIKE = re.compile(r"^_.+_(id|shape|info)$")
+
+
+def unsafe_name(name: str) -> bool:
+    """Whether a (valid) tensor name is one of the layout's own names, case-insensitively
+    (object stores and local folders on macOS/Windows may fold case)."""
+    return name.lower() in LAYOUT_NAMES or bool(_HIDDEN_LIKE.match(name))
+
+
 def tensor_name(field_name: str, taken: dict[str, str], reserved: Any) -> str:
-    """A valid, unused tensor name for a field (the field's own name when it can be)."""
+    """A valid, unused tensor name for a field (the field's own name when it can be). Names
+    that are not tensor names, or that are the layout's own file names or hidden-tensor names,
+    get a safe name: the same name for the same field and fields, whatever else the stream has."""
     name = field_name if _NAME_OK.match(field_name or "") else _BAD_CHARS.sub("_", field_name or "field") or "field"
     if not _NAME_OK.match(name):
         name = "f_" + name
     if name.startswith("_airbyte_") and field_name not in taken:
         name = "src" + name
+    if unsafe_name(name):
+        name = "f_" + name
     base, k = name, 1
-    while name in reserved or (name in taken.values() and taken.get(field_name) != name):
+    while name in reserved or unsafe_name(name) or (name in taken.values() and taken.get(field_name) != name):
         name = f"{base}_{k}" if not base.endswith("_") else f"{base}{k}"
         k += 1
     return name

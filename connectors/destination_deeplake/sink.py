@@ -23,6 +23,7 @@ import numpy as np
 import orjson
 
 import lakeformat
+from connectors.destination_deeplake import files as F
 from connectors.destination_deeplake import schema as S
 from connectors.destination_deeplake.columnar import ColumnBatch, RowBatch
 from lakeformat.core.text_codec import EncodedSamples, json_loads, json_samples
@@ -96,7 +97,7 @@ class StreamSink:
                  json_schema: dict[str, Any], sync_mode: str, primary_key: Sequence[Sequence[str]],
                  cursor_field: Sequence[str], generation_id: int, minimum_generation_id: int,
                  sync_id: int | None, chunk_compression: str | None, overrides: dict[str, Any],
-                 links: dict[str, Any]):
+                 links: dict[str, Any], non_image_files: str = "binary", include_files: bool = False):
         self.url = url
         self.creds = creds
         self.stream_name = stream_name
@@ -110,6 +111,9 @@ class StreamSink:
         self.chunk_compression = chunk_compression
         self.overrides = overrides
         self.links = links
+        self.non_image_files = non_image_files  # files of file-based sources: "binary" or "link"
+        self.include_files = include_files  # the catalog says this stream's records carry files
+        self.file_tensors: dict[str, str] = {}  # role (files.py) -> tensor name
         self.truncate = sync_mode == "overwrite" or (self.minimum_generation_id > 0 and self.minimum_generation_id == self.generation_id)
         self.staged = False
         self.ds: lakeformat.Dataset | None = None
@@ -117,6 +121,8 @@ class StreamSink:
         self.declared = {k: v for k, v in ((json_schema or {}).get("properties") or {}).items()}
         self.records_written = 0
         self.rows_nulled = 0
+        self.rows_at_open = 0  # rows before this sync's first record
+        self.notices: list[tuple[str, str]] = []  # (level, text): LOG messages for the platform
         self.meta_plain = {"sync_id": sync_id, "changes": []}
         self.meta_plain_bytes = bytes(json_samples([self.meta_plain]).data)  # as the json tensor stores it
 
@@ -147,6 +153,7 @@ class StreamSink:
             self.staged = True
         ds.__enter__()  # one flush when the writer asks, not one per call
         self.ds = ds
+        self.rows_at_open = len(ds)
         self._load_fields()
         for name, kind in (("_airbyte_raw_id", S.TEXT), ("_airbyte_extracted_at", S.TIMESTAMP_TZ),
                            ("_airbyte_generation_id", S.INT), ("_airbyte_meta", S.JSON)):
@@ -154,6 +161,9 @@ class StreamSink:
                 self._create(name, name, kind)
         for fname, fschema in self.declared.items():
             self.ensure_field(fname, self._declared_kind(fname, fschema))
+        if self.include_files:
+            for role in (F.ROLE_PATH, F.ROLE_SIZE, F.ROLE_TYPE, F.ROLE_FILE):
+                self.ensure_file_tensor(role)
 
     def _load_fields(self) -> None:
         assert self.ds is not None
@@ -162,6 +172,15 @@ class StreamSink:
             fname = info.get("airbyte_field")
             if fname is not None and tname not in META_TENSORS:
                 self.fields[fname] = (tname, info.get("airbyte_kind", S.JSON))
+            role = info.get(F.INFO_KEY)
+            if role is not None:
+                self.file_tensors[role] = tname
+                if role == F.ROLE_FILE and info.get("file_storage", "binary") != self.non_image_files:
+                    from connectors.destination_deeplake.errors import CONFIG, traced
+
+                    raise traced(f"Stream {self.label!r}: tensor {tname!r} of {self.url!r} holds non-image files as "
+                                 f"{info.get('file_storage', 'binary')}, but the config says non_image_files = "
+                                 f"{self.non_image_files}: keep the setting, or sync the stream with overwrite.", CONFIG)
 
     def _declared_kind(self, fname: str, fschema: Any) -> str:
         if fname in self.links:
@@ -191,6 +210,57 @@ class StreamSink:
             ds[tname].extend([None] * rows)  # earlier rows hold no value for a new field: nulls
         if fname is not None and tname not in META_TENSORS:
             self.fields[fname] = (tname, kind)
+
+    def ensure_file_tensor(self, role: str) -> str:
+        """The tensor of a file role (files.py), made on first use; earlier rows are empty."""
+        tname = self.file_tensors.get(role)
+        if tname is not None:
+            return tname
+        assert self.ds is not None
+        ds = self.ds
+        taken = {f: t for f, (t, _) in self.fields.items()}
+        reserved = set(dir(lakeformat.Dataset)) | set(META_TENSORS) | set(ds.meta.tensor_names)
+        tname = S.tensor_name(F.TENSOR_NAMES[role], taken, reserved)
+        rows = max((t.num_samples for t in ds.tensors.values()), default=0)
+        info: dict[str, Any] = {F.INFO_KEY: role}
+        if role in (F.ROLE_PATH, F.ROLE_TYPE):
+            ds.create_tensor(tname, htype="text", chunk_compression=self.chunk_compression, max_chunk_size=MAX_CHUNK_BYTES)
+        elif role == F.ROLE_SIZE:
+            ds.create_tensor(tname, chunk_compression=self.chunk_compression, max_chunk_size=MAX_CHUNK_BYTES,
+                             **S.tensor_args(S.INT))
+        elif role in (F.ROLE_PNG, F.ROLE_JPEG):
+            ds.create_tensor(tname, htype="image", sample_compression="png" if role == F.ROLE_PNG else "jpeg")
+        elif self.non_image_files == "link":
+            ds.create_tensor(tname, htype="link[generic]", verify=False, create_shape_tensor=False,
+                             create_sample_info_tensor=False)
+            info["file_storage"] = "link"
+        else:
+            ds.create_tensor(tname, htype="generic", dtype="uint8", chunk_compression=self.chunk_compression,
+                             max_chunk_size=MAX_CHUNK_BYTES)
+            info["file_storage"] = "binary"
+        ds[tname].info.update(info)
+        if rows and ds[tname].num_samples < rows:
+            ds[tname].extend([None] * rows)
+        self.file_tensors[role] = tname
+        return tname
+
+    def _file_columns(self, files: Sequence[Any]) -> dict[str, Any]:
+        """The file tensors' samples of a batch whose rows carry staged files (or None)."""
+        out: dict[str, Any] = {}
+        col = self.ensure_file_tensor
+        out[col(F.ROLE_PATH)] = [None if f is None else f.relative_path for f in files]
+        out[col(F.ROLE_TYPE)] = [None if f is None else f.media_type for f in files]
+        out[col(F.ROLE_SIZE)] = S.convert(S.INT, [None if f is None else f.size for f in files]).values
+        for role in (F.ROLE_PNG, F.ROLE_JPEG):
+            if any(f is not None and f.image_role == role for f in files):
+                out[col(role)] = [f.image if f is not None and f.image_role == role else None for f in files]
+        file_t = col(F.ROLE_FILE)
+        if self.non_image_files == "link":
+            out[file_t] = [lakeformat.link(f.link) if f is not None and f.link is not None else None for f in files]
+        else:
+            out[file_t] = [np.frombuffer(f.original, dtype=np.uint8) if f is not None and f.original is not None else None
+                           for f in files]
+        return out
 
     def ensure_field(self, fname: str, kind: str) -> None:
         """Make the tensor of a field; an existing int tensor widens to a declared float."""
@@ -226,7 +296,7 @@ class StreamSink:
             self._ensure_fields(rows)
         for b in batches:
             if type(b) is RowBatch:
-                self.write(b.datas, b.emitted)
+                self.write(b.datas, b.emitted, b.files)
             else:
                 self.write_columns(b)
 
@@ -245,8 +315,9 @@ class StreamSink:
                 self.ensure_field(fname, self._declared_kind(fname, self.declared.get(fname)) if fname in self.declared or fname in self.links or fname in self.overrides else S.kind_of_value(first))
         return seen
 
-    def write(self, datas: list[dict[str, Any]], emitted_at: list[Any]) -> None:
-        """Append one batch of record data (dicts) with their emitted_at (ms)."""
+    def write(self, datas: list[dict[str, Any]], emitted_at: list[Any], files: Sequence[Any] | None = None) -> None:
+        """Append one batch of record data (dicts) with their emitted_at (ms) and, for a
+        file-based stream, each row's staged file (files.py; None for a row without)."""
         assert self.ds is not None
         n = len(datas)
         if n == 0:
@@ -263,6 +334,8 @@ class StreamSink:
                 except KeyError:
                     col = [d.get(fname) for d in datas]
             batch[tname] = self._convert(fname, kind, col, changes)
+        if files is not None:
+            batch.update(self._file_columns(files))
         ems = np.asarray([0 if e is None else e for e in emitted_at], dtype=np.float64)
         self._append(batch, changes, n, ems)
 
@@ -354,69 +427,209 @@ class StreamSink:
     # ------------------------------------------------------------------------------ the end
     def _column(self, fname: str) -> list[Any] | None:
         assert self.ds is not None
-        if fname in META_TENSORS:
-            kind = {"_airbyte_extracted_at": S.TIMESTAMP_TZ, "_airbyte_generation_id": S.INT}.get(fname, S.JSON)
-            tname = fname
-        elif fname in self.fields:
-            tname, kind = self.fields[fname]
-        else:
+        tname_kind = self._tensor_of(fname)
+        if tname_kind is None:
             return None
-        return [S.value_of(kind, v) for v in self.ds[tname].numpy(aslist=True)]
+        tname, kind = tname_kind
+        dense = self._dense_column(fname)
+        if dense is not None:  # one read of the stored bytes, no per-sample decoding
+            vals, null = dense
+            out = vals.tolist()
+            for i in np.flatnonzero(null).tolist():
+                out[i] = None
+            return out
+        return [S.value_of(kind, v) for v in self.ds[tname].values()]
 
-    def _rows_superseded(self) -> list[int]:
-        """Rows that another row with the same primary key supersedes: the latest by cursor
-        (nulls first), then by _airbyte_extracted_at, then by position wins. Null key values
-        are one value, as SQL's PARTITION BY groups them. A winner whose
-        `_ab_cdc_deleted_at` is set is removed too (a CDC delete)."""
+    def _tensor_of(self, fname: str) -> tuple[str, str] | None:
+        if fname in META_TENSORS:
+            return fname, {"_airbyte_extracted_at": S.TIMESTAMP_TZ, "_airbyte_generation_id": S.INT}.get(fname, S.JSON)
+        if fname in self.fields:
+            tname, kind = self.fields[fname]
+            return tname, kind
+        return None
+
+    def _dense_column(self, fname: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(values, null mask) of a scalar numeric column (int, float, bool, times) read as one
+        array; None for any other column (or a float column holding NaN, whose Python
+        semantics as a key differ from NumPy's)."""
+        assert self.ds is not None
+        tname_kind = self._tensor_of(fname)
+        if tname_kind is None or tname_kind[1] not in (S.INT, S.FLOAT, S.BOOL, *S.TIME_KINDS):
+            return None
+        t = self.ds[tname_kind[0]]
+        dt = t.dtype
+        if dt is None or dt.kind not in "iufb" or t.is_sequence or t.is_link:
+            return None
+        n = t.num_samples
+        if n == 0:
+            return np.zeros(0, dt), np.zeros(0, bool)
+        lo, hi = t.shape_interval
+        if len(hi) != 1 or hi[0] > 1:
+            return None
+        eng = t.engine
+        if eng.tiles.entries:
+            return None
+        # chunk by chunk: a null sample stores no bytes, so a chunk's values lie back to back
+        names = eng.chunk_ids.names()
+        first = eng.chunk_ids.first_indices()
+        last = eng.chunk_ids.rows[:, 1].astype(np.int64)
+        nulls, flats = [], []
+        for lo in range(0, len(names), 64):  # a bounded number of parsed chunks at a time
+            got = eng.get_chunks(names[lo : lo + 64])
+            for r in range(lo, min(lo + 64, len(names))):
+                c = got[names[r]]
+                local = np.arange(int(last[r] - first[r] + 1), dtype=np.int64)
+                shp = c.shapes(local)
+                nulls.append(shp[:, 0] == 0 if shp.shape[1] else np.ones(len(local), bool))
+                s, e = c.byte_ranges(local)
+                flats.append(np.frombuffer(c.data[int(s[0]) : int(e[-1])], dtype=dt) if len(local) else np.zeros(0, dt))
+        null = np.concatenate(nulls) if nulls else np.zeros(0, bool)
+        flat = np.concatenate(flats) if flats else np.zeros(0, dt)
+        if len(null) != n or len(flat) != int((~null).sum()):
+            return None
+        if dt.kind == "f" and np.isnan(flat).any():
+            return None
+        vals = np.zeros(n, dt)
+        vals[~null] = flat
+        return vals, null
+
+    def _key_columns(self) -> list[KeyColumn]:
+        """Each primary key part as integer codes (equal codes: equal values) and a null
+        mask; dense integer columns are read as arrays, the rest factorized value by value."""
         n = len(self.ds)
         keys = []
         for path in self.primary_key:
+            dense = self._dense_column(path[0]) if len(path) == 1 else None
+            if dense is not None and dense[0].dtype.kind in "iub":
+                keys.append(KeyColumn(dense[0][:n].astype(np.int64), dense[1][:n]))
+                continue
             col = self._column(path[0])
             if col is None:
                 col = [None] * n
             if len(path) > 1:
                 col = [_dig(v, path[1:]) for v in col]
-            keys.append([_hashable(v) for v in col])
-        cursor = self._column(self.cursor_field[0]) if self.cursor_field else None
-        if cursor is not None and len(self.cursor_field) > 1:
-            cursor = [_dig(v, self.cursor_field[1:]) for v in cursor]
-        extracted = self._column("_airbyte_extracted_at") or [None] * n
-        best: dict[Any, tuple[Any, int]] = {}
-        for i in range(n):
-            k = tuple(col[i] for col in keys)
-            c = cursor[i] if cursor is not None else None
-            rank = ((0,) if c is None else (1, _orderable(c)), (0,) if extracted[i] is None else (1, extracted[i]), i)
-            cur = best.get(k)
-            if cur is None or rank >= cur[0]:
-                best[k] = (rank, i)
-        keep = {i for _, i in best.values()}
-        deleted = self._column("_ab_cdc_deleted_at")
+            keys.append(KeyColumn.factorize([_hashable(v) for v in col[:n]]))
+        return keys
+
+    def _check_keys(self, keys: list[list[Any]]) -> int:
+        """Rows of this sync whose key (any part of it) is null or missing; a config error,
+        raised before any row is removed, when that is every row of this sync."""
+        mine = range(self.rows_at_open, len(self.ds))
+        missing = sum(1 for i in mine if any(col[i] is None for col in keys))
+        if mine and missing == len(mine):
+            names = ", ".join(".".join(p) for p in self.primary_key)
+            from connectors.destination_deeplake.errors import CONFIG, traced
+
+            raise traced(f"Stream {self.label!r} is deduplicated on primary key [{names}], which none of its "
+                         f"{len(mine)} records of this sync has: check the configured primary key. Nothing was removed.",
+                         CONFIG, f"{self.label}: primary key {self.primary_key} null or missing in all {len(mine)} records")
+        return missing
+
+    def _rows_superseded(self, keys: list[KeyColumn]) -> list[int]:
+        """Rows that another row with the same primary key supersedes: the latest by cursor
+        (nulls first), then by _airbyte_extracted_at, then by position wins. A row whose key
+        is null or missing is never merged with another (it is kept, and counted by
+        `_check_keys`). A winner whose `_ab_cdc_deleted_at` is set is removed too (a CDC delete).
+        One sort over (key, cursor, extracted_at, position): no per-row Python work on dense
+        columns."""
+        n = len(self.ds)
+        if n == 0:
+            return []
+        if self.cursor_field:
+            cur_has, cur_rank = self._rank_column(self.cursor_field, n)
+        else:
+            cur_has, cur_rank = np.zeros(n, bool), np.zeros(n, np.int64)
+        ext_has, ext_rank = self._rank_column(["_airbyte_extracted_at"], n)
+        keyless = np.zeros(n, bool)
+        for col in keys:
+            keyless |= col.null
+        if len(keys) == 1:
+            group = keys[0].codes
+        else:
+            group = np.unique(np.stack([c.codes for c in keys], axis=1), axis=0, return_inverse=True)[1].reshape(-1)
+        rows = np.flatnonzero(~keyless)  # keyless rows join no group (their codes mean nothing)
+        order = rows[np.lexsort((rows, ext_rank[rows], ext_has[rows], cur_rank[rows], cur_has[rows], group[rows]))]
+        g = group[order]
+        last_of_group = np.ones(len(order), bool)
+        last_of_group[:-1] = g[1:] != g[:-1]
+        keep = np.zeros(n, bool)
+        keep[order[last_of_group]] = True
+        deleted = self._null_mask("_ab_cdc_deleted_at", n)
         if deleted is not None:
-            keep = {i for i in keep if deleted[i] is None}
-        return [i for i in range(n) if i not in keep]
+            keep &= deleted
+        keep |= keyless
+        return np.flatnonzero(~keep).tolist()
+
+    def _rank_column(self, path: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(has a value, rank of the value in `_orderable` order) of a column, for sorting."""
+        dense = self._dense_column(path[0]) if len(path) == 1 else None
+        if dense is not None:
+            vals, null = dense
+            vals = vals[:n]
+            rank = vals.astype(np.int64) if vals.dtype.kind in "iub" else np.unique(vals, return_inverse=True)[1].reshape(-1)
+            return ~null[:n], rank
+        col = self._column(path[0])
+        if col is None:
+            return np.zeros(n, bool), np.zeros(n, np.int64)
+        if len(path) > 1:
+            col = [_dig(v, path[1:]) for v in col]
+        col = col[:n]
+        has = np.fromiter((v is not None for v in col), bool, count=n)
+        ordered = [_orderable(v) for v in col]
+        distinct = sorted({o for o, h in zip(ordered, has) if h})
+        rank_of = {o: r for r, o in enumerate(distinct)}
+        rank = np.fromiter((rank_of[o] if h else 0 for o, h in zip(ordered, has)), np.int64, count=n)
+        return has, rank
+
+    def _null_mask(self, fname: str, n: int) -> np.ndarray | None:
+        """Where a column is null (True), or None when the stream has no such column."""
+        dense = self._dense_column(fname)
+        if dense is not None:
+            return dense[1][:n]
+        col = self._column(fname)
+        if col is None:
+            return None
+        return np.fromiter((v is None for v in col[:n]), bool, count=n)
 
     def _rows_of_old_generations(self) -> list[int]:
         gens = self._column("_airbyte_generation_id") or []
         return [i for i, g in enumerate(gens) if (g or 0) < self.minimum_generation_id]
 
     def _remove_rows(self, rows: Sequence[int]) -> None:
+        """Remove the rows in one bulk delete (each affected chunk rewritten once)."""
         assert self.ds is not None
-        for i in sorted(set(rows), reverse=True):
-            self.ds.pop(i)
+        idx = np.unique(np.asarray(list(rows), dtype=np.int64))
+        if len(idx):
+            self.ds.delete_rows(idx)
 
-    def finish(self, last_state: dict[str, Any] | None) -> str:
-        """Dedup, drop older generations, commit once (and move main to a staged truncate)."""
+    def finish(self, last_state: dict[str, Any] | None, complete: bool = True) -> str:
+        """Dedup, drop older generations, commit once (and move main to a staged truncate).
+        A staged truncate replaces main only when the source reported the stream `complete`
+        (STREAM_STATUS COMPLETE); otherwise main keeps its data and the staged rows wait on the
+        staging branch for a retry of the same generation."""
         assert self.ds is not None
         ds = self.ds
-        removed_old = removed_dup = 0
+        removed_old = removed_dup = keyless = 0
+        if self.sync_mode == "append_dedup" and self.primary_key:
+            keys = self._key_columns()
+            keyless = self._check_keys(keys)  # before anything is removed
         if self.minimum_generation_id > 0 and (not self.staged or self.minimum_generation_id != self.generation_id):
             old = self._rows_of_old_generations()
             self._remove_rows(old)
             removed_old = len(old)
         if self.sync_mode == "append_dedup" and self.primary_key:
-            dup = self._rows_superseded()
+            dup = self._rows_superseded(self._key_columns() if removed_old else keys)
             self._remove_rows(dup)
             removed_dup = len(dup)
+        if keyless:
+            names = ", ".join(".".join(p) for p in self.primary_key)
+            self.notices.append(("WARN", f"stream {self.label}: {keyless} records of this sync have no value for primary key "
+                                         f"[{names}]; they are kept as they are, not deduplicated"))
+        promote = self.staged and complete
+        if self.staged and not complete:
+            self.notices.append(("WARN", f"stream {self.label}: the source did not report the stream COMPLETE, so the "
+                                         f"previous data stays on main; the {self.records_written} records of this sync "
+                                         f"wait on branch {ds.branch} for a retry of generation {self.generation_id}"))
         ds.flush()
         state_text = orjson.dumps(last_state).decode() if last_state is not None else "none"
         if len(state_text) > 2000:
@@ -424,12 +637,14 @@ class StreamSink:
         message = (
             f"airbyte sync {self.sync_id}: stream {self.label} ({self.sync_mode}, generation {self.generation_id}); "
             f"records: {self.records_written} written, {self.rows_nulled} with nulled values, "
+            f"{keyless} without a primary key kept, "
             f"{removed_dup} superseded removed, {removed_old} of older generations removed, {len(ds)} rows; "
-            f"last state: {state_text}"
+            + ("" if complete else "stream not reported complete; ")
+            + f"last state: {state_text}"
         )
         ds.__exit__(None, None, None)
         commit = ds.commit(message, allow_empty=True)
-        if self.staged:
+        if promote:
             promote_branch(ds, self.url, self.creds)
         return commit
 
@@ -443,6 +658,24 @@ class StreamSink:
             except Exception:  # noqa: BLE001 - the lock expires anyway
                 pass
             self.ds = None
+
+
+class KeyColumn(list):
+    """One primary key part over all rows: integer codes (equal codes, equal values) and
+    where it is null. As a list it holds the code, or None where null (what `_check_keys`
+    reads), at C indexing speed."""
+
+    def __init__(self, codes: np.ndarray, null: np.ndarray):
+        super().__init__(np.where(null, None, codes.astype(object)).tolist() if len(codes) else [])
+        self.codes = codes
+        self.null = null
+
+    @classmethod
+    def factorize(cls, values: list[Any]) -> "KeyColumn":
+        seen: dict[Any, int] = {}
+        codes = np.fromiter((-1 if v is None else seen.setdefault(v, len(seen)) for v in values), np.int64, count=len(values))
+        return cls(codes, codes < 0)
+
 
 
 def _dig(v: Any, path: Sequence[str]) -> Any:

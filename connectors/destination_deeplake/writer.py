@@ -20,10 +20,14 @@ from typing import Any
 
 from connectors.destination_deeplake.columnar import PYTHON_RUN, ColumnBatch, RecordScanner, RowBatch
 from connectors.destination_deeplake.config import DestinationConfig, StreamKey
-from connectors.destination_deeplake.errors import CONFIG, traced
+from connectors.destination_deeplake.errors import CONFIG, StagedFileError, traced
+from connectors.destination_deeplake.files import stage_file
 from connectors.destination_deeplake.sink import StreamSink, stream_url
 
 logger = logging.getLogger("airbyte.destination_deeplake")
+
+
+FILE_REFERENCE_KEY = b'"file_reference"'
 
 
 def _descriptor_key(desc: Mapping[str, Any]) -> StreamKey:
@@ -40,7 +44,12 @@ class SyncWriter:
         self.streams: dict[StreamKey, dict[str, Any]] = {}
         for cs in catalog.get("streams") or []:
             st = cs["stream"]
+            if not isinstance(st.get("name"), str) or not st["name"].strip():
+                # an empty name would land the stream's dataset at the destination root
+                raise traced(f"A configured stream has an empty name (namespace {st.get('namespace')!r}): "
+                             "every stream needs a name, its dataset's folder.", CONFIG)
             self.streams[(st.get("namespace") or None, st["name"])] = cs
+        self.complete: set[StreamKey] = set()  # streams the source reported COMPLETE
         self.sinks: dict[StreamKey, StreamSink] = {}
         self.buffers: dict[StreamKey, list[RowBatch | ColumnBatch]] = {}
         self.scanner: RecordScanner | None = RecordScanner() if fast else None
@@ -57,6 +66,8 @@ class SyncWriter:
         self.last_state: dict[StreamKey, dict[str, Any]] = {}
         self.last_global: dict[str, Any] | None = None
         self.records_total = 0
+        self._fref_block: bytes | None = None  # the block last searched for a file_reference ...
+        self._fref_at = 0  # ... and where the first one at or after the search start is
 
     # ------------------------------------------------------------------------------ sinks
     def sink(self, key: StreamKey) -> StreamSink:
@@ -77,6 +88,8 @@ class SyncWriter:
                 generation_id=cs.get("generation_id") or 0, minimum_generation_id=cs.get("minimum_generation_id") or 0,
                 sync_id=cs.get("sync_id"), chunk_compression=self.config.chunk_compression,
                 overrides=self.config.overrides_for(key), links=self.config.links_for(key),
+                non_image_files=self.config.non_image_files,
+                include_files=bool(cs.get("include_files")) and bool(st.get("is_file_based", True)),
             )
             s.open()
             self.sinks[key] = s
@@ -89,13 +102,26 @@ class SyncWriter:
             self.sink(key)
 
     # ------------------------------------------------------------------------------ messages
-    def record(self, rec: Mapping[str, Any], nbytes: int) -> None:
+    def record(self, rec: Mapping[str, Any], nbytes: int, lineno: int | None = None) -> None:
+        """One RECORD (the `record` object); `lineno`, its input line, is named by errors."""
         key = (rec.get("namespace") or None, rec["stream"])
         buf = self.buffers.get(key)
         if buf is None:
             if key not in self.sinks:
                 self.sink(key)
             buf = self.buffers[key] = []
+        staged = None
+        fref = rec.get("file_reference")
+        if fref is not None:
+            try:
+                staged = stage_file(fref, stream=self.sinks[key].label, line=lineno,
+                                    non_image_files=self.config.non_image_files, max_bytes=self.config.max_file_bytes)
+            except StagedFileError:
+                # the records before this one are written and their states acknowledged:
+                # a retry loses nothing and redoes only what follows
+                self.flush()
+                raise
+            nbytes += staged.memory_bytes  # the file's bytes wait in memory with its record
         scanner = self.scanner
         if scanner is not None and key in scanner.index:
             self._count_scanned()
@@ -108,9 +134,12 @@ class SyncWriter:
         if rows is None:
             rows = RowBatch()
             buf.append(rows)
-        data = rec.get("data")
-        rows.datas.append(data if type(data) is dict else {})
+        rows.datas.append(rec["data"])  # a dict: protocol.py refuses any other data
         rows.emitted.append(rec.get("emitted_at"))
+        if staged is not None or rows.files is not None:
+            if rows.files is None:
+                rows.files = [None] * (len(rows.datas) - 1)
+            rows.files.append(staged)
         if scanner is not None and len(rows.datas) == PYTHON_RUN and key in scanner.index:
             scanner.enable(key, True)
         self.totals[key] = self.totals.get(key, 0) + 1
@@ -137,6 +166,13 @@ class SyncWriter:
         assert scanner is not None
         scan = scanner.native.scan
         taken = 0
+        # the native scanner skips keys of a record it does not know: a line with a
+        # `file_reference` goes to the Python path, which lands the file
+        stop = self._file_line_start(block, pos)
+        if stop is not None:
+            if stop <= pos:
+                return pos, 0
+            block = block[:stop]
         end = len(block)
         while True:
             pos, n, nbytes, reason = scan(block, pos, max(1, self.max_records - self.buffered_records),
@@ -153,6 +189,17 @@ class SyncWriter:
                     self.flush()
             if reason != RecordScanner.LIMIT or pos >= end or not scanner.active:
                 return pos, taken
+
+    def _file_line_start(self, block: bytes, pos: int) -> int | None:
+        """Where the first line at or after `pos` that holds a `file_reference` key starts;
+        None when none does. The search is kept per block, so a block is searched once."""
+        if self._fref_block is not block or self._fref_at < pos:
+            at = block.find(FILE_REFERENCE_KEY, pos)
+            self._fref_block, self._fref_at = block, at if at >= 0 else len(block)
+        at = self._fref_at
+        if at >= len(block):
+            return None
+        return max(pos, block.rfind(b"\n", pos, at) + 1)
 
     def _count_scanned(self) -> None:
         if self.scanner is not None:
@@ -182,6 +229,17 @@ class SyncWriter:
             self._emit_states()
         elif self.buffer_started is not None and time.monotonic() - self.buffer_started >= self.max_seconds:
             self.flush()
+
+    def trace(self, msg: dict[str, Any]) -> None:
+        """A TRACE message: a STREAM_STATUS COMPLETE marks its stream as fully read, which a
+        truncating sync needs before it replaces the previous data."""
+        tr = msg.get("trace") or {}
+        if tr.get("type") != "STREAM_STATUS":
+            return
+        status = tr.get("stream_status") or {}
+        desc = status.get("stream_descriptor") or {}
+        if status.get("status") == "COMPLETE" and isinstance(desc.get("name"), str):
+            self.complete.add(_descriptor_key(desc))
 
     def _emit_states(self) -> None:
         for msg in self.pending_states:
@@ -216,7 +274,9 @@ class SyncWriter:
         self.open_all()  # a stream that sent no record is still overwritten / committed
         commits = []
         for key, s in self.sinks.items():
-            commits.append(s.finish(self.last_state.get(key) or self.last_global))
+            commits.append(s.finish(self.last_state.get(key) or self.last_global, complete=key in self.complete))
+            for level, text in s.notices:
+                self.emit({"type": "LOG", "log": {"level": level, "message": text}})
             s.close()
         return commits
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import queue as queue_mod
-import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,9 +18,11 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from connectors.sql import state as S
+from connectors.redaction import redact_url as _redact_url, scrub, url_secrets
 from connectors.sql.spec import SourceSpec
 from connectors.sql.writing import Converted, KeyIndex, convert_until_bad, ensure_tensors, write_batch
 from connectors.sql.errors import (
+    DriverNotInstalledError,
     SourceConfigError,
     SourceConnectionError,
     SourceNotFoundError,
@@ -91,38 +92,56 @@ class Plan:
 
 # ------------------------------------------------------------------------------------ source
 def redact_url(url: str) -> str:
-    """The URL without its password (the password is dropped, not masked)."""
-    import sqlalchemy as sa
-
-    try:
-        u = sa.engine.make_url(url)
-    except Exception:  # noqa: BLE001 - not a URL at all: hide anything between ':' and '@'
-        return re.sub(r"(//[^:/@]*):[^@]*@", r"\1@", str(url))
-    bare = sa.engine.URL.create(u.drivername, username=u.username, host=u.host, port=u.port, database=u.database, query=u.query)
-    return bare.render_as_string(hide_password=False)
+    """The URL without its password (dropped, not masked) and with every secret-bearing query
+    parameter (password, sslpassword, token, ...) masked: what lineage and messages show."""
+    return _redact_url(url)
 
 
 def _scrub(text: str, url: str) -> str:
-    import sqlalchemy as sa
+    """`text` with every secret of `url` (its password, secret query values) masked."""
+    return scrub(text, url_secrets(url))
 
+
+# the package that provides each DBAPI module SQLAlchemy's dialects import (where the two differ)
+_DRIVER_PACKAGES = {
+    "psycopg": "psycopg[binary]",
+    "psycopg2": "psycopg2-binary",
+    "pymysql": "PyMySQL",
+    "MySQLdb": "mysqlclient",
+    "mysql": "mysql-connector-python",
+    "cx_Oracle": "cx-Oracle",
+}
+
+
+def require_sqlalchemy():
+    """The `sqlalchemy` module; DriverNotInstalledError when the `sql` extra is not installed."""
     try:
-        pw = sa.engine.make_url(url).password
-    except Exception:  # noqa: BLE001
-        pw = None
-    if pw:
-        text = text.replace(str(pw), "***")
-    return text
+        import sqlalchemy
+    except ModuleNotFoundError as e:
+        if e.name != "sqlalchemy":
+            raise
+        raise DriverNotInstalledError(
+            "SQL backfills need SQLAlchemy, which is not installed: pip install 'airbyte-destination-deeplake[sql]'",
+            name="sqlalchemy",
+        ) from None
+    return sqlalchemy
 
 
 def make_engine(url: str):
-    import sqlalchemy as sa
-
+    """sa.create_engine(url), with a typed error for a bad URL or a driver that is not installed."""
+    sa = require_sqlalchemy()
     try:
         return sa.create_engine(url)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as e:
         raise SourceConfigError(f"bad database URL {redact_url(url)!r}: {_scrub(str(e), url)}") from None
     except ModuleNotFoundError as e:
-        raise SourceConfigError(f"the database driver for {redact_url(url)!r} is not installed: {e.name}") from None
+        # the dialect imports its DBAPI module on create_engine: drivers are the user's choice
+        module = (e.name or "").split(".")[0]
+        package = _DRIVER_PACKAGES.get(module, module)
+        raise DriverNotInstalledError(
+            f"the database driver {e.name!r} for {redact_url(url)!r} is not installed: pip install {package!r}",
+            name=module,
+        ) from None
 
 
 def connect(engine, url: str):

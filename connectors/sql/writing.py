@@ -94,7 +94,7 @@ class KeyIndex:
         self.map: Dict[Any, int] = {}
         if length == 0:
             return
-        cols = [ds[t][:length].numpy(aslist=True) for t in tensors]
+        cols = [ds[t][:length].values() for t in tensors]
         if len(cols) == 1 and ds[tensors[0]].meta.dtype not in (None, "str", "Any", "List") and np.dtype(ds[tensors[0]].meta.dtype).kind in "iu":
             arr = np.asarray([int(np.asarray(v).reshape(-1)[0]) if np.size(v) else np.iinfo(np.int64).min for v in cols[0]], dtype=np.int64) if isinstance(cols[0], list) else np.asarray(cols[0]).reshape(-1)
             order = np.argsort(arr, kind="stable")
@@ -148,15 +148,16 @@ def write_batch(ds, plans: Sequence[ColumnPlan], conv: Converted, index: Optiona
     if rows is not None and (rows >= 0).any():
         upd = np.flatnonzero(rows >= 0)
         app = np.flatnonzero(rows < 0)
+        # one bulk update per tensor: each affected chunk is rewritten once (a key seen twice
+        # in the batch takes its last value, as updates one at a time would)
+        targets = rows[upd].tolist()
         for p in plans:
-            t = ds[p.tensor]
             cd = conv.columns[p.tensor]
-            for j in upd.tolist():
-                t[int(rows[j])] = cd.value_at(j)
+            # the rows to update as one column (what extend takes): no per-value Python work
+            ds[p.tensor][targets] = _take(cd, upd, n).extend_values(len(upd))
             if p.null_mask:
-                m = ds[p.null_mask]
-                for j in upd.tolist():
-                    m[int(rows[j])] = np.asarray([cd.mask is not None and bool(cd.mask[j])])
+                mask = cd.mask[upd] if cd.mask is not None else np.zeros(len(upd), bool)
+                ds[p.null_mask][targets] = np.ascontiguousarray(mask, dtype=bool).reshape(-1, 1)
         cols = {p.tensor: _take(conv.columns[p.tensor], app, n) for p in plans}
         n_app = len(app)
     else:

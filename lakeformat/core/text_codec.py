@@ -5,7 +5,9 @@ samples that `ds.extend` stores as given."""
 from __future__ import annotations
 
 import base64
+import binascii
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
@@ -15,8 +17,53 @@ from lakeformat import _native
 from lakeformat.core.sample import Sample
 
 
+# The type tag of deeplake 3.x's tagged JSON, and the values its decoder acts on.
+TYPE_TAG = "_hub_custom_type"
+TAGGED_KINDS = ("ndarray", "bytes", "Sample")
+_TAG_BYTES = TYPE_TAG.encode()
+# A user dict whose tag would be decoded (its value is one of TAGGED_KINDS) is stored with the
+# key escaped as "$_hub_custom_type"; a key of the escaped form ("$", "$$", ... before the tag)
+# gets one more "$", always, so that reading removes exactly one (docs/format.md, json).
+_ESCAPED_TAG = re.compile(r"^\$+_hub_custom_type$")
+
+
+def escape_json(value: Any) -> Any:
+    """A JSON value in which no user dict reads as a tagged value: each dict's tag key whose
+    value deeplake would decode becomes "$_hub_custom_type", and each key already of the form
+    "$..$_hub_custom_type" gains one more "$" (`unescape_json_dict` undoes both). Other values
+    (arrays, bytes, samples) are left for the encoder to tag.
+
+    >>> escape_json({"_hub_custom_type": "bytes", "data": "aGk="})
+    {'$_hub_custom_type': 'bytes', 'data': 'aGk='}
+    """
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if isinstance(k, str) and (k == TYPE_TAG and isinstance(v, str) and v in TAGGED_KINDS or _ESCAPED_TAG.match(k)):
+                k = "$" + k
+            out[k] = escape_json(v)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [escape_json(v) for v in value]
+    return value
+
+
+def unescape_json_dict(obj: Dict[str, Any]) -> Dict[str, Any]:
+    """One decoded dict with its escaped tag keys restored (the inverse of `escape_json`)."""
+    if not any(isinstance(k, str) and k[:1] == "$" and _ESCAPED_TAG.match(k) for k in obj):
+        return obj
+    return {k[1:] if isinstance(k, str) and _ESCAPED_TAG.match(k) else k: v for k, v in obj.items()}
+
+
 class JsonEncoder(json.JSONEncoder):
-    """JSON with arrays and bytes, in the tagged form deeplake 3.x reads back."""
+    """JSON with arrays and bytes, in the tagged form deeplake 3.x reads back; user dicts that
+    carry the tag themselves are escaped (`escape_json`) so that they read back as written."""
+
+    def encode(self, o: Any) -> str:
+        text = super().encode(o)
+        if TYPE_TAG in text and _needs_escape(o):
+            text = super().encode(escape_json(o))
+        return text
 
     def default(self, o: Any) -> Any:
         if isinstance(o, np.ndarray):
@@ -30,19 +77,47 @@ class JsonEncoder(json.JSONEncoder):
         return super().default(o)
 
 
+def _needs_escape(value: Any) -> bool:
+    """Whether some dict inside `value` has a key that `escape_json` changes."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(k, str) and (k == TYPE_TAG and isinstance(v, str) and v in TAGGED_KINDS or _ESCAPED_TAG.match(k)):
+                return True
+            if isinstance(v, (dict, list, tuple)) and _needs_escape(v):
+                return True
+        return False
+    if isinstance(value, (list, tuple)):
+        return any(isinstance(v, (dict, list, tuple)) and _needs_escape(v) for v in value)
+    return False
+
+
 def json_object_hook(obj: Dict[str, Any]) -> Any:
-    kind = obj.get("_hub_custom_type")
-    if kind == "ndarray":
-        return np.frombuffer(base64.b64decode(obj["data"]), dtype=obj["dtype"]).reshape(obj["shape"])
-    if kind == "bytes":
-        return base64.b64decode(obj["data"])
-    if kind == "Sample":
-        return Sample(buffer=base64.b64decode(obj["data"]), compression=obj.get("compression"))
-    return obj
+    """A decoded dict: a tagged value (array, bytes, sample) or the user's dict. A tagged dict
+    that does not decode (data written before tags were escaped, or by another writer) is
+    returned as it is rather than failing the whole read."""
+    kind = obj.get(TYPE_TAG)
+    if isinstance(kind, str) and kind in TAGGED_KINDS:
+        try:
+            if kind == "ndarray":
+                dtype = np.dtype(obj["dtype"])
+                if dtype.hasobject:
+                    raise ValueError("object arrays are never stored")
+                return np.frombuffer(base64.b64decode(obj["data"], validate=True), dtype=dtype).reshape(obj["shape"])
+            if kind == "bytes":
+                return base64.b64decode(obj["data"], validate=True)
+            return Sample(buffer=base64.b64decode(obj["data"], validate=True), compression=obj.get("compression"))
+        except (KeyError, TypeError, ValueError, binascii.Error):
+            return obj
+    return unescape_json_dict(obj)
 
 
 def json_loads(data) -> Any:
-    return json.loads(bytes(data).decode("utf-8"), object_hook=json_object_hook)
+    """One stored json sample, decoded: tagged values become arrays, bytes and samples, and
+    escaped user dicts read back as written."""
+    raw = bytes(data)
+    if _TAG_BYTES not in raw:
+        return json.loads(raw.decode("utf-8"))  # no tag anywhere: no hook to run per dict
+    return json.loads(raw.decode("utf-8"), object_hook=json_object_hook)
 
 
 def encode_all_str(values: List[Any]):
@@ -137,8 +212,11 @@ def orjson_all(values: List[Any]):
         except TypeError:
             return None
         data = b"".join(out)
-        if b"null" in data:
-            out = [b if b"null" not in b or v is None else json.dumps(v, cls=JsonEncoder, allow_nan=True).encode("utf-8")
+        if b"null" in data or _TAG_BYTES in data:
+            # NaN/Infinity came out as null, or a user dict carries the type tag: json.dumps
+            # (with JsonEncoder's escape) is the reference for those samples
+            out = [b if (b"null" not in b or v is None) and _TAG_BYTES not in b
+                   else json.dumps(v, cls=JsonEncoder, allow_nan=True).encode("utf-8")
                    for v, b in zip(part, out)]
             data = b"".join(out)
         sizes[start : start + len(out)] = np.fromiter(map(len, out), dtype=np.int64, count=len(out))

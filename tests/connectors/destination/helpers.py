@@ -23,6 +23,15 @@ def state(stream: str, value: Any, namespace: str | None = None) -> dict[str, An
     return {"type": "STATE", "state": {"type": "STREAM", "stream": {"stream_descriptor": desc, "stream_state": value}}}
 
 
+def complete(stream: str, namespace: str | None = None, status: str = "COMPLETE") -> dict[str, Any]:
+    """The TRACE a source (CDK) sends when it has read a stream to its end."""
+    desc: dict[str, Any] = {"name": stream}
+    if namespace:
+        desc["namespace"] = namespace
+    return {"type": "TRACE", "trace": {"type": "STREAM_STATUS", "emitted_at": 1_700_000_000_000.0,
+                                       "stream_status": {"stream_descriptor": desc, "status": status}}}
+
+
 def stream(name: str, properties: dict[str, Any], mode: str = "append", pk=None, cursor=None, namespace=None,
            generation_id: int = 1, minimum_generation_id: int = 0, sync_id: int = 1) -> dict[str, Any]:
     st: dict[str, Any] = {"name": name, "json_schema": {"type": "object", "properties": properties},

@@ -27,6 +27,7 @@ from connectors.destination_deeplake.sink import uuid4_strings
 from lakeformat import temporal
 from tests.connectors.destination.helpers import (
     catalog,
+    complete,
     record,
     state,
     states_of,
@@ -63,7 +64,7 @@ def _load(tmp_path: Path, name: str, ns=None):
 def _col(ds, name):
     t = ds[name]
     kind = t.info.get("airbyte_kind", S.JSON)
-    return [S.value_of(kind, v) for v in t.numpy(aslist=True)]
+    return [S.value_of(kind, v) for v in t.values()]
 
 
 def test_types_nulls_and_meta(tmp_path):
@@ -163,7 +164,7 @@ def test_append_dedup_latest_by_cursor_then_extracted_at(tmp_path):
     write(_cfg(tmp_path), cat, [
         record("t", {"id": 1, "v": "new", "u": 2}),
         record("t", {"id": 2, "v": "stale", "u": 4}),        # older cursor: loses
-        record("t", {"id": None, "v": "null-b", "u": 2}),    # null keys are one key
+        record("t", {"id": None, "v": "null-b", "u": 2}),    # a null key is no key: kept, never merged
         record("t", {"id": 3, "v": "c-null-cursor", "u": None}, emitted_at=1),
         record("t", {"id": 3, "v": "c", "u": 0}, emitted_at=1),  # a non-null cursor beats a null one
         record("t", {"id": 4, "v": "d1", "u": 7}, emitted_at=1),
@@ -171,9 +172,10 @@ def test_append_dedup_latest_by_cursor_then_extracted_at(tmp_path):
         state("t", 2),
     ])
     ds = _load(tmp_path, "t")
-    got = dict(zip(_col(ds, "id"), _col(ds, "v")))
-    assert got == {1: "new", 2: "b2", None: "null-b", 3: "c", 4: "d2"}
-    assert len(ds) == 5
+    got = dict((i, v) for i, v in zip(_col(ds, "id"), _col(ds, "v")) if i is not None)
+    assert got == {1: "new", 2: "b2", 3: "c", 4: "d2"}
+    assert sorted(v for i, v in zip(_col(ds, "id"), _col(ds, "v")) if i is None) == ["null-a", "null-b"]
+    assert len(ds) == 6
 
 
 def test_overwrite_is_staged_and_failure_keeps_previous_data(tmp_path):
@@ -198,7 +200,7 @@ def test_overwrite_is_staged_and_failure_keeps_previous_data(tmp_path):
     assert [m["state"]["destinationStats"]["recordCount"] for m in states_of(out)] == [2]
     assert _col(_load(tmp_path, "t"), "id") == [0, 1, 2]  # main still serves the previous sync
     # the retry of the same generation resumes from the acknowledged state
-    write(_cfg(tmp_path), cat2, [record("t", {"id": 102}), state("t", 3)])
+    write(_cfg(tmp_path), cat2, [record("t", {"id": 102}), state("t", 3), complete("t")])
     ds = _load(tmp_path, "t")
     assert _col(ds, "id") == [100, 101, 102]
     assert ds.branches == ["main"]
@@ -206,9 +208,9 @@ def test_overwrite_is_staged_and_failure_keeps_previous_data(tmp_path):
 
     messages = [e["message"] for e in vc.log(ds)]
     assert "overwrite, generation 2" in messages[0] and "overwrite, generation 1" in messages[1]
-    # an overwrite with no record empties the stream
+    # an overwrite with no record empties the stream, once the source reports it complete
     cat3 = catalog(stream("t", {"id": {"type": "integer"}}, mode="overwrite", generation_id=3, minimum_generation_id=3))
-    write(_cfg(tmp_path), cat3, [])
+    write(_cfg(tmp_path), cat3, [complete("t")])
     assert len(_load(tmp_path, "t")) == 0
 
 
