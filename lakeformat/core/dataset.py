@@ -523,14 +523,18 @@ class Dataset(SchemaOps):
         )
         return Serializer(m, ctx).serialize(values)
 
-    def _hidden_batches(self, key: str, batch: SerializedBatch, values: Any) -> Dict[str, SerializedBatch]:
+    def _hidden_batches(self, key: str, batch: SerializedBatch, values: Any = None, start: Optional[int] = None,
+                        new_ids: bool = True) -> Dict[str, SerializedBatch]:
+        """The batches of `key`'s hidden companions for `batch`: sample ids (`new_ids`: only
+        new samples get ids; a replaced one keeps its own), shapes and infos, serialized for
+        items from `start` (None: appended)."""
         eng = self._engine(key)
         out: Dict[str, SerializedBatch] = {}
         for hkey, link in (eng.meta.links or {}).items():
             if hkey not in self.meta.tensors:
                 continue
             kind = link.get("extend")
-            if kind == "extend_id":
+            if kind == "extend_id" and new_ids:
                 # a generator seeded from the OS per batch: fast, and forked writers never
                 # share a stream of ids
                 rng = np.random.Generator(np.random.PCG64(int.from_bytes(os.urandom(16), "little")))
@@ -538,10 +542,10 @@ class Dataset(SchemaOps):
                 out[hkey] = self._serialize(hkey, ids)
             elif kind in ("extend_shape", "extend_len"):
                 shapes = batch.real_shapes if batch.real_shapes is not None else batch.shapes
-                out[hkey] = self._serialize(hkey, np.ascontiguousarray(shapes, dtype=np.int64))
+                out[hkey] = self._serialize(hkey, np.ascontiguousarray(shapes, dtype=np.int64), start=start)
             elif kind == "extend_info":
-                infos = batch.infos if batch.infos is not None else [{} for _ in range(batch.num_items)]
-                out[hkey] = self._serialize(hkey, infos)
+                infos = batch.infos if batch.infos else [{} for _ in range(batch.num_items)]
+                out[hkey] = self._serialize(hkey, infos, start=start)
         return out
 
     def _extend_tensors(self, values: Dict[str, Any], progressbar: bool = False) -> None:
@@ -579,17 +583,7 @@ class Dataset(SchemaOps):
                 if eng.seq is not None:
                     raise LakeFormatError(f"tensor {eng.meta.name!r}: replace a whole sequence by popping and appending")
                 b = self._serialize(key, [value], start=item)
-                hidden = {}
-                for hkey, link in (eng.meta.links or {}).items():
-                    if hkey not in self.meta.tensors:
-                        continue
-                    kind = link.get("extend")
-                    if kind in ("extend_shape", "extend_len"):
-                        shapes = b.real_shapes if b.real_shapes is not None else b.shapes
-                        hidden[hkey] = self._serialize(hkey, np.ascontiguousarray(shapes, dtype=np.int64), start=item)
-                    elif kind == "extend_info":
-                        hidden[hkey] = self._serialize(hkey, b.infos or [{}], start=item)
-                prepared.append((item, b, hidden))
+                prepared.append((item, b, self._hidden_batches(key, b, start=item, new_ids=False)))
             for item, b, hidden in prepared:
                 eng.update_item(item, b)
                 eng.commit_diff.update_data(item)
@@ -714,16 +708,7 @@ class Dataset(SchemaOps):
         uniq, last = dedup_last(np.asarray(items, dtype=np.int64))
         vals = values[last] if isinstance(values, np.ndarray) else [values[int(j)] for j in last]
         b = self._serialize(key, vals, start=int(uniq[0]))
-        hidden: Dict[str, SerializedBatch] = {}
-        for hkey, link in (eng.meta.links or {}).items():
-            if hkey not in self.meta.tensors:
-                continue
-            kind = link.get("extend")
-            if kind in ("extend_shape", "extend_len"):
-                shapes = b.real_shapes if b.real_shapes is not None else b.shapes
-                hidden[hkey] = self._serialize(hkey, np.ascontiguousarray(shapes, dtype=np.int64), start=int(uniq[0]))
-            elif kind == "extend_info":
-                hidden[hkey] = self._serialize(hkey, b.infos or [{} for _ in vals], start=int(uniq[0]))
+        hidden = self._hidden_batches(key, b, start=int(uniq[0]), new_ids=False)
         eng.update_items(uniq, b)
         cd = eng.commit_diff
         lo, hi = cd.data_added

@@ -164,11 +164,7 @@ class StorageProvider(ABC):
         `get_versioned`); True if it did. An absent key never matches."""
         self.check_writable()
         with self._ticket_mutex(key):
-            try:
-                _, cur = self.get_versioned(key)
-            except KeyError:
-                return False
-            if cur != version:
+            if not self._holds(key, version):
                 return False
             self.set(key, value)
             return True
@@ -177,14 +173,17 @@ class StorageProvider(ABC):
         """Delete `key` if it still holds `version`; True if it did."""
         self.check_writable()
         with self._ticket_mutex(key):
-            try:
-                _, cur = self.get_versioned(key)
-            except KeyError:
-                return False
-            if cur != version:
+            if not self._holds(key, version):
                 return False
             self.delete(key)
             return True
+
+    def _holds(self, key: str, version: str) -> bool:
+        """Whether `key` exists and is at `version` (the caller holds the key's mutex)."""
+        try:
+            return self.get_versioned(key)[1] == version
+        except KeyError:
+            return False
 
     @contextlib.contextmanager
     def _ticket_mutex(self, key: str, wait_s: float = UPDATE_RETRY_S) -> Iterator[None]:

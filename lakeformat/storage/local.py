@@ -88,14 +88,9 @@ class LocalStorage(StorageProvider):
 
     def set(self, key: str, value: bytes) -> None:
         self.check_writable()
-        path = self._path(key)
-        folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
         # Write beside the target and rename: a reader or a crash sees old or new, never half.
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+        tmp, path = self._write_temp(key, value)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(value)
             os.replace(tmp, path)
         except BaseException:
             try:
