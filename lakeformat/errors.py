@@ -31,6 +31,11 @@ class StorageError(LakeFormatError, OSError):
     """The storage backend failed (network, permissions, missing bucket)."""
 
 
+class TransientStorageError(StorageError):
+    """A storage request kept failing in a way that may pass (5xx, throttling, timeouts,
+    resets, short bodies) after every retry, or could not be retried safely."""
+
+
 class KeyNotFoundInStorageError(LakeFormatError, KeyError):
     """A key is not in the storage."""
 
@@ -40,11 +45,21 @@ class ReadOnlyError(LakeFormatError, PermissionError):
 
 
 class CorruptDataError(LakeFormatError, ValueError):
-    """Bytes at rest do not parse (a damaged chunk or encoder)."""
+    """Bytes at rest do not parse, or do not match their checksum (a damaged chunk, encoder
+    or meta). Reads name the tensor, the storage key and the sample."""
 
-    def __init__(self, message: str, key: Optional[str] = None):
-        super().__init__(f"{message}" + (f" (key {key!r})" if key else ""))
+    def __init__(self, message: str, key: Optional[str] = None, tensor: Optional[str] = None, sample: Optional[int] = None):
+        where = []
+        if tensor is not None:
+            where.append(f"tensor {tensor!r}")
+        if sample is not None:
+            where.append(f"sample {sample}")
+        prefix = f"[{', '.join(where)}] " if where else ""
+        super().__init__(prefix + message + (f" (key {key!r})" if key else ""))
         self.key = key
+        self.tensor = tensor
+        self.sample = sample
+        self.reason = message
 
 
 # --- tensors and samples ----------------------------------------------------------------
@@ -101,6 +116,15 @@ class HtypeViolationError(SampleError):
 
 class SampleDecodeError(SampleError):
     """Compressed sample bytes (png, jpeg) could not be decoded."""
+
+
+class CorruptSampleError(CorruptDataError, SampleDecodeError):
+    """Stored compressed sample bytes that do not decode: damage at rest, named like every
+    `CorruptDataError` (tensor, key, sample; `index` is the sample too)."""
+
+    def __init__(self, message: str, key: Optional[str] = None, tensor: Optional[str] = None, sample: Optional[int] = None):
+        CorruptDataError.__init__(self, message, key, tensor, sample)
+        self.index = sample
 
 
 class DynamicShapeError(LakeFormatError, ValueError):

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from lakeformat.errors import KeyNotFoundInStorageError, StorageError
+from lakeformat.errors import KeyNotFoundInStorageError, StorageError, TransientStorageError
 from lakeformat.storage.base import StorageProvider
+from lakeformat.storage.retry import RetryPolicy, ShortReadError, is_transient
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +48,29 @@ def _s3_read_defaults(options: Optional[Dict[str, Any]]) -> Dict[str, Any]:
         from botocore.config import Config
     except ImportError:
         return opts
+    config = dict(opts.get("config_kwargs") or {})
     if "response_checksum_validation" in getattr(Config, "OPTION_DEFAULTS", {}):
-        config = dict(opts.get("config_kwargs") or {})
         config.setdefault("response_checksum_validation", "when_required")
-        opts["config_kwargs"] = config
+    # lakeformat's RetryPolicy retries (lakeformat/storage/retry.py): botocore's own
+    # retries would multiply its attempts and retry conditional PUTs blindly
+    config.setdefault("retries", {"total_max_attempts": 1})
+    opts["config_kwargs"] = config
     return opts
+
+
+def _own_the_retries(protocol: str, fs: Any, user_configured: bool) -> None:
+    """Switch off the retries of the library under `fs` where lakeformat's policy replaces
+    them (s3fs's loop around botocore; the Azure SDK's policy, whose first retry waits 15 s),
+    unless the caller configured them."""
+    if user_configured:
+        return
+    if protocol in ("s3", "s3a") and hasattr(fs, "retries"):
+        fs.retries = 1
+    if protocol in ("az", "abfs", "abfss"):
+        policy = getattr(getattr(getattr(fs, "service_client", None), "_config", None), "retry_policy", None)
+        for name in ("total_retries", "connect_retries", "read_retries", "status_retries"):
+            if hasattr(policy, name):
+                setattr(policy, name, 0)
 
 
 def _whole_object_kwargs(fs: Any) -> Dict[str, Any]:
@@ -65,21 +86,40 @@ def _whole_object_kwargs(fs: Any) -> Dict[str, Any]:
     return {"max_concurrency": 1} if "max_concurrency" in params else {}
 
 
+#: protocols whose library keeps retrying underneath (gcsfs's own loop on 5xx, 429 and
+#: connection errors): lakeformat adds one retry, for what it alone sees (short bodies)
+_LIBRARY_RETRIES = {"gs": 2, "gcs": 2}
+
+
 class FsspecStorage(StorageProvider):
+    """A store over an fsspec filesystem. Every request runs under `retry` (a `RetryPolicy`,
+    an attempt count or a dict of its fields; also the storage option ``"retry"``; default
+    from the environment, see `RetryPolicy.from_env`); a failure that may pass and outlasts
+    it raises `TransientStorageError`, any other failure `StorageError`."""
+
     concurrency = 16
 
-    def __init__(self, url: str, storage_options: Optional[Dict[str, Any]] = None, read_only: bool = False):
+    def __init__(self, url: str, storage_options: Optional[Dict[str, Any]] = None, read_only: bool = False,
+                 retry: Any = None):
         import fsspec
 
         self.url = url.rstrip("/")
         self.read_only = read_only
         protocol = url.split("://", 1)[0] if "://" in url else "file"
+        storage_options = dict(storage_options or {})
+        if "retry" in storage_options:
+            retry = storage_options.pop("retry") if retry is None else retry
+            storage_options.pop("retry", None)
+        self.retry = RetryPolicy.coerce(retry, _LIBRARY_RETRIES.get(protocol))
+        user_retries = "retries" in (storage_options.get("config_kwargs") or {})
         if protocol in ("s3", "s3a"):
             storage_options = _s3_read_defaults(storage_options)
         try:
             self.fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
         except ImportError as e:
             raise StorageError(f"No filesystem for {protocol!r}: {e}. Install the matching fsspec package.") from e
+        self._user_retries = user_retries
+        _own_the_retries(protocol, self.fs, user_retries)
         self.path = path.rstrip("/")
         self.root = self.url
         self._whole = _whole_object_kwargs(self.fs)
@@ -89,106 +129,204 @@ class FsspecStorage(StorageProvider):
         # emulates conditional writes (see StorageProvider)
         self.conditional_writes = self._conditional is not None
 
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        # unpickled in another process (a spawned loader worker): its filesystem is a new
+        # instance, with its library's retries back on
+        self.__dict__.update(state)
+        _own_the_retries(self.protocol, self.fs, self.__dict__.get("_user_retries", False))
+
+    def rebind(self, fs: Any) -> "FsspecStorage":
+        """This store over `fs`, a filesystem for the same URL made in this process (a forked
+        loader worker's), with the same retry policy and conditional writes bound to it."""
+        import copy
+
+        s = copy.copy(self)
+        s.fs = fs
+        _own_the_retries(self.protocol, fs, self._user_retries)
+        s._conditional = _conditional_writer(self.protocol, fs)
+        return s
+
     def _p(self, key: str) -> str:
         return f"{self.path}/{key}" if key else self.path
 
-    def _wrap(self, key: str, exc: Exception) -> Exception:
+    def _wrap(self, key: str, exc: Exception, what: str = "request") -> Exception:
         if isinstance(exc, (FileNotFoundError, KeyError)):
             return KeyNotFoundInStorageError(key)
-        return StorageError(f"Storage request for {key!r} under {self.url!r} failed: {type(exc).__name__}: {exc}")
+        if is_transient(exc):
+            return TransientStorageError(
+                f"Storage {what} for {key!r} under {self.url!r} failed {self.retry.attempts} time(s), "
+                f"the last with {type(exc).__name__}: {exc}")
+        return StorageError(f"Storage {what} for {key!r} under {self.url!r} failed: {type(exc).__name__}: {exc}")
+
+    def _run(self, what: str, key: str, fn: Callable[[], Any]) -> Any:
+        """`fn()` under the retry policy; failures come out typed, naming the key."""
+        try:
+            return self.retry.run(fn, f"{what} {key!r} under {self.url!r}")
+        except Exception as e:  # noqa: BLE001 - every backend raises its own types
+            raise self._wrap(key, e, what) from e
+
+    def _check_range(self, path: str, start: int, end: Optional[int], data: bytes) -> bytes:
+        """A range shorter than asked for is the object's end, or a truncated answer: the
+        object's size tells which (a truncated answer raises, and is retried)."""
+        if end is None or len(data) >= end - start:
+            return data
+        size = int(self.fs.info(path)["size"])
+        if size >= end:
+            raise ShortReadError(f"{path!r}: {len(data)} bytes came back for the range [{start}, {end}) of {size}")
+        return data
 
     def get(self, key: str) -> bytes:
-        try:
-            return self.fs.cat_file(self._p(key), **self._whole)
-        except Exception as e:  # noqa: BLE001 - every backend raises its own types
-            raise self._wrap(key, e) from e
+        return self._run("GET", key, lambda: self.fs.cat_file(self._p(key), **self._whole))
 
     def get_range(self, key: str, start: int, end: Optional[int]) -> bytes:
-        try:
-            return self.fs.cat_file(self._p(key), start=start, end=end)
-        except Exception as e:  # noqa: BLE001
-            raise self._wrap(key, e) from e
+        p = self._p(key)
+        return self._run("GET range", key, lambda: self._check_range(p, start, end, self.fs.cat_file(p, start=start, end=end)))
 
     def get_ranges(self, key: str, starts: Sequence[int], ends: Sequence[int]) -> List[bytes]:
         if not len(starts):
             return []
         p = self._p(key)
-        try:
+        a = [int(x) for x in starts]
+        b = [int(x) for x in ends]
+
+        def go() -> List[bytes]:
             # async filesystems send these concurrently
-            got = self.fs.cat_ranges([p] * len(starts), [int(a) for a in starts], [int(b) for b in ends], on_error="raise")
-        except Exception as e:  # noqa: BLE001
-            raise self._wrap(key, e) from e
-        return list(got)
+            got = self.fs.cat_ranges([p] * len(a), a, b, on_error="raise")
+            return [self._check_range(p, s, e, bytes(d)) for s, e, d in zip(a, b, got)]
+
+        return self._run("GET ranges", key, go)
 
     def get_many(self, keys: Sequence[str], missing_ok: bool = False) -> Dict[str, Optional[bytes]]:
         keys = list(keys)
         if not keys:
             return {}
-        paths = [self._p(k) for k in keys]
-        try:
-            # async filesystems (s3, gcs, azure) send these concurrently in one event loop
-            got = self.fs.cat_ranges(paths, None, None, on_error="return", **self._whole)
-        except Exception as e:  # noqa: BLE001
-            raise self._wrap(keys[0], e) from e
         out: Dict[str, Optional[bytes]] = {}
-        for k, v in zip(keys, got):
-            if isinstance(v, Exception) or v is None:
-                if missing_ok and (v is None or isinstance(v, (FileNotFoundError, KeyError))):
-                    out[k] = None
-                    continue
-                raise self._wrap(k, v if isinstance(v, Exception) else FileNotFoundError(k))
-            out[k] = v
-        return out
+        todo = keys
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                # async filesystems (s3, gcs, azure) send these concurrently in one event loop
+                got = self.fs.cat_ranges([self._p(k) for k in todo], None, None, on_error="return", **self._whole)
+            except Exception as e:  # noqa: BLE001
+                got = [e] * len(todo)
+            again = []
+            for k, v in zip(todo, got):
+                if isinstance(v, Exception) or v is None:
+                    if missing_ok and (v is None or isinstance(v, (FileNotFoundError, KeyError))):
+                        out[k] = None
+                        continue
+                    err = v if isinstance(v, Exception) else FileNotFoundError(k)
+                    if attempt < self.retry.attempts and is_transient(err):
+                        again.append((k, err))
+                        continue
+                    raise self._wrap(k, err, "GET") from err
+                out[k] = v
+            if not again:
+                break
+            pause = self.retry.delay(attempt)
+            logger.warning("GET of %d of %d objects under %r failed (attempt %d of %d), e.g. %r: %s: %s; "
+                           "retrying in %.3f s", len(again), len(todo), self.url, attempt, self.retry.attempts,
+                           again[0][0], type(again[0][1]).__name__, again[0][1], pause)
+            time.sleep(pause)
+            todo = [k for k, _ in again]
+        return {k: out[k] for k in keys}
 
     def set(self, key: str, value: bytes) -> None:
         self.check_writable()
-        try:
-            # one PUT: object stores make it visible whole or not at all
-            self.fs.pipe_file(self._p(key), bytes(value))
-        except Exception as e:  # noqa: BLE001
-            raise self._wrap(key, e) from e
+        data = bytes(value)
+        # one PUT of the whole object: visible whole or not at all, so sending it again is safe
+        self._run("PUT", key, lambda: self.fs.pipe_file(self._p(key), data))
 
     def set_many(self, items: Dict[str, bytes]) -> None:
         self.check_writable()
         if not items:
             return
-        try:
-            self.fs.pipe({self._p(k): bytes(v) for k, v in items.items()})
-        except Exception as e:  # noqa: BLE001
-            raise self._wrap(next(iter(items)), e) from e
+        if len(items) == 1:
+            k, v = next(iter(items.items()))
+            return self.set(k, v)
+        todo = {k: bytes(v) for k, v in items.items()}
+        for attempt in range(1, self.retry.attempts + 1):
+            # each object retried on its own: retrying the whole batch for one failure would
+            # send them all again, and a large batch would rarely get through a flaky network
+            errors = self._put_each(todo)
+            for k, err in errors.items():
+                if attempt >= self.retry.attempts or not is_transient(err):
+                    raise self._wrap(k, err, "PUT") from err
+            if not errors:
+                return
+            pause = self.retry.delay(attempt)
+            k0, e0 = next(iter(errors.items()))
+            logger.warning("PUT of %d of %d objects under %r failed (attempt %d of %d), e.g. %r: %s: %s; "
+                           "retrying in %.3f s", len(errors), len(todo), self.url, attempt, self.retry.attempts,
+                           k0, type(e0).__name__, e0, pause)
+            time.sleep(pause)
+            todo = {k: todo[k] for k in errors}
+
+    def _put_each(self, items: Dict[str, bytes]) -> Dict[str, BaseException]:
+        """PUT every item concurrently; the failures, by key."""
+        if getattr(self.fs, "async_impl", False):
+            import asyncio
+
+            from fsspec.asyn import sync
+
+            async def go() -> List[Any]:
+                sem = asyncio.Semaphore(self.concurrency)
+
+                async def one(k: str, v: bytes) -> None:
+                    async with sem:
+                        await self.fs._pipe_file(self._p(k), v)
+
+                return await asyncio.gather(*(one(k, v) for k, v in items.items()), return_exceptions=True)
+
+            results = sync(self.fs.loop, go)
+        else:
+            def one_sync(kv: Tuple[str, bytes]) -> Optional[BaseException]:
+                try:
+                    self.fs.pipe_file(self._p(kv[0]), kv[1])
+                except Exception as e:  # noqa: BLE001 - collected per key
+                    return e
+                return None
+
+            with ThreadPoolExecutor(min(self.concurrency, len(items))) as pool:
+                results = list(pool.map(one_sync, items.items()))
+        return {k: r for k, r in zip(items, results) if isinstance(r, BaseException)}
 
     def delete(self, key: str) -> None:
         self.check_writable()
-        try:
-            self.fs.rm_file(self._p(key))
-        except FileNotFoundError:
-            pass
-        except Exception as e:  # noqa: BLE001
-            raise self._wrap(key, e) from e
+
+        def go() -> None:
+            try:
+                self.fs.rm_file(self._p(key))
+            except FileNotFoundError:
+                pass
+
+        self._run("DELETE", key, go)
 
     def exists(self, key: str) -> bool:
-        try:
-            return bool(self.fs.isfile(self._p(key)))
-        except FileNotFoundError:
-            return False
-        except Exception as e:  # noqa: BLE001
-            raise self._wrap(key, e) from e
+        p = self._p(key)
+
+        def go() -> bool:
+            # not fs.isfile: it answers False for any failure, a 503 included
+            try:
+                return self.fs.info(p).get("type") == "file"
+            except FileNotFoundError:
+                return False
+
+        return self._run("HEAD", key, go)
 
     def size(self, key: str) -> int:
-        try:
-            return int(self.fs.size(self._p(key)))
-        except Exception as e:  # noqa: BLE001
-            raise self._wrap(key, e) from e
+        return self._run("HEAD", key, lambda: int(self.fs.size(self._p(key))))
 
     def list(self, prefix: str = "") -> List[str]:
         base = self._p(prefix)
-        try:
+
+        def go() -> List[str]:
             self.fs.invalidate_cache()
-            found = self.fs.find(base)
-        except FileNotFoundError:
-            return []
-        except Exception as e:  # noqa: BLE001
-            raise self._wrap(prefix, e) from e
+            try:
+                return self.fs.find(base)
+            except FileNotFoundError:
+                return []
+
+        found = self._run("LIST", prefix, go)
         root = self.path.strip("/") + "/"
         out = []
         for p in found:
@@ -201,58 +339,84 @@ class FsspecStorage(StorageProvider):
         self.check_writable()
         keys = self.list(prefix)
         if keys:
-            try:
-                self.fs.rm([self._p(k) for k in keys])
-            except FileNotFoundError:
-                pass
-            except Exception as e:  # noqa: BLE001
-                raise self._wrap(prefix, e) from e
+            paths = [self._p(k) for k in keys]
+
+            def go() -> None:
+                try:
+                    self.fs.rm(paths)
+                except FileNotFoundError:
+                    pass
+
+            self._run("DELETE", prefix, go)
         self.fs.invalidate_cache()
 
     def clear(self) -> None:
         self.delete_prefix("")
 
     # -- conditional writes (S3 and Azure natively; the base class emulates the rest) --------
+    # A conditional write whose answer was lost (a reset, a timeout, a 5xx after the store
+    # applied it) is ambiguous: its retry then loses to the first attempt's own write. Retries
+    # happen below this layer too (aiohttp sends a PUT again, unseen, when a kept-alive
+    # connection drops), so every lost condition reads the object back: holding exactly the
+    # bytes this call wrote means the write happened (a lock create must not report "taken by
+    # someone else", a version-tree update must not be applied twice).
     def get_versioned(self, key: str) -> Tuple[bytes, str]:
         if self._conditional is None:
             return super().get_versioned(key)
+        return self._run("GET", key, lambda: self._conditional.get(self._p(key)))
+
+    def _conditional_put(self, key: str, value: bytes, version: Optional[str]) -> bool:
+        self.check_writable()
+        p = self._p(key)
+        data = bytes(value)
+
+        def go() -> bool:
+            if self._conditional.put(p, data, version):
+                return True
+            try:
+                held, _ = self._conditional.get(p)
+            except FileNotFoundError:
+                return False
+            if held == data:
+                logger.info("conditional PUT %r under %r: an earlier attempt's write landed", key, self.url)
+            return held == data
+
         try:
-            return self._conditional.get(self._p(key))
-        except Exception as e:  # noqa: BLE001
-            raise self._wrap(key, e) from e
+            return self._run("conditional PUT", key, go)
+        finally:
+            self.fs.invalidate_cache(p)
 
     def set_if_absent(self, key: str, value: bytes) -> bool:
         if self._conditional is None:
             return super().set_if_absent(key, value)
-        self.check_writable()
-        try:
-            return self._conditional.put(self._p(key), bytes(value), None)
-        except Exception as e:  # noqa: BLE001
-            raise self._wrap(key, e) from e
-        finally:
-            self.fs.invalidate_cache(self._p(key))
+        return self._conditional_put(key, value, None)
 
     def set_if_match(self, key: str, value: bytes, version: str) -> bool:
         if self._conditional is None:
             return super().set_if_match(key, value, version)
-        self.check_writable()
-        try:
-            return self._conditional.put(self._p(key), bytes(value), version)
-        except Exception as e:  # noqa: BLE001
-            raise self._wrap(key, e) from e
-        finally:
-            self.fs.invalidate_cache(self._p(key))
+        return self._conditional_put(key, value, version)
 
     def delete_if_match(self, key: str, version: str) -> bool:
         if self._conditional is None:
             return super().delete_if_match(key, version)
         self.check_writable()
+        p = self._p(key)
+
+        def go() -> bool:
+            if self._conditional.delete(p, version):
+                return True
+            # lost, and gone: an attempt of this call whose answer was lost deleted it (only
+            # the holder of `version` deletes it; either way that version is gone)
+            try:
+                self._conditional.get(p)
+            except FileNotFoundError:
+                return True
+            return False
+
         try:
-            return self._conditional.delete(self._p(key), version)
-        except Exception as e:  # noqa: BLE001
-            raise self._wrap(key, e) from e
+            return self._run("conditional DELETE", key, go)
         finally:
-            self.fs.invalidate_cache(self._p(key))
+            self.fs.invalidate_cache(p)
 
 
 def _error_code(exc: BaseException) -> str:
