@@ -115,9 +115,22 @@ def run_one(peer: str, workload: str, scale: float, work_root: Path, timeout: fl
     result["wall_s"] = time.perf_counter() - t0
     result["loadavg_before"] = round(load_before, 2)
     result["loadavg_after"] = round(os.getloadavg()[0], 2)
+    if "error" not in result:
+        result["folder_bytes"] = folder_bytes(work)
     if not keep:
         shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def folder_bytes(work: Path) -> dict[str, int]:
+    """Bytes at rest per top-level entry of what a peer wrote (for the Deep Lake formats, one
+    per tensor folder, hidden `_x_id` / `_x_shape` ones included): where the bytes go."""
+    out: dict[str, int] = {}
+    for root in [p for p in work.iterdir() if p.is_dir()]:
+        for entry in root.iterdir():
+            files = [entry] if entry.is_file() else [f for f in entry.rglob("*") if f.is_file()]
+            out[entry.name] = out.get(entry.name, 0) + sum(f.stat().st_size for f in files)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 TIMES = ("write_s", "read_s", "random_s", "open_s", "write_cpu_s", "read_cpu_s", "random_cpu_s")
@@ -203,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"write {r['write_s']:.2f}s  read {r['read_s']:.2f}s  random {r['random_s']:.3f}s  "
                       f"disk {r['bytes_on_disk'] / 1e6:,.1f} MB  load {r['loadavg_before']:.1f}  "
                       f"{'ok' if r.get('verified') else 'MISMATCH ' + str(r.get('verify_error'))}", flush=True)
+                if peer in ("lakeformat", "deeplake3") and r.get("folder_bytes"):
+                    top = ", ".join(f"{k} {v / 1e6:.2f}" for k, v in list(r["folder_bytes"].items())[:12])
+                    print(f"[bench]   MB by folder: {top}", flush=True)
             # Saved after every run, so a long run interrupted still leaves its figures.
             out_path.write_text(json.dumps(doc, indent=2))
     if not args.keep:

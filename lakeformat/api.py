@@ -5,6 +5,7 @@ import logging
 from typing import Any, Dict, Optional, Tuple
 
 from lakeformat import constants as C
+from lakeformat.core import checksums as CS
 from lakeformat.core import keys
 from lakeformat.core.dataset import Dataset, _DatasetState
 from lakeformat.core.version_state import VersionState
@@ -84,11 +85,15 @@ def load(
     version: Optional[str] = None,
     cache_size: Optional[int] = C.DEFAULT_CACHE_SIZE,
     lock: bool = True,
+    verify_reads: bool = False,
 ) -> Dataset:
     """Open the dataset at `url` (a local path, memory://, s3://, gs://, az://...).
 
     `version` (or a `url@version` suffix) opens a branch or a commit id: a past commit opens
-    read-only. `creds` go to fsspec (keys, endpoint_url...).
+    read-only. `creds` go to fsspec (keys, endpoint_url...). Whole chunks read are checked
+    against the checksums our writers keep when they are decoded anyway (chunk or sample
+    compression); `verify_reads=True` checks every chunk read (and reads chunks whole to do
+    so). A mismatch raises `CorruptDataError` naming the tensor, the chunk and its samples.
     """
     if isinstance(url, StorageProvider):
         storage, at = url, None
@@ -103,6 +108,8 @@ def load(
             raise NotADatasetError(f"{url!r} holds files but no dataset (no {C.DATASET_META_FILENAME} or {C.VERSION_CONTROL_INFO_FILENAME}).")
         raise DatasetNotFoundError(f"No dataset at {url!r}.")
     ds = _open(url, storage, read_only, version, tree, prefetched)
+    if verify_reads:
+        ds.version_state.verify_reads = True  # read by every chunk engine of this handle
     if lock and not ds.read_only:
         from lakeformat.version_control.locks import acquire_branch_lock, live_holder
 
@@ -110,6 +117,8 @@ def load(
         # writes land in one place (two states of one branch would overwrite each other)
         held = live_holder(storage, ds.branch)
         if held is not None and not held.read_only and held.vs.is_head:
+            if verify_reads:
+                held.vs.verify_reads = True
             return Dataset(held)
         acquire_branch_lock(ds)
     return ds
@@ -134,7 +143,8 @@ def empty(
         for state in surrender(storage):
             state.read_only = True
         storage.clear()
-    elif overwrite is False and storage.list(""):
+    elif overwrite is False and [k for k in storage.list("") if k != CS.SIDE_FILENAME]:
+        # (a checksum side file alone is what a creation killed at its first write leaves)
         raise NotADatasetError(f"{url!r} is not empty and holds no dataset; refusing to write into it.")
     tree = VersionTree()
     vs = VersionState(storage, tree, C.FIRST_COMMIT_ID, C.DEFAULT_BRANCH)

@@ -66,7 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("url")
         sp.add_argument("--creds", help="JSON object of storage options (endpoint_url, key, secret...)")
         if name == "verify":
-            sp.add_argument("--quick", action="store_true", help="check metas and encoders, not every chunk")
+            depth = sp.add_mutually_exclusive_group()
+            depth.add_argument("--deep", action="store_true",
+                               help="(the default) read every chunk whole: parse it and check every byte against its checksum")
+            depth.add_argument("--quick", action="store_true",
+                               help="check metas, encoders and their checksums, and that each chunk exists; not every chunk's bytes")
         sp.set_defaults(func=fn)
     import importlib
 

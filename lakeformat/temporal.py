@@ -9,7 +9,9 @@ tensor info carries `{"lakeformat_type": "timestamp" | "date" | "time", "unit": 
   value; timezone None;
 - date: microseconds since the epoch at midnight of that date (days * 86_400_000_000);
 - time of day: microseconds since midnight.
-Null is an empty sample (shape (0,)), distinct from every value.
+Null is a placeholder (int64 min: NaT once viewed as datetime64) and True in the tensor's
+validity tensor (lakeformat.core.nulls); datasets from earlier versions hold an empty sample.
+`Tensor.datetime64()` reads a column as datetime64[us] (timedelta64[us] for times) with NaT.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ US = 1_000_000
 DAY_US = 86_400 * US
 
 KINDS = ("timestamp", "date", "time")
+NAT_US = -(2**63)  # a null's placeholder (NaT as datetime64): no time is stored as it
 
 
 def info_for(kind: str, timezone: Optional[str]) -> Dict[str, Any]:
@@ -90,6 +93,28 @@ def parse_iso(text: str, kind: str) -> Union[dt.datetime, dt.date, dt.time]:
     return dt.datetime.fromisoformat(_trim_fraction(t))
 
 
+def iso_to_stored(text: str, kind: str, timezone: Optional[str]) -> int:
+    """An ISO-8601 literal as the int64 a time column of this kind stores, for comparisons
+    (`created_at > '2024-01-01'`): for a timestamp with time zone a literal without offset is
+    UTC; for one without, the literal's wall clock (an offset is dropped)."""
+    try:
+        value = parse_iso(text, "date" if kind == "date" else kind)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO-8601 {kind}") from None
+    if kind == "timestamp" and isinstance(value, dt.datetime) and value.tzinfo is not None and not timezone:
+        value = value.replace(tzinfo=None)
+    return to_micros(value, kind)
+
+
+def time_text_utc_micros(text: str) -> int:
+    """A time of day with offset ('10:30:00+02:00', 'Z'), as stored by a time-with-time-zone
+    column (its text), -> microseconds since midnight UTC (a time without offset: as is)."""
+    t = dt.time.fromisoformat(_trim_fraction(text.strip().replace("z", "Z")))
+    off = t.utcoffset()
+    local = ((t.hour * 60 + t.minute) * 60 + t.second) * US + t.microsecond
+    return (local - (_td_us(off) if off is not None else 0)) % DAY_US
+
+
 def _trim_fraction(t: str) -> str:
     """Python < 3.11 takes 3 or 6 fraction digits only; normalise to 6."""
     if "." not in t:
@@ -106,4 +131,4 @@ def _trim_fraction(t: str) -> str:
 def decode_tensor_values(values: np.ndarray, info: Dict[str, Any]) -> list:
     """Values of a time tensor (as read with .numpy(aslist=True)) -> Python objects or None."""
     kind, tz = info["lakeformat_type"], info.get("timezone")
-    return [None if np.size(v) == 0 else from_micros(int(np.asarray(v).reshape(-1)[0]), kind, tz) for v in values]
+    return [None if v is None or np.size(v) == 0 or int(np.asarray(v).reshape(-1)[0]) == NAT_US else from_micros(int(np.asarray(v).reshape(-1)[0]), kind, tz) for v in values]

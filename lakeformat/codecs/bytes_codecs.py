@@ -6,7 +6,7 @@ zstd is a zstd frame carrying its content size: our extension of the layout.
 from __future__ import annotations
 
 import threading
-from typing import Optional
+from typing import Any, List, Optional
 
 import lz4.block
 import lz4.frame
@@ -39,6 +39,50 @@ def _zstd_d() -> "zstandard.ZstdDecompressor":
     return d
 
 
+# lz4 is tried on a few slices of a buffer at least this big before compressing it whole:
+# where they do not shrink, the buffer is stored as one literal run (a valid lz4 block that
+# every decoder reads, deeplake 3.x's included) for the cost of a copy, or of none.
+_LZ4_PROBE_MIN = 256 << 10
+_LZ4_PROBE_SLICE = 16 << 10
+_LZ4_PROBE_SLICES = 4
+# compressed/raw ratio of the probe above which compressing does not pay: decoding an lz4
+# block of literals is one memcpy, while matches cost a branch each
+_LZ4_PAYS_BELOW = 0.9
+
+
+def _lz4_pays(data) -> bool:
+    n = len(data)
+    if n < _LZ4_PROBE_MIN:
+        return True
+    mv = memoryview(data).cast("B")
+    step = (n - _LZ4_PROBE_SLICE) // (_LZ4_PROBE_SLICES - 1)
+    raw = packed = 0
+    for k in range(_LZ4_PROBE_SLICES):
+        piece = mv[k * step : k * step + _LZ4_PROBE_SLICE]
+        raw += len(piece)
+        packed += len(lz4.block.compress(piece, store_size=False))
+    return packed < _LZ4_PAYS_BELOW * raw
+
+
+def lz4_literal_prefix(n: int) -> bytes:
+    """The bytes that turn `n` raw bytes following them into an lz4 block with deeplake's
+    4-byte size prefix: the size, then the token and length of one literal run."""
+    head = n.to_bytes(4, "little")
+    if n < 15:
+        return head + bytes([n << 4])
+    rest = n - 15
+    return head + b"\xf0" + b"\xff" * (rest // 255) + bytes([rest % 255])
+
+
+def compress_parts(data, compression: str, level: Optional[int] = None) -> List[Any]:
+    """`compress_bytes` as a list of buffers to write back to back: a stored lz4 block is
+    its prefix followed by `data` itself, so nothing is copied (the caller keeps `data`
+    unchanged until the parts are written)."""
+    if compression == "lz4" and len(data) and not _lz4_pays(data):
+        return [lz4_literal_prefix(len(data)), data]
+    return [compress_bytes(data, compression, level)]
+
+
 def compress_bytes(data, compression: Optional[str], level: Optional[int] = None) -> bytes:
     """Compress a bytes-like object; empty input stays empty (as deeplake does)."""
     if compression is None:
@@ -46,6 +90,8 @@ def compress_bytes(data, compression: Optional[str], level: Optional[int] = None
     if len(data) == 0:
         return b""
     if compression == "lz4":
+        if not _lz4_pays(data):
+            return lz4_literal_prefix(len(data)) + bytes(data)
         return lz4.block.compress(data, store_size=True)
     if compression == "zstd":
         return _zstd_c(DEFAULT_ZSTD_LEVEL if level is None else int(level)).compress(data)

@@ -170,10 +170,33 @@ class Chunk:
         return out
 
 
+def uniform_size(sizes: np.ndarray, shapes: np.ndarray) -> Optional[int]:
+    """The one size of samples that all have the same size and shape, when the batch says so
+    by broadcasting both (a dense batch does: serialize.py); None otherwise. Free to ask."""
+    if (len(sizes) and sizes.ndim == 1 and sizes.strides[0] == 0 and shapes.ndim == 2
+            and shapes.shape[1] and shapes.strides[0] == 0 and len(shapes) == len(sizes)):
+        return int(sizes[0])
+    return None
+
+
+def _uniform_header(size: int, shape: np.ndarray, n: int, positions: bool, version: str) -> bytes:
+    """`chunk_header` of `n` samples of one size and shape: one shape run, one position run."""
+    v = version.encode("ascii")
+    ndim = len(shape)
+    shape_rows = np.append(np.asarray(shape, np.int64), n - 1).astype(np.uint32)
+    bp = np.asarray([size, 0, n - 1], np.uint32) if positions else np.zeros(0, np.uint32)
+    return b"".join([bytes([len(v)]), v, _I32x2.pack(1, ndim + 1), shape_rows.tobytes(),
+                     struct.pack("<I", len(bp) // 3), bp.tobytes()])
+
+
 def chunk_header(sizes: np.ndarray, shapes: np.ndarray, tile: bool = False, positions: bool = True, version: str = C.FORMAT_VERSION) -> bytes:
     """The header of a chunk: version, shape runs, byte positions (none for tiles and for
     image chunks, whose canvas places the samples)."""
     n = len(sizes)
+    if not tile:
+        size = uniform_size(sizes, shapes)
+        if size is not None and 0 <= size < 1 << 32 and int(shapes[0].max(initial=0)) < 1 << 32 and n * size < 1 << 32:
+            return _uniform_header(size, shapes[0], n, positions, version)
     shapes = np.ascontiguousarray(shapes, dtype=np.uint32)
     ndim = shapes.shape[1] if shapes.ndim == 2 else 0
     shape_out = np.empty(n * (ndim + 1), dtype=np.uint32)
@@ -358,16 +381,33 @@ class ChunkBuilder:
         self.num_samples += len(sizes)
         self.dirty = True
 
+    def _uniform_parts(self) -> bool:
+        """Every part added is a broadcast batch (see `uniform_size`) of one size and shape."""
+        sz = [uniform_size(a, b) for a, b in zip(self.sizes, self.shapes)]
+        return bool(sz) and sz[0] is not None and all(x == sz[0] for x in sz) and all(
+            np.array_equal(b[0], self.shapes[0][0]) for b in self.shapes)
+
     def all_sizes(self) -> np.ndarray:
+        """The samples' sizes; read-only (a broadcast view where they are all equal)."""
+        if len(self.sizes) == 1:
+            return self.sizes[0]
+        if self.sizes and self._uniform_parts():
+            return np.broadcast_to(self.sizes[0][:1], (self.num_samples,))
         return np.concatenate(self.sizes) if self.sizes else np.zeros(0, np.int64)
 
     def all_shapes(self) -> np.ndarray:
+        """The samples' shapes; read-only (a broadcast view where they are all equal)."""
+        if len(self.shapes) == 1:
+            return self.shapes[0]
+        if self.shapes and self._uniform_parts():
+            return np.broadcast_to(self.shapes[0][:1], (self.num_samples, self.shapes[0].shape[1]))
         return np.concatenate(self.shapes) if self.shapes else np.zeros((0, self.ndim), np.int64)
 
     def consolidate(self) -> bytes:
-        """The samples' bytes as one immutable copy, with sizes and shapes merged."""
-        self.sizes = [self.all_sizes()]
-        self.shapes = [self.all_shapes()]
+        """The samples' bytes as one immutable copy, with sizes and shapes merged (into
+        arrays of their own, which edits change in place)."""
+        self.sizes = [np.array(self.all_sizes(), dtype=np.int64)]
+        self.shapes = [np.array(self.all_shapes(), dtype=np.int64)]
         return bytes(self.data)
 
     def _bounds(self, local: int) -> Tuple[int, int]:

@@ -1,21 +1,28 @@
 """Bulk edits of a tensor's stored items: deleting and replacing many items at once.
 
 A mixin of `ChunkEngine` (beside `ChunkUpdates`, whose single-item edits these generalise).
-Each affected chunk is reopened once (`_builder_for_row`: a published chunk gets a new name,
-the old one is retired after the flush that stops using it) and rewritten once, with NumPy
-masks over its bytes: the Python work is O(affected chunks), not O(items). The chunk index,
-tile index, sequence and creds encoders and the commit diff are updated with array operations.
+Each affected chunk is reopened once (`_edit_target`: a published chunk gets a new name, the
+old one is retired after the flush that stops using it) and rewritten once: its kept or new
+bytes are gathered natively, straight from the stored chunk (a chunk of one sample size and
+shape is a row gather or scatter, with no per-sample tables). The Python work is
+O(affected chunks), not O(items). A rewritten chunk is serialized at once and, past
+`STAGED_LIMIT` per tensor, written before the flush under its new name, so that an edit of
+every chunk never holds the whole tensor raw. The chunk index, tile index, sequence and creds
+encoders and the commit diff are updated with array operations.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from lakeformat.core.chunk import ChunkBuilder
+from lakeformat import _native
+from lakeformat.core import keys
+from lakeformat.core.chunk import Chunk, ChunkBuilder
 from lakeformat.core.chunk_reads import group_by_row
 from lakeformat.core.encoders import ChunkIdEncoder
 from lakeformat.core.serialize import SerializedBatch
+from lakeformat.errors import CorruptDataError
 from lakeformat.version_control.objects import CommitDiff
 
 
@@ -67,41 +74,44 @@ def commit_diff_pop_many(cd: CommitDiff, indices: np.ndarray, sample_ids: Option
         ids = np.asarray(sample_ids)[~added][::-1] if sample_ids is not None else None  # single pops' order
         cd.add_deleted(orig, ids)
     cd.data_added = [a0 - n_old, a1 - len(idx)]
-    if cd.data_updated:
-        upd = np.sort(np.fromiter(cd.data_updated, dtype=np.int64, count=len(cd.data_updated)))
+    upd = cd.updated_array()
+    if len(upd):
         pos = np.searchsorted(idx, upd)
         hit = (pos < len(idx)) & (idx[np.minimum(pos, len(idx) - 1)] == upd)
         upd = upd[~hit] - np.searchsorted(idx, upd[~hit], side="left")
-        cd.data_updated = set(upd.tolist())
+        cd.data_updated = set()
+        cd.add_updated(upd)
     cd.dirty = True
 
 
-_MAX_RUN_COPIES = 64  # kept runs copied slice by slice up to this many; a byte mask beyond
+STAGED_LIMIT = 8 * 1024 * 1024  # serialized chunks a bulk edit holds (per tensor) before it writes them
+
+
+def _gather_runs(sources: List[np.ndarray], src_id: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The byte ranges (source, start, length) back to back, in order: one native copy loop
+    (no per-run Python work, no byte masks)."""
+    lengths = np.ascontiguousarray(lengths, dtype=np.int64)
+    out = np.empty(int(lengths.sum()), np.uint8)
+    if len(out):
+        offsets = np.cumsum(lengths) - lengths
+        _native.gather(sources, np.ascontiguousarray(src_id, dtype=np.int64), np.ascontiguousarray(starts, dtype=np.int64),
+                       lengths, out, offsets)
+    return out
 
 
 def _remove_from_builder(b: ChunkBuilder, local: np.ndarray) -> None:
     """Drop the samples at `local` (sorted, unique) from a builder in one pass over its bytes:
-    the kept runs of samples copied as slices when they are few (a dedup drops long runs),
-    else one boolean byte mask."""
+    each run of kept samples is one native copy."""
     sizes, shapes = b.all_sizes(), b.all_shapes()
     keep = np.ones(len(sizes), bool)
     keep[local] = False
     data = np.frombuffer(b.data, np.uint8)
     edges = np.flatnonzero(np.diff(np.concatenate([[False], keep, [False]]).astype(np.int8)))
     run_starts, run_ends = edges[0::2], edges[1::2]  # sample ranges [start, end) kept
-    if len(sizes) and len(data) == len(sizes) * int(sizes[0]) and np.all(sizes == sizes[0]) and sizes[0] > 0:
-        # samples of one size (numbers, ids, shapes): a row gather, not a byte mask
-        kept = data.reshape(len(sizes), int(sizes[0]))[keep].reshape(-1)
-    elif len(run_starts) <= _MAX_RUN_COPIES:
-        offsets = np.concatenate([[0], np.cumsum(sizes)])
-        kept = np.empty(int(sizes[keep].sum()), np.uint8)
-        at = 0
-        for a, e in zip(offsets[run_starts].tolist(), offsets[run_ends].tolist()):
-            kept[at : at + e - a] = data[a:e]
-            at += e - a
-    else:
-        kept = data[np.repeat(keep, sizes)] if len(data) else data
-    b.buf = np.ascontiguousarray(kept)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    a = offsets[run_starts]
+    kept = _gather_runs([data], np.zeros(len(a), np.int64), a, offsets[run_ends] - a)
+    b.buf = kept
     b.nbytes = len(kept)
     b.sizes = [sizes[keep]]
     b.shapes = [shapes[keep].reshape(-1, b.ndim)]
@@ -109,23 +119,104 @@ def _remove_from_builder(b: ChunkBuilder, local: np.ndarray) -> None:
     b.dirty = True
 
 
+_ROW_TYPES = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _rows_of(data: np.ndarray, size: int) -> np.ndarray:
+    """Bytes of samples of one size as a 1-d array of one item per sample (an unsigned int
+    where the size allows: NumPy's fastest masks and gathers)."""
+    return data.view(_ROW_TYPES.get(size, np.dtype((np.void, size))))
+
+
+def _chunk_without(c: Chunk, chunk_id: int, covered: int, local: np.ndarray) -> ChunkBuilder:
+    """A builder of the stored chunk `c`'s first `covered` samples but those at `local`
+    (sorted, unique), its bytes gathered straight from the chunk's. A chunk of samples of
+    one size and shape (numbers, ids, times) is a row gather, with no per-sample tables
+    expanded."""
+    n = max(0, min(int(covered), c.num_samples))
+    keep = np.ones(n, bool)
+    keep[local[local < n]] = False
+    k = int(keep.sum())
+    data = np.frombuffer(c.data, np.uint8)
+    nd = c.ndim
+    b = ChunkBuilder(chunk_id, nd)
+    bp, sr = c.bp_rows, c.shape_rows
+    if n and len(bp) == 1 and len(sr) == 1 and not c.is_tile:
+        size, start = int(bp[0, 0]), int(bp[0, 1])
+        if start + n * size > len(data):
+            raise CorruptDataError(f"byte positions point past the chunk's {len(data)} data bytes", c.key)
+        kept = _rows_of(data[start : start + n * size], size)[keep].view(np.uint8) if size else np.zeros(0, np.uint8)
+        sizes = np.full(k, size, np.int64)
+        shapes = np.empty((k, nd), np.int64)
+        shapes[:] = sr[0, :nd].astype(np.int64)
+    else:
+        everyone = np.arange(n, dtype=np.int64)
+        s, e = c.byte_ranges(everyone)
+        shp = c.shapes(everyone)
+        edges = np.flatnonzero(np.diff(np.concatenate([[False], keep, [False]]).astype(np.int8)))
+        run_starts, run_ends = edges[0::2], edges[1::2]
+        a = s[run_starts]
+        kept = _gather_runs([data], np.zeros(len(a), np.int64), a, e[run_ends - 1] - a)
+        sizes = (e - s)[keep]
+        shapes = shp[keep].reshape(-1, nd)
+    b.buf = np.ascontiguousarray(kept)
+    b.nbytes = len(kept)
+    b.sizes = [sizes]
+    b.shapes = [shapes]
+    b.num_samples = k
+    b.dirty = True
+    return b
+
+
+def _chunk_replaced(c: Chunk, chunk_id: int, covered: int, local: np.ndarray, new: np.ndarray,
+                    new_sizes: np.ndarray, new_shapes: np.ndarray) -> Optional[ChunkBuilder]:
+    """A builder of the stored chunk `c`'s first `covered` samples with those at `local`
+    (sorted, unique) replaced by `new`, when the chunk and the new values all have one size
+    and shape (numbers, ids, times): a row scatter, with no per-sample tables expanded.
+    None otherwise (the caller goes through a builder)."""
+    n = max(0, min(int(covered), c.num_samples))
+    data = np.frombuffer(c.data, np.uint8)
+    bp, sr = c.bp_rows, c.shape_rows
+    nd = c.ndim
+    if not n or len(bp) != 1 or len(sr) != 1 or c.is_tile or new_shapes.shape[1] != nd or int(local[-1]) >= n:
+        return None
+    size, start = int(bp[0, 0]), int(bp[0, 1])
+    shape = sr[0, :nd].astype(np.int64)
+    if not size or np.any(new_sizes != size) or np.any(new_shapes != shape):
+        return None
+    if start + n * size > len(data):
+        raise CorruptDataError(f"byte positions point past the chunk's {len(data)} data bytes", c.key)
+    rows = _rows_of(data[start : start + n * size], size).copy()
+    rows[local] = _rows_of(np.ascontiguousarray(new, np.uint8), size)
+    b = ChunkBuilder(chunk_id, nd)
+    b.buf = rows.view(np.uint8)
+    b.nbytes = n * size
+    b.sizes = [np.full(n, size, np.int64)]
+    shapes = np.empty((n, nd), np.int64)
+    shapes[:] = shape
+    b.shapes = [shapes]
+    b.num_samples = n
+    b.dirty = True
+    return b
+
+
 def _replace_in_builder(b: ChunkBuilder, local: np.ndarray, new: np.ndarray, new_sizes: np.ndarray, new_shapes: np.ndarray) -> None:
     """Replace the samples at `local` (sorted, unique) with the bytes `new` (their values
-    back to back, in that order) in one pass over the builder's bytes."""
+    back to back, in that order) in one pass over the builder's bytes: each sample is one
+    native copy, from the old bytes or from `new`."""
     sizes, shapes = b.all_sizes(), b.all_shapes()
-    replaced = np.zeros(len(sizes), bool)
-    replaced[local] = True
-    out_sizes = sizes.copy()
-    out_sizes[local] = new_sizes
     out_shapes = shapes.copy().reshape(len(sizes), -1)
     if out_shapes.shape[1] != new_shapes.shape[1]:
         raise ValueError("replacement values have another number of dimensions than the chunk")
     out_shapes[local] = new_shapes
-    data = np.frombuffer(b.data, np.uint8)
-    out = np.empty(int(out_sizes.sum()), np.uint8)
-    new_mask = np.repeat(replaced, out_sizes)
-    out[~new_mask] = data[np.repeat(~replaced, sizes)] if len(data) else data
-    out[new_mask] = new
+    new_sizes = np.asarray(new_sizes, dtype=np.int64)
+    src_id = np.zeros(len(sizes), np.int64)
+    src_id[local] = 1
+    starts = np.cumsum(sizes) - sizes
+    starts[local] = np.cumsum(new_sizes) - new_sizes
+    out_sizes = sizes.copy()
+    out_sizes[local] = new_sizes
+    out = _gather_runs([np.frombuffer(b.data, np.uint8), np.ascontiguousarray(new, dtype=np.uint8)], src_id, starts, out_sizes)
     b.buf = out
     b.nbytes = len(out)
     b.sizes = [out_sizes]
@@ -135,6 +226,20 @@ def _replace_in_builder(b: ChunkBuilder, local: np.ndarray, new: np.ndarray, new
 
 class ChunkDeletes:
     """Bulk pops and updates (`ChunkEngine` provides the state and the chunk plumbing)."""
+
+    def _stage_edited(self, b: ChunkBuilder) -> None:
+        """Serialize a bulk-edited chunk now (the open chunk excepted) instead of holding it
+        raw as a builder until the flush: an edit of every chunk then holds compressed bytes,
+        and past `STAGED_LIMIT` those go to storage under the chunks' new names (invisible
+        until the flush publishes the index that points at them; garbage after a crash)."""
+        if b is self.builder:
+            return
+        name = ChunkIdEncoder.name_of(b.chunk_id)
+        self.dirty_builders.pop(name, None)
+        self.staged[keys.chunk_key(self.key, name, self.commit_id)] = b.serialize(self.chunk_compression, self.meta.zstd_level)
+        b.dirty = False
+        if self.staged_nbytes() > STAGED_LIMIT:
+            self.write_chunks()
 
     def pop_items(self, items: np.ndarray) -> None:
         """Remove the stored items `items` (sorted, unique, in range), each affected chunk
@@ -170,7 +275,14 @@ class ChunkDeletes:
                     self._forget_chunk(name)
                     drop_rows[r] = True
                     continue
-                _remove_from_builder(self._builder_for_row(r), np.sort(local))
+                got = self._edit_target(r)
+                if isinstance(got, ChunkBuilder):
+                    b = got
+                    _remove_from_builder(b, np.sort(local))
+                else:  # straight from the stored chunk to the kept bytes: no copy in between
+                    b = _chunk_without(*got[:3], np.sort(local))
+                    self.dirty_builders[got[3]] = b
+                self._stage_edited(b)
         rows = self.chunk_ids.rows  # _builder_for_row may have renamed chunks
         # each row's last index moves down by the number of removed items at or before it
         new_last = last - np.searchsorted(items, last, side="right")
@@ -241,14 +353,23 @@ class ChunkDeletes:
             item_rows = self.chunk_ids.row_of(items[fast])
             for r, sel in group_by_row(item_rows):
                 pos = fast[sel]  # positions in the batch, ascending with the items
-                b = self._builder_for_row(r)
-                if b.ndim != shapes.shape[1]:
-                    slow[pos] = True  # another number of dimensions: the single-item path
-                    continue
-                byte_mask = np.zeros(len(sizes), bool)
-                byte_mask[pos] = True
-                new = flat[np.repeat(byte_mask, sizes)] if len(flat) else flat
-                _replace_in_builder(b, items[pos] - first[r], new, sizes[pos], shapes[pos])
+                local = items[pos] - first[r]
+                new = _gather_runs([flat], np.zeros(len(pos), np.int64), starts[pos], sizes[pos])
+                got = self._edit_target(r)
+                if not isinstance(got, ChunkBuilder):
+                    c, cid, covered, new_name = got
+                    b = _chunk_replaced(c, cid, covered, local, new, sizes[pos], shapes[pos])
+                    if b is None:  # not one size and shape throughout: per-sample tables
+                        got = b = ChunkBuilder.from_chunk(cid, c, covered)
+                        b.dirty = True
+                    self.dirty_builders[new_name] = b
+                if isinstance(got, ChunkBuilder):
+                    b = got
+                    if b.ndim != shapes.shape[1]:
+                        slow[pos] = True  # another number of dimensions: the single-item path
+                        continue
+                    _replace_in_builder(b, local, new, sizes[pos], shapes[pos])
+                self._stage_edited(b)
         for j in np.flatnonzero(slow).tolist():
             one = SerializedBatch(
                 parts=[bytes(flat[int(starts[j]) : int(ends[j])])] if j not in batch.arrays else [],

@@ -15,8 +15,10 @@ import numpy as np
 
 from lakeformat import constants as C
 from lakeformat.codecs import BYTE_COMPRESSIONS, IMAGE_COMPRESSIONS, compress_bytes, compress_image
+from lakeformat.codecs.bytes_codecs import compress_parts
+from lakeformat.core import checksums as CS
 from lakeformat.core import keys
-from lakeformat.core.chunk import Chunk, ChunkBuilder, chunk_header, serialize_chunk
+from lakeformat.core.chunk import Chunk, ChunkBuilder, chunk_header, serialize_chunk, uniform_size
 from lakeformat.core.chunk_reads import ChunkReads
 from lakeformat.core.chunk_deletes import ChunkDeletes
 from lakeformat.core.chunk_updates import ChunkUpdates
@@ -45,7 +47,7 @@ def _header_and_data(sizes: np.ndarray, shapes: np.ndarray, data: Any) -> List[A
 def _header_and_compressed(sizes: np.ndarray, shapes: np.ndarray, data: Any, compression: str, level: Optional[int]) -> List[Any]:
     """A byte-compressed chunk as gathered parts: its header, then the compressed samples
     (written with one writev: no joined copy of the compressed bytes)."""
-    return [chunk_header(sizes, shapes), compress_bytes(data, compression, level)]
+    return [chunk_header(sizes, shapes), *compress_parts(data, compression, level)]
 
 
 class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
@@ -56,6 +58,7 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
         self.vs = vs
         self.commit_id = vs.commit_id
         self._lock = threading.RLock()
+        self.sums = CS.EngineChecksums(key, self.commit_id, new_tensor=meta is not None)
         if meta is not None:  # a new tensor
             self.meta = meta
             self.chunk_ids = ChunkIdEncoder()
@@ -105,7 +108,8 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
         pass them as `stored`. A sequence or link tensor also reads `index_keys`; the commit
         diff and the tensor info are read when first used (a reader rarely needs them)."""
         c = commit_id
-        return [keys.tensor_meta_key(key, c), keys.chunk_id_encoder_key(key, c), keys.tile_encoder_key(key, c)]
+        return [keys.tensor_meta_key(key, c), keys.chunk_id_encoder_key(key, c), keys.tile_encoder_key(key, c),
+                CS.side_key(key, c), CS.object_key(key, c, CS.PAD_FILE)]
 
     @staticmethod
     def index_keys(key: str, commit_id: str, meta: TensorMeta) -> List[str]:
@@ -131,6 +135,7 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
         if raw is None:
             raise CorruptDataError("tensor meta missing", wanted[0])
         self.meta = TensorMeta.from_bytes(raw, wanted[0])
+        self._check_at_open(stored)  # before anything trusts the meta's fields
         self._fetch_missing(stored, self.index_keys(self.key, c, self.meta))
         ids, tiles = stored[wanted[1]], stored[wanted[2]]
         self.chunk_ids = ChunkIdEncoder.from_bytes(ids, wanted[1]) if ids else ChunkIdEncoder()
@@ -144,6 +149,28 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
         self._length_at_open = self.meta.length
         self.meta_dirty = self.encoders_dirty = self.info_dirty = False
         self._reconcile()
+
+    def _check_at_open(self, stored: Dict[str, Optional[bytes]]) -> None:
+        """The metadata just read against the side file, if there is one (no extra round trip
+        unless something differs): a damaged or hand-edited object raises rather than being
+        read as truth; a side file another writer left stale is ignored."""
+        c = self.commit_id
+        raw = stored.get(CS.side_key(self.key, c))
+        if raw is None or not getattr(self.vs, "checksums_at_open", True):
+            return  # none kept, or `verify`, which checks them itself and reports the rest too
+        try:
+            table = CS.TensorChecksums.from_bytes(raw, CS.side_key(self.key, c))
+        except CorruptDataError as e:
+            logger.warning("tensor %r: %s; its checksums are not used", self.key, e)
+            self.sums.folders.set(self.key, c, None)
+            return
+        read = {f: CS.object_key(self.key, c, f) for f in CS.OPEN_FILES}
+        verdict = table.check_objects({f: stored[k] for f, k in read.items() if k in stored})
+        if verdict.state != "ok":
+            table, verdict = CS.load_and_classify(self.storage, self.key, c, stored)
+        if verdict.state == "corrupt":
+            raise CorruptDataError("; ".join(verdict.problems), CS.folder(self.key, c), tensor=getattr(self.meta, "name", self.key))
+        self.sums.folders.set(self.key, c, table if verdict.state == "ok" else None)
 
     @property
     def commit_diff(self) -> CommitDiff:
@@ -201,6 +228,12 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
 
     # ------------------------------------------------------------------------------------------
     # properties
+    @property
+    def verify_reads(self) -> bool:
+        """Check every whole chunk read against its checksum, not only the decoded ones (set
+        per open dataset: `load(..., verify_reads=True)`)."""
+        return bool(getattr(self.vs, "verify_reads", False))
+
     @property
     def num_items(self) -> int:
         return self.meta.length
@@ -278,6 +311,8 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
                 got = self.storage.get_many(list(want))
             except KeyError as e:
                 raise CorruptDataError(f"chunk missing from storage in tensor {self.meta.name!r}", str(e)) from None
+            for k, raw in got.items():
+                self.verify_chunk(want[k], k, raw)
             parsed = [Chunk.parse(raw, self.chunk_compression, k) for k, raw in got.items()]
             if self.chunk_compression is not None and len(parsed) > 1:
                 # decompress side by side: lz4, zstd and the image codecs release the GIL
@@ -307,9 +342,10 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
         if n:
             self._pack(batch, first_item)
             shapes = batch.real_shapes if batch.real_shapes is not None else batch.shapes
-            nonempty = shapes
-            if len(nonempty):
-                self.meta.update_shape_interval(nonempty.min(axis=0), nonempty.max(axis=0))
+            if len(shapes) and shapes.ndim == 2 and shapes.strides[0] == 0:  # one shape for all
+                self.meta.update_shape_interval(shapes[0], shapes[0])
+            elif len(shapes):
+                self.meta.update_shape_interval(shapes.min(axis=0), shapes.max(axis=0))
             self.meta.length = first_item + n
         if batch.seq_lengths is not None and self.seq is not None:
             self.seq.extend(batch.seq_lengths)
@@ -359,7 +395,9 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
         elif self._direct_writes():
             # a full chunk goes straight to disk, header and data in one gathered write: it
             # stays invisible until the encoders and the meta point at it (next flush)
-            self.storage.set_parts(key, [chunk_header(b.all_sizes(), b.all_shapes()), b.data])
+            parts = [chunk_header(b.all_sizes(), b.all_shapes()), b.data]
+            self._note_chunk_write(key, CS.checksum_parts(parts))
+            self.storage.set_parts(key, parts)
         else:
             self.staged[key] = b.serialize(self.chunk_compression, self.meta.zstd_level)
         self.builder = None
@@ -378,7 +416,9 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
             data = build(*args)
             if set_parts is None:
                 return b"".join(data) if isinstance(data, list) else data
-            set_parts(key, data if isinstance(data, list) else [data])
+            parts = data if isinstance(data, list) else [data]
+            self._note_chunk_write(key, CS.checksum_parts(parts))
+            set_parts(key, parts)
             return None
 
         assert self._sealing is not None
@@ -421,8 +461,12 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
         shapes = batch.shapes
         ndim = shapes.shape[1]
         per_item_parts = len(batch.parts) == n
-        ends = np.cumsum(sizes)
-        starts = ends - sizes
+        size = uniform_size(sizes, shapes)
+        if size:  # samples of one size: where each ends is arithmetic, not a 1M-long cumsum
+            ends = starts = None
+        else:
+            ends = np.cumsum(sizes)
+            starts = ends - sizes
         limit = self.max_chunk_size
         tiled = sorted(batch.arrays) if batch.arrays else []
         tiled_set = set(tiled)
@@ -439,7 +483,10 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
                 builder = self._new_builder(ndim, first_item + i)
             room = limit - builder.nbytes
             stop = tiled[np.searchsorted(tiled, i)] if tiled and np.searchsorted(tiled, i) < len(tiled) else n
-            j = int(np.searchsorted(ends, starts[i] + room, side="right"))
+            if size:
+                j = min(i + max(room, 0) // size, n)
+            else:
+                j = int(np.searchsorted(ends, starts[i] + room, side="right"))
             j = min(j, stop)
             if j <= i:
                 if builder.num_samples == 0:
@@ -451,7 +498,7 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
             if per_item_parts:
                 parts = batch.parts[i:j]
             elif batch.parts:
-                parts = [batch.parts[0][int(starts[i]) : int(ends[j - 1])]]
+                parts = [batch.parts[0][i * size : j * size]] if size else [batch.parts[0][int(starts[i]) : int(ends[j - 1])]]
             else:
                 parts = []
             if j < stop and builder.num_samples == 0 and not per_item_parts and parts and self.chunk_compression not in IMAGE_COMPRESSIONS:
@@ -512,8 +559,20 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
     def write_chunks(self) -> None:
         """Write staged chunks (invisible until the encoders and meta point at them)."""
         if self.staged:
+            for k, v in self.staged.items():
+                self._note_chunk_write(k, CS.checksum(v))
             self.storage.set_many(dict(self.staged))
             self.staged.clear()
+
+    def _note_chunk_write(self, key: str, crc: int) -> None:
+        """A chunk written before the flush: its checksum joins the next side file; a chunk a
+        published index points at (rewritten under its own key) has it listed at rest first."""
+        name = key.rsplit("/", 1)[1]
+        with self._lock:
+            if name in self.fresh_chunks:
+                self.sums.note_chunk(name, crc)
+            else:
+                self.sums.early_rewrite(self.storage, name, crc)
 
     def published_keys(self) -> List[str]:
         """Every object `flush` may overwrite besides chunks (which it writes under names no
@@ -527,6 +586,7 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
             out.append(keys.creds_encoder_key(k, c))
         if self.chunk_set is not None:
             out.append(keys.chunk_set_key(k, c))
+        out.append(CS.side_key(k, c))
         return out
 
     def take_obsolete_chunks(self) -> List[str]:
@@ -555,13 +615,6 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
                 # enough keeps frequent flushes (one per Airbyte state, per SQL batch) linear.
                 self._closed_chunk = name
                 self.builder = None
-        if chunks:
-            self.storage.set_many(chunks)
-        self.staged.clear()
-        self.dirty_builders.clear()
-        self.fresh_chunks.clear()
-        self._parsed.clear()
-        self._headers.clear()
         meta_side: Dict[str, bytes] = {}
         if self.encoders_dirty:
             meta_side[keys.chunk_id_encoder_key(self.key, c)] = self.chunk_ids.to_bytes()
@@ -576,10 +629,31 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
             meta_side[keys.chunk_set_key(self.key, c)] = self.chunk_set.to_bytes()
         if self.info_dirty:
             meta_side[keys.tensor_info_key(self.key, c)] = json.dumps(self.info, sort_keys=True, indent=4).encode()
+        meta_bytes = self.meta.to_bytes()
+        # the side file first, accepting both the checksums at rest and the new ones: a kill
+        # at any later write leaves each object matching one of them
+        folder = CS.folder(self.key, c) + "/"
+        new_objects = {k[len(folder):]: v for k, v in meta_side.items()}
+        new_objects[CS.META_FILE] = meta_bytes
+        new_chunks = {k.rsplit("/", 1)[1]: CS.checksum(v) for k, v in chunks.items()}
+        live = [n for n in self.chunk_ids.names() if self._chunk_in_current_commit(n)]
+        side_k, side_raw, drop_pad = self.sums.side_file_for_flush(self.storage, new_objects, new_chunks, live)
+        if drop_pad:
+            # an empty pad encoder means no padding; without it, deeplake's next update in
+            # place creates it again, which tells our checksums that deeplake wrote
+            self.storage.delete(CS.object_key(self.key, c, CS.PAD_FILE))
+        self.storage.set(side_k, side_raw)
+        if chunks:
+            self.storage.set_many(chunks)
+        self.staged.clear()
+        self.dirty_builders.clear()
+        self.fresh_chunks.clear()
+        self._parsed.clear()
+        self._headers.clear()
         if meta_side:
             self.storage.set_many(meta_side)
         # the meta last: it is the commit point of this tensor
-        self.storage.set(keys.tensor_meta_key(self.key, c), self.meta.to_bytes())
+        self.storage.set(keys.tensor_meta_key(self.key, c), meta_bytes)
         self.flushed_items = self.meta.length
         self.edited = False
         if self.chunk_set is not None:

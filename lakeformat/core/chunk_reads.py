@@ -2,8 +2,9 @@
 or a batch gathered natively into one array. Mixed into `ChunkEngine`."""
 from __future__ import annotations
 
+import functools
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 
@@ -15,7 +16,28 @@ from lakeformat.core.chunk import Chunk
 from lakeformat.core.codec_pool import codec_pool
 from lakeformat.core.encoders import ChunkIdEncoder
 from lakeformat.core.tiling import assemble_tiles
-from lakeformat.errors import CorruptDataError, IndexOutOfRangeError
+from lakeformat.errors import CorruptDataError, IndexOutOfRangeError, LakeFormatError, StorageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def names_corruption(fn: F) -> F:
+    """A read of `items` (first argument) that meets damaged bytes raises `CorruptDataError`
+    naming the tensor, the chunk key and the first wanted sample of that chunk, never a bare
+    ValueError or IndexError from the arrays it slices."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Any, items: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, items, *args, **kwargs)
+        except CorruptDataError as e:
+            raise self.corruption_at(np.atleast_1d(np.asarray(items, np.int64)), e.reason, e.key) from e
+        except (ValueError, IndexError) as e:
+            if isinstance(e, LakeFormatError):
+                raise  # a bad index, a dynamic shape: the caller's, not the data's
+            raise self.corruption_at(np.atleast_1d(np.asarray(items, np.int64)), f"{type(e).__name__}: {e}", None) from e
+
+    return wrapper  # type: ignore[return-value]
 
 
 def group_by_row(rows: np.ndarray) -> List[Tuple[int, np.ndarray]]:
@@ -51,6 +73,57 @@ def run_concurrently(fn: Callable[[Any], None], jobs: Sequence[Any], concurrency
 
 
 class ChunkReads:
+    def corruption_at(self, items: np.ndarray, reason: str, key: Optional[str], cls: type = CorruptDataError) -> CorruptDataError:
+        """The error for damaged bytes met reading `items`: the first of them the chunk `key`
+        holds (the first of them, and its chunk, when no key is known)."""
+        sample = int(items[0]) if len(items) else None
+        if key:
+            a, b = self.chunk_sample_range(key.rsplit("/", 1)[-1])
+            inside = items[(items >= a) & (items <= b)]
+            if len(inside):
+                sample = int(inside[0])
+        elif len(items):
+            rows = self.chunk_ids.row_of(items[:1])
+            key = self.chunk_key_of(self.chunk_ids.names()[int(rows[0])])
+        return cls(reason, key, tensor=self.meta.name, sample=sample)
+
+    def _checks_reads_of(self) -> bool:
+        """Whether whole chunks read are checked against their checksums: every chunk with
+        `verify_reads`, else those decoded anyway (chunk or sample compression)."""
+        return bool(self.verify_reads or self.chunk_compression is not None or self.meta.sample_compression is not None)
+
+    def chunk_sample_range(self, name: str) -> Tuple[int, int]:
+        """(first, last) sample index a chunk holds, as the chunk index says."""
+        names = self.chunk_ids.names()
+        rows = np.flatnonzero(names == name) if isinstance(names, np.ndarray) else [i for i, n in enumerate(names) if n == name]
+        if not len(rows):
+            return (-1, -1)
+        first = self.chunk_ids.first_indices()
+        return int(first[rows[0]]), int(self.chunk_ids.rows[rows[-1], 1])
+
+    def chunk_folder(self, name: str) -> Tuple[str, str]:
+        """(tensor key, commit id) of the folder a chunk is stored in."""
+        if self._chunk_in_current_commit(name):
+            return self.key, self.commit_id
+        cid, tkey = self.vs.chunk_location(self.key, name)
+        return tkey, cid
+
+    def verify_chunk(self, name: str, key: str, raw: Any, force: bool = False) -> bool:
+        """Raise `CorruptDataError` naming the tensor, the chunk and its samples when a whole
+        chunk read does not match the checksum its folder's side file holds; True when it was
+        checked (False: not by this policy, or no usable side file lists it)."""
+        if not (force or self._checks_reads_of()):
+            return False
+        tkey, cid = self.chunk_folder(name)
+        table = self.sums.folders.get(self.storage, tkey, cid)
+        ok = table.check_chunk(name, raw) if table is not None else None
+        if ok is None:
+            return False
+        if ok:
+            return True
+        a, b = self.chunk_sample_range(name)
+        raise CorruptDataError(f"chunk {name} (samples {a}..{b}) does not match its checksum", key, tensor=self.meta.name, sample=a)
+
     def item_locations(self, items: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """(chunk row, local index) of each item (for a tiled item: its first tile's row)."""
         rows = self.chunk_ids.row_of(items)
@@ -62,6 +135,7 @@ class ChunkReads:
             bad = int(items[(items < 0) | (items >= self.num_items)][0])
             raise IndexOutOfRangeError(f"index {bad} is out of range for tensor {self.meta.name!r} of length {self.num_items}")
 
+    @names_corruption
     def read_text_array(self, items: np.ndarray) -> Optional[np.ndarray]:
         """ASCII text items straight into a fixed-width NumPy string array by one native
         gather; None when a value is null, not ASCII, holds NUL bytes or is much longer than
@@ -107,6 +181,7 @@ class ChunkReads:
             return None  # non-ASCII, or NUL bytes that a fixed-width array would drop
         return out
 
+    @names_corruption
     def read_texts(self, items: np.ndarray) -> List[Optional[str]]:
         """Text items decoded chunk by chunk (a null, stored with shape (0,), reads None)."""
         arr = self.read_text_array(items)
@@ -149,6 +224,7 @@ class ChunkReads:
                     out[k] = v
         return out
 
+    @names_corruption
     def read_items_bytes(self, items: np.ndarray) -> Tuple[List[memoryview], np.ndarray]:
         """The stored bytes and chunk-level shapes of each item (tiled items excluded)."""
         rows, local = self.item_locations(items)
@@ -202,12 +278,15 @@ class ChunkReads:
 
         def fetch(job):
             ks, key, a, b = job
-            for k, data in zip(ks, self.storage.get_ranges(key, a.tolist(), b.tolist())):
+            for k, data, want in zip(ks, self.storage.get_ranges(key, a.tolist(), b.tolist()), (b - a).tolist()):
+                if len(data) != want:
+                    raise CorruptDataError(f"chunk holds {len(data)} of the sample's {want} bytes", key)
                 out[k] = memoryview(data)
 
         run_concurrently(fetch, jobs, self.storage.concurrency)
         return shapes
 
+    @names_corruption
     def read_fixed(self, items: np.ndarray, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """Fast path: items of one known shape, stored raw -> one preallocated array, filled by
         the native gather kernel straight from the chunks' bytes."""
@@ -294,6 +373,7 @@ class ChunkReads:
                 key = self.chunk_key_of(name)
                 raw = buffer("raw", self.storage.size(key))
                 self.storage.read_into(key, 0, raw)
+                self.verify_chunk(name, key, raw)
                 c = Chunk.parse(raw, "lz4", key)
                 s, e = c.byte_ranges(local[sel])
                 data = buffer("decoded", int(e.max()))
@@ -326,6 +406,7 @@ class ChunkReads:
 
         def decode(key: str) -> Tuple[str, Chunk]:
             name, sel = fetch[key]
+            self.verify_chunk(name, key, raws[key])
             c = Chunk.parse(raws[key], "lz4", key)
             _, e = c.byte_ranges(local[sel])
             head = np.empty(int(e.max()) if len(e) else 0, np.uint8)
@@ -367,12 +448,19 @@ class ChunkReads:
         compression = self.chunk_compression
         if c is None and compression in (None, "lz4"):
             key = self.chunk_key_of(name)
-            if compression is None:
+            if compression is None and not self.verify_reads:
                 h = self._header(name)
                 self._check_fixed(h, b, item_nbytes)
-                self.storage.read_into(key, h.header_nbytes + a * item_nbytes, dest)
+                try:
+                    self.storage.read_into(key, h.header_nbytes + a * item_nbytes, dest)
+                except StorageError:
+                    if self.storage.size(key) < h.header_nbytes + b * item_nbytes:
+                        raise CorruptDataError(f"chunk is shorter ({self.storage.size(key)} bytes) than its samples", key) from None
+                    raise
                 return
-            c = Chunk.parse(self.storage.get(key), compression, key)
+            raw = self.storage.get(key)
+            self.verify_chunk(name, key, raw)
+            c = Chunk.parse(raw, compression, key)
             self._check_fixed(c, b, item_nbytes)
             if a == 0:
                 decompress_into(c._raw_data, compression, dest, partial=True)
@@ -403,8 +491,8 @@ class ChunkReads:
     def _worth_ranges(self, name: str, n_items: int, item_nbytes: int) -> bool:
         """Byte-range reads of `n_items` samples, or the whole chunk? Whichever the store's
         cost model (latency per request, bandwidth, requests in flight) says is cheaper."""
-        if name in self._parsed or self._is_unflushed(name):
-            return False
+        if name in self._parsed or self._is_unflushed(name) or self.verify_reads:
+            return False  # in memory already, or to be checked whole
         st = self.storage
         lat, bw = st.request_latency_s, st.bandwidth_bytes_s
         ranged = lat + n_items * (st.range_latency_s + item_nbytes / bw)  # one get_ranges call
@@ -452,11 +540,14 @@ class ChunkReads:
         def fetch(job):
             ks, key, a = job
             for k, data in zip(ks, self.storage.get_ranges(key, a.tolist(), (a + item_nbytes).tolist())):
+                if len(data) != item_nbytes:
+                    raise CorruptDataError(f"chunk holds {len(data)} of the sample's {item_nbytes} bytes", key)
                 flat[k] = np.frombuffer(data, np.uint8)
 
         run_concurrently(fetch, jobs, self.storage.concurrency)
         return out
 
+    @names_corruption
     def read_tiled(self, item: int) -> np.ndarray:
         sample_shape, tile_shape = self.tiles.entries[item]
         rows = self.chunk_ids.rows_of_sample(item)

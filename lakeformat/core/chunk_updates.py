@@ -34,6 +34,20 @@ class ChunkUpdates:
         return cid
 
     def _builder_for_row(self, row: int) -> ChunkBuilder:
+        """The chunk of `row` open for editing, as a builder (kept until the flush)."""
+        got = self._edit_target(row)
+        if isinstance(got, ChunkBuilder):
+            return got
+        c, cid, covered, new_name = got
+        b = ChunkBuilder.from_chunk(cid, c, covered)
+        b.dirty = True
+        self.dirty_builders[new_name] = b
+        return b
+
+    def _edit_target(self, row: int) -> "ChunkBuilder | Tuple[Chunk, int, int, str]":
+        """What an edit of the chunk of `row` starts from: its builder when it has one, else
+        the parsed chunk with the id and name the edited chunk gets (a published chunk is
+        renamed) and the number of its samples the index covers."""
         cid = int(self.chunk_ids.rows[row, 0])
         name = ChunkIdEncoder.name_of(cid)  # not names(): bulk edits call this per chunk
         self.edited = True
@@ -58,10 +72,7 @@ class ChunkUpdates:
             # a published chunk (this commit's or an older one's) is never rewritten in place
             cid = self._renamed(row, name)
             new_name = ChunkIdEncoder.name_of(cid)
-        b = ChunkBuilder.from_chunk(cid, c, covered)
-        b.dirty = True
-        self.dirty_builders[new_name] = b
-        return b
+        return c, cid, covered, new_name
 
     def update_item(self, item: int, batch: SerializedBatch) -> None:
         """Replace one stored item with the single item of `batch`."""

@@ -8,20 +8,21 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import posixpath
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from lakeformat.core import keys
+from lakeformat.core import checksums as CS
+from lakeformat.core import keys, nulls
 from lakeformat.core.chunk_deletes import dedup_last, normalize_pop_indices, sequence_items
 from lakeformat.core.chunk_engine import ChunkEngine
 from lakeformat.core.dataset_schema import SchemaOps
 from lakeformat.core.index import Index
 from lakeformat.core.links import LinkCreds, LinkResolver
 from lakeformat.core.meta import DatasetMeta, TensorMeta
+from lakeformat.core.sample_ids import new_sample_ids
 from lakeformat.core.serialize import Context, Serializer, SerializedBatch
 from lakeformat.core.tensor import Tensor
 from lakeformat.core.version_state import VersionState
@@ -235,6 +236,7 @@ class _DatasetState:
             # overwrote: read through it, as if the flush never began
             self.rollback, self.journal = _decode_journal(got[fk])
             if self.journal is not None:
+                CS.accept_rewritten_chunks(self.base_storage, self.journal)
                 self._use_storage(JournalOverlay(self.base_storage, self.journal))
                 got = {**got, **{k: self.journal[k] for k in (mk, ik, dk) if k in self.journal}}
         self.meta = DatasetMeta.from_bytes(got[mk], mk) if got[mk] is not None else DatasetMeta()
@@ -243,6 +245,7 @@ class _DatasetState:
         self.info_dirty = False
         self.diff = DatasetDiff.from_bytes(got[dk]) if got[dk] is not None else DatasetDiff()
         self.tree_dirty = False
+        self.sums = CS.DatasetChecksums({f: got[k] for f, k in zip(CS.DATASET_FILES, (mk, ik, dk))})
 
     def _use_storage(self, storage: StorageProvider) -> None:
         self.storage = storage
@@ -448,7 +451,14 @@ class Dataset(SchemaOps):
             yield self[i]
 
     def _base_length(self) -> int:
-        lengths = [t.num_samples for t in self._visible_full_tensors()]
+        # a tensor whose metadata is damaged is left out (with a warning) rather than making
+        # every other tensor unreadable; `lakeformat verify` reports it
+        lengths = []
+        for t in self._visible_full_tensors():
+            try:
+                lengths.append(t.num_samples)
+            except LakeFormatError as e:
+                logger.warning("tensor %r does not open, left out of the dataset's length: %s", t.name, e)
         return min(lengths) if lengths else 0
 
     def _visible_full_tensors(self) -> List[Tensor]:
@@ -535,10 +545,9 @@ class Dataset(SchemaOps):
                 continue
             kind = link.get("extend")
             if kind == "extend_id" and new_ids:
-                # a generator seeded from the OS per batch: fast, and forked writers never
-                # share a stream of ids
-                rng = np.random.Generator(np.random.PCG64(int.from_bytes(os.urandom(16), "little")))
-                ids = rng.integers(0, np.iinfo(np.uint64).max, size=(batch.num_samples, 1), dtype=np.uint64, endpoint=True)
+                # random from the OS per batch (forked writers never share ids), about one
+                # byte each in an lz4 chunk (sample_ids.py)
+                ids = new_sample_ids(batch.num_samples).reshape(-1, 1)
                 out[hkey] = self._serialize(hkey, ids)
             elif kind in ("extend_shape", "extend_len"):
                 shapes = batch.real_shapes if batch.real_shapes is not None else batch.shapes
@@ -553,13 +562,19 @@ class Dataset(SchemaOps):
         with st.lock:
             # 1. serialize (and so validate) everything before touching any state
             batches: List[Tuple[str, SerializedBatch]] = []
+            null_writes = []
             for key, vals in values.items():
+                vals, nw = nulls.split(self, key, vals)  # nulls: placeholders + validity rows
                 b = self._serialize(key, vals)
                 batches.append((key, b))
                 batches.extend(self._hidden_batches(key, b, vals).items())
+                if nw is not None:
+                    null_writes.append((nw, self._engine(key).num_samples))
             # 2. apply: in-memory only, cannot fail on bad input
             for key, b in batches:
                 self._engine(key).extend(b)
+            for nw, before in null_writes:
+                nulls.apply_extend(self, nw, before)
             self._after_write()
 
     def _after_write(self) -> None:
@@ -572,6 +587,18 @@ class Dataset(SchemaOps):
 
     def _update(self, key: str, items: List[int], values: List[Any]) -> None:
         self._check_writable_view()
+        st = self._state
+        with st.lock:
+            values, nw = nulls.split(self, key, values)
+            st.with_depth += 1  # the data and its validity rows in one flush
+            try:
+                self._update_values(key, items, values)
+            finally:
+                st.with_depth -= 1
+            nulls.apply_update(self, nw, items)
+            self._after_write()
+
+    def _update_values(self, key: str, items: List[int], values: List[Any]) -> None:
         st = self._state
         with st.lock:
             eng = self._engine(key)
@@ -621,6 +648,7 @@ class Dataset(SchemaOps):
                                 h.pop_sample(item, None)
                     elif h.num_samples > index:
                         h.pop_sample(index, None)
+            nulls.pop_rows(self, eng, np.array([index]))
             self._after_write()
 
     def _sample_id(self, key: str, index: int) -> Optional[int]:
@@ -688,6 +716,7 @@ class Dataset(SchemaOps):
                 items = idx
             items = items[: int(np.searchsorted(items, h.num_samples))]
             h.pop_samples(items, None)
+        nulls.pop_rows(self, eng, idx)
 
     def _sample_ids(self, key: str, idx: np.ndarray) -> Any:
         """The ids of samples `idx` from the hidden id tensor: None when there is none, False
@@ -714,7 +743,7 @@ class Dataset(SchemaOps):
         lo, hi = cd.data_added
         outside = uniq[(uniq < lo) | (uniq >= hi)]
         if len(outside):
-            cd.data_updated.update(outside.tolist())
+            cd.add_updated(outside)  # sorted positions, kept as an array
             cd.dirty = True
         for hkey, hb in hidden.items():
             self._engine(hkey).update_items(uniq, hb)
@@ -757,7 +786,7 @@ class Dataset(SchemaOps):
             journaled = False
             if edited:
                 saved_keys = [k for e in st.engines.values() if e.is_dirty for k in e.published_keys()]
-                saved_keys += [keys.dataset_meta_key(c), keys.dataset_info_key(c), keys.dataset_diff_key(c)]
+                saved_keys += [keys.dataset_meta_key(c), keys.dataset_info_key(c), keys.dataset_diff_key(c), CS.dataset_side_key(c)]
                 if st.link_creds.dirty:
                     saved_keys.append(keys.linked_creds_key())
                 saved = st.storage.get_many(saved_keys, missing_ok=True)
@@ -776,15 +805,21 @@ class Dataset(SchemaOps):
             engines = sorted(st.engines.values(), key=lambda e: not e.meta.hidden)
             for eng in engines:
                 eng.flush()
+            ds_objects: Dict[str, bytes] = {}
             if st.meta_dirty:
-                st.storage.set(keys.dataset_meta_key(c), st.meta.to_bytes())
-                st.meta_dirty = False
+                ds_objects[CS.DATASET_FILES[0]] = st.meta.to_bytes()
             if st.info_dirty:
-                st.storage.set(keys.dataset_info_key(c), json.dumps(st.info, sort_keys=True, indent=4).encode())
-                st.info_dirty = False
+                ds_objects[CS.DATASET_FILES[1]] = json.dumps(st.info, sort_keys=True, indent=4).encode()
             if st.diff.dirty:
-                st.storage.set(keys.dataset_diff_key(c), st.diff.to_bytes())
-                st.diff.dirty = False
+                ds_objects[CS.DATASET_FILES[2]] = st.diff.to_bytes()
+            if ds_objects:
+                # their checksums first, the old ones still accepted: see lakeformat.core.checksums
+                st.storage.set(CS.dataset_side_key(c), st.sums.side_file_for_flush(ds_objects))
+            for f, k in zip(CS.DATASET_FILES, CS.dataset_object_keys(c)):
+                if f in ds_objects:
+                    st.storage.set(k, ds_objects[f])
+            st.meta_dirty = st.info_dirty = False
+            st.diff.dirty = False
             if st.link_creds.dirty:
                 st.storage.set(keys.linked_creds_key(), st.link_creds.to_bytes())
                 st.link_creds.dirty = False
@@ -861,15 +896,17 @@ class Dataset(SchemaOps):
         return list(self._state.link_creds.creds_keys)
 
     def summary(self, print_out: bool = True) -> str:
-        rows = [("tensor", "htype", "shape", "dtype", "compression")]
+        rows = [("tensor", "htype", "type", "shape", "dtype", "compression")]
         for name, t in self.tensors.items():
             n, h, shape, dt, sc, cc = Tensor(t.name, t.key, self, self.index).summary_row()
             lo, hi = t.shape_interval
             dims = ", ".join(str(a) if a == b else f"{a}:{b}" for a, b in zip(lo, hi))
             shape = f"({len(t)}, {dims})" if dims else f"({len(t)},)"
             comp = sc if sc != "None" else (cc if cc != "None" else "None")
-            rows.append((name, h, shape, dt, comp))
-        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+            # the logical type (lakeformat.types), and whether the column has had nulls
+            logical = t.logical_type + (", nullable" if t.nullable else "")
+            rows.append((name, h, logical, shape, dt, comp))
+        widths = [max(len(r[i]) for r in rows) for i in range(6)]
         lines = [f"Dataset(path={self.path!r}, tensors={list(self.tensors)})", ""]
         for k, r in enumerate(rows):
             lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())

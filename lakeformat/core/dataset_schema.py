@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+HIDDEN_CHUNK_COMPRESSION = "lz4"
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
@@ -57,12 +58,15 @@ class SchemaOps:
         tiling_threshold: Optional[int] = None,
         class_names: Optional[Sequence[str]] = None,
         chunk_compression_level: Optional[int] = None,
+        nullable: bool = False,
         **kwargs: Any,
     ) -> Tensor:
         """Create a tensor. `htype` is one of lakeformat.htypes (`image`, `class_label`,
         `text`, `json`, `bbox`, `embedding`...), optionally inside `sequence[...]` and/or
         `link[...]`. `sample_compression`: png, jpeg, lz4, zstd; `chunk_compression`: lz4 or
-        zstd (zstd is our extension: deeplake 3.x cannot read it)."""
+        zstd (zstd is our extension: deeplake 3.x cannot read it). `nullable=True` keeps a
+        None of a numeric tensor as a typed null (a placeholder plus a hidden validity tensor,
+        lakeformat.core.nulls) instead of deeplake 3.x's empty sample."""
         self._check_writable_view()
         full = self._full_name(name)
         if not full or any(not _NAME_RE.match(p) for p in full.split("/")):
@@ -131,6 +135,8 @@ class SchemaOps:
         eng = ChunkEngine(key, self._state.storage, self._state.vs, meta)
         if class_names is not None:
             eng.info["class_names"] = list(class_names)
+        if nullable:
+            eng.info["nullable"] = True
         self._state.engines[key] = eng
         self.meta.add_tensor(full, key, hidden)
         self._register_groups(full)
@@ -151,7 +157,11 @@ class SchemaOps:
         hkey = keys.hidden_key(parent, kind)
         base = htype
         extra = {k: v for k, v in HTYPE_DEFAULTS[base].items() if k != "dtype"}
-        meta = TensorMeta.new(hkey, base, dtype or HTYPE_DEFAULTS[base]["dtype"], None, None, C.HIDDEN_TENSOR_MAX_CHUNK_SIZE, None, True, False, False, extra)
+        # lz4 chunks (which deeplake 3.x reads and appends to): a scalar tensor's shapes are
+        # one value repeated and its ids about a byte each (sample_ids.py), so its hidden
+        # tensors cost next to nothing at rest
+        meta = TensorMeta.new(hkey, base, dtype or HTYPE_DEFAULTS[base]["dtype"], None, HIDDEN_CHUNK_COMPRESSION,
+                              C.HIDDEN_TENSOR_MAX_CHUNK_SIZE, None, True, False, False, extra)
         meta.d.pop("vdb_indexes", None)
         self._state.engines[hkey] = ChunkEngine(hkey, self._state.storage, self._state.vs, meta)
         self.meta.add_tensor(hkey, hkey, True)
@@ -187,7 +197,8 @@ class SchemaOps:
             raise TensorDoesNotExistError(full)
         key = self.meta.tensor_names[full]
         eng = self._engine(key)
-        for hidden in list((eng.meta.links or {}).keys()):
+        mask = eng.info.get("null_mask")  # the validity tensor (lakeformat.core.nulls) goes too
+        for hidden in list((eng.meta.links or {}).keys()) + ([mask] if isinstance(mask, str) else []):
             if hidden in self.meta.tensors:
                 self.meta.remove_tensor(next(n for n, k in self.meta.tensor_names.items() if k == hidden))
                 self._drop_tensor_files(hidden)

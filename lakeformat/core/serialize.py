@@ -301,7 +301,8 @@ class Serializer:
         arr = np.ascontiguousarray(arr)
         nbytes = int(np.prod(sample_shape)) * arr.dtype.itemsize
         batch.parts = [memoryview(arr).cast("B")] if arr.size else []
-        batch.sizes = np.full(n, nbytes, dtype=np.int64)
+        # broadcast (read-only, no 1M-long array): the chunk engine sees one size for all
+        batch.sizes = np.broadcast_to(np.asarray(nbytes, dtype=np.int64), (n,))
         batch.shapes = np.broadcast_to(np.asarray(sample_shape, dtype=np.int64), (n, len(sample_shape)))
         batch.num_samples = n
         if nbytes > self.ctx.tiling_threshold:

@@ -11,7 +11,7 @@ from lakeformat.codecs import BYTE_COMPRESSIONS, IMAGE_COMPRESSIONS, decompress_
 from lakeformat.core.codec_pool import codec_pool
 from lakeformat.core.index import Index, apply_ops, apply_ops_stacked
 from lakeformat.core.text_codec import json_loads
-from lakeformat.errors import DynamicShapeError, LakeFormatError, SampleDecodeError
+from lakeformat.errors import CorruptSampleError, DynamicShapeError, LakeFormatError
 
 if TYPE_CHECKING:
     from lakeformat.core.chunk_engine import ChunkEngine
@@ -263,11 +263,21 @@ class Tensor:
         self.dataset._pop_tensor(self.key, index)
 
     # -- reads ------------------------------------------------------------------------------------------
-    def numpy(self, aslist: bool = False, fetch_chunks: bool = True) -> Union[np.ndarray, List[Any]]:
+    def numpy(self, aslist: bool = False, fetch_chunks: bool = True, nulls: Optional[str] = None) -> Union[np.ndarray, List[Any]]:
         """The view's values: one array (NumPy's result of the same chain of keys on the stacked
         tensor), or with `aslist` one array per sample. Text, json and list samples read as
         deeplake 3.x reads them: a (1,) str array, a (1,) object array holding the object, and
-        an object array of the list's items."""
+        an object array of the list's items.
+
+        `nulls` (numeric tensors): None reads what is stored (a null's placeholder: NaN, NaT's
+        int64, 0); "mask" gives a `np.ma.MaskedArray` masked where null (with `aslist`, None
+        for a null); "nan" gives floats with NaN for null (datetime64/timedelta64 with NaT for
+        time columns). See `isnull` and docs/format.md, "Nulls and logical types".
+
+        >>> ds.price.numpy(nulls="mask")  # doctest: +SKIP
+        """
+        if nulls is not None:
+            return self._numpy_nulls(aslist, nulls)
         idx = self.index
         items = idx.resolve(self.num_samples)
         if idx.is_single:
@@ -291,6 +301,144 @@ class Tensor:
             return np.zeros((0,) + np.shape(apply_ops(probe, idx.ops)), probe.dtype)
         out = np.stack([np.asarray(v) for v in vals])
         return np.moveaxis(out, 0, idx.row_pos) if idx.row_pos else out
+
+    # -- nulls and logical types --------------------------------------------------------------------------
+    def isnull(self) -> Union[bool, np.ndarray]:
+        """Where the view's samples are null: a bool per row ((n,) array), or one bool for a
+        single sample. Numeric tensors keep nulls in their validity tensor (older datasets: an
+        empty sample); text and json tensors store a null value.
+
+        >>> ds.price.isnull()  # doctest: +SKIP
+        array([False,  True, False])
+        """
+        from lakeformat.core import nulls as N
+
+        rows = self.index.resolve(self.num_samples)
+        if self.base_htype in _TEXT_LIKE and not self.is_sequence:
+            vals = self._read(rows, aslist=True) if len(rows) else []
+            out = np.fromiter((v is None for v in vals), bool, count=len(vals))
+        else:
+            out = N.read(self.dataset, self.key, rows)
+        return bool(out[0]) if self.index.is_single else out
+
+    @property
+    def nullable(self) -> bool:
+        """Whether the tensor keeps typed nulls: created with `nullable=True` (the connectors'
+        columns are) or holding a validity tensor. Other tensors store None as an empty sample,
+        as deeplake 3.x does."""
+        from lakeformat.core import nulls as N
+
+        return N.declared(self.engine)
+
+    @property
+    def logical_type(self) -> str:
+        """What the values mean (`timestamp[us, UTC]`, `date`, `decimal(10,2)` ..., else the
+        dtype), from the tensor info; see lakeformat.types."""
+        from lakeformat.types import logical_type
+
+        return logical_type(self.engine.info, self.meta.dtype)
+
+    def _numpy_nulls(self, aslist: bool, mode: str) -> Any:
+        from lakeformat.core import nulls as N
+
+        if mode not in ("mask", "nan"):
+            raise LakeFormatError(f"tensor {self.name!r}: nulls={mode!r} is not 'mask' or 'nan'")
+        if self.index.ops:
+            raise LakeFormatError(f"tensor {self.name!r}: nulls= reads whole samples, not parts of them")
+        null = np.atleast_1d(self.isnull())
+        if aslist:
+            vals = self.numpy(aslist=True)
+            vals = [vals] if self.index.is_single else vals
+            out = [None if z else v for v, z in zip(vals, null.tolist())]
+            return out[0] if self.index.is_single else out
+        try:
+            data = np.asarray(self.numpy())
+        except DynamicShapeError:  # empty samples of an older dataset stand for nulls
+            vals = self.numpy(aslist=True)
+            vals = [vals] if self.index.is_single else vals
+            shapes = {np.shape(v) for v, z in zip(vals, null.tolist()) if not z}
+            if len(shapes) > 1:
+                raise
+            shape = shapes.pop() if shapes else (1,)
+            dt = self.dtype if self.dtype is not None else np.dtype("float64")
+            fill = np.full(shape, N.placeholder(dt, self.engine.info), dt)
+            data = np.stack([fill if z else np.asarray(v, dt) for v, z in zip(vals, null.tolist())]) if vals else np.zeros((0,) + shape, dt)
+            if self.index.is_single:
+                data = data[0]
+        rows_null = null if not self.index.is_single else null[0]
+        mask = np.broadcast_to(np.reshape(rows_null, np.shape(rows_null) + (1,) * (data.ndim - np.ndim(rows_null))), data.shape)
+        if mode == "mask":
+            return np.ma.MaskedArray(data, mask=np.array(mask))
+        if (self.engine.info or {}).get("lakeformat_type") in N.TIME_TYPES:
+            return self._as_time(data, mask)
+        out = data.astype(np.float64)
+        out[mask] = np.nan
+        return out
+
+    def _as_time(self, data: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        kind = self.engine.info.get("lakeformat_type")
+        unit = self.engine.info.get("unit", "us")
+        out = np.asarray(data, np.int64).view(f"timedelta64[{unit}]" if kind == "time" else f"datetime64[{unit}]").copy()
+        out[mask] = np.datetime64("NaT") if kind != "time" else np.timedelta64("NaT")
+        return out
+
+    def datetime64(self) -> np.ndarray:
+        """A time column's values, one per row: datetime64[us] for timestamps and dates (a
+        timestamp with time zone as UTC; the zone is in `info["timezone"]`), timedelta64[us]
+        since midnight for times of day (a time with time zone, kept as its ISO text with the
+        offset, since midnight UTC); NaT for null.
+
+        >>> ds.created_at.datetime64()  # doctest: +SKIP
+        array(['2024-01-02T03:04:05.000000', 'NaT'], dtype='datetime64[us]')
+        """
+        from lakeformat.core import nulls as N
+
+        info = self.engine.info or {}
+        if info.get("with_offset") and self.base_htype == "text":  # times of day with their offset, as text
+            from lakeformat.temporal import time_text_utc_micros
+
+            us = []
+            for i, v in enumerate(self.values()):
+                try:
+                    us.append(np.iinfo(np.int64).min if v is None else time_text_utc_micros(v))
+                except (ValueError, TypeError):
+                    raise LakeFormatError(f"tensor {self.name!r}, row {i} of the view: {v!r} is not an ISO-8601 time of day") from None
+            return np.asarray(us, np.int64).view("timedelta64[us]")
+        if info.get("lakeformat_type") not in N.TIME_TYPES:
+            raise LakeFormatError(f"tensor {self.name!r} is not a time column (its info has no lakeformat_type timestamp/date/time)")
+        out = self._numpy_nulls(False, "nan")
+        return out.reshape(-1) if out.ndim > 1 and out.shape[-1] == 1 and out.ndim == 2 else out
+
+    def to_arrow(self) -> Any:
+        """A column of one value per row as a `pyarrow.Array` whose validity bitmap is the
+        tensor's nulls: numbers and bools, time columns as timestamp / date32 / time64 (the
+        time zone from the info), text as strings. Needs pyarrow.
+
+        >>> ds.returned_at.to_arrow()  # doctest: +SKIP
+        """
+        try:
+            import pyarrow as pa
+        except ImportError:
+            raise LakeFormatError("Tensor.to_arrow needs pyarrow (pip install pyarrow)") from None
+        null = np.atleast_1d(self.isnull())
+        info = self.engine.info or {}
+        if self.base_htype == "text" and not self.is_sequence:
+            return pa.array([None if z else v for v, z in zip(self.values(), null.tolist())], pa.string())
+        data = np.asarray(self._numpy_nulls(False, "mask").data)
+        if self.index.is_single or data.ndim != 2 or data.shape[1] != 1:
+            raise LakeFormatError(f"tensor {self.name!r}: to_arrow takes a column of one value per row, not samples of shape {data.shape[1:]}")
+        flat = data[:, 0]
+        kind, unit = info.get("lakeformat_type"), info.get("unit", "us")
+        if kind == "timestamp":
+            typ = pa.timestamp(unit, tz=info.get("timezone"))
+        elif kind == "date":
+            flat, typ = flat // 86_400_000_000, pa.date32()
+            flat = flat.astype(np.int32)
+        elif kind == "time":
+            typ = pa.time64(unit)
+        else:
+            typ = pa.from_numpy_dtype(flat.dtype)
+        return pa.array(flat, type=typ, mask=null)
 
     def _apply_ops(self, x: Any, aslist: bool, row: int = 0) -> Any:
         """The view's per-sample ops on one sample (a sequence read as a list: its items stacked
@@ -436,7 +584,7 @@ class Tensor:
                         continue
                     out[base + k] = decompress_image(d, shape).astype(dtype, copy=False).reshape(shape)
                 except Exception as e:  # noqa: BLE001 - Pillow raises many kinds
-                    raise SampleDecodeError(f"stored {sc} bytes do not decode: {e}", tensor=self.name, index=int(items[base + k])) from e
+                    raise self.engine.corruption_at(np.asarray(items[base + k : base + k + 1]), f"stored {sc} bytes do not decode: {e}", None, CorruptSampleError) from e
 
         block = max(256, min(4096, n // 8 + 1))
         pending = []
@@ -468,7 +616,7 @@ class Tensor:
                 try:
                     return decompress_image(d, shp).astype(dtype, copy=False)
                 except Exception as e:  # noqa: BLE001 - Pillow raises many kinds
-                    raise SampleDecodeError(f"stored {sc} bytes do not decode: {e}", tensor=self.name, index=int(items[k])) from e
+                    raise self.engine.corruption_at(np.asarray(items[k : k + 1]), f"stored {sc} bytes do not decode: {e}", None, CorruptSampleError) from e
             if len(datas) > 4:
                 with ThreadPoolExecutor(_DECODE_THREADS) as pool:
                     return list(pool.map(dec, enumerate(datas)))
@@ -538,7 +686,10 @@ class Tensor:
             v = self._read(self.index.resolve(self.num_samples), aslist=True)
             return v[:1] if self.index.is_single else v
         out = self.numpy(aslist=True)
-        return [out] if self.index.is_single else out
+        out = [out] if self.index.is_single else out
+        if self.nullable:  # a null reads None, not its placeholder
+            out = [None if z else v for v, z in zip(out, np.atleast_1d(self.isnull()).tolist())]
+        return out
 
     def _python_values(self) -> Any:
         # other htypes (deeplake 3.x raises here): the samples as read, kept for our callers

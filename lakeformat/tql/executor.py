@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from lakeformat import temporal
 from lakeformat.tql import ast as A
 from lakeformat.tql import operators as ops
 from lakeformat.tql.errors import TQLError
@@ -206,13 +207,16 @@ class Executor:
                 return ops.logical(e.op, a, b, n)
             if e.op in ("+", "-", "*", "/", "%"):
                 return ops.arithmetic(e.op, a, b, n)
+            a, b = _time_literals(a, b)
             return ops.compare(e.op, a, b, n)
         if isinstance(e, A.InList):
             out = ops.in_list(self.eval(e.expr, frame), [self.eval(i, frame) for i in e.items], n)
             return ops.logical_not(out, n) if e.negated else out
         if isinstance(e, A.Between):
             v = self.eval(e.expr, frame)
-            out = ops.logical("AND", ops.compare(">=", v, self.eval(e.low, frame), n), ops.compare("<=", v, self.eval(e.high, frame), n), n)
+            _, low = _time_literals(v, self.eval(e.low, frame))
+            _, high = _time_literals(v, self.eval(e.high, frame))
+            out = ops.logical("AND", ops.compare(">=", v, low, n), ops.compare("<=", v, high, n), n)
             return ops.logical_not(out, n) if e.negated else out
         if isinstance(e, A.Like):
             out = ops.like(self.eval(e.expr, frame), self.eval(e.pattern, frame), e.case_insensitive, n)
@@ -248,6 +252,18 @@ class Executor:
         if v.kind != "const" or isinstance(v.data, (str, tuple)) or v.data is None or np.ndim(v.data) != 0 or isinstance(v.data, (bool, np.bool_)) or not float(v.data).is_integer():
             raise TQLError("an index or slice bound must be an integer constant", self.text, e.pos)
         return int(v.data)
+
+
+def _time_literals(a: Value, b: Value) -> Tuple[Value, Value]:
+    """A string literal beside a time column becomes the int64 the column stores for it."""
+    def conv(lit: Value, col: Value) -> Value:
+        if col.time is None or lit.kind != "const" or not isinstance(lit.data, str):
+            return lit
+        try:
+            return Value("const", np.int64(temporal.iso_to_stored(lit.data, *col.time)))
+        except ValueError as err:
+            raise TQLError(str(err)) from None
+    return conv(a, b), conv(b, a)
 
 
 def expand_rows(rows: np.ndarray, before: int, after: int, length: int) -> np.ndarray:

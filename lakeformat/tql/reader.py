@@ -82,5 +82,10 @@ class DatasetColumnReader:
         fixed = m.min_shape is not None and m.min_shape == m.max_shape and m.dtype not in (None, "str", "Any", "List")
         if fixed:
             arr = view.numpy()
-            return Value("array", np.asarray(arr), names)
+            # nulls of a nullable column (placeholders in the data) and the time kind, if any
+            null = np.asarray(view.isnull(), bool).reshape(-1) if t.nullable else None
+            info = t.info
+            kind = info.get("lakeformat_type") if hasattr(info, "get") else None
+            time = (kind, info.get("timezone")) if kind in ("timestamp", "date", "time") else None
+            return Value("array", np.asarray(arr), names, null if null is not None and null.any() else None, time)
         return pack(view.numpy(aslist=True), names)

@@ -31,6 +31,9 @@ class Value:
     # "array" only: rows whose value is NULL (a comparison with a null text or json value);
     # None when no row is
     null: Optional[np.ndarray] = None
+    # "array" of a time column (lakeformat.temporal): (kind, timezone), so that an ISO string
+    # literal compares with it as a time
+    time: Optional[Tuple[str, Optional[str]]] = None
 
     def __len__(self) -> int:
         return len(self.data)
@@ -48,7 +51,7 @@ class Value:
         if self.kind == "ragged":
             data = [self.data[int(p)] for p in positions]
             return Value("ragged", data, self.class_names)
-        return Value(self.kind, self.data[positions], self.class_names, None if self.null is None else self.null[positions])
+        return Value(self.kind, self.data[positions], self.class_names, None if self.null is None else self.null[positions], self.time)
 
     def row(self, i: int) -> Any:
         if self.kind == "const":

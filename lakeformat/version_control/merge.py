@@ -246,6 +246,10 @@ def _conflict_error(plan: _Plan, target_label: str) -> MergeConflictError:
 
 # ---- applying (into a new version folder) -------------------------------------------------------------
 def _append_with_ids(wds: "Dataset", key: str, values: List[Any], ids: np.ndarray) -> None:
+    from lakeformat.core import nulls
+
+    values, null_rows = nulls.split(wds, key, values)  # nulls: placeholders + validity rows
+    before = wds._engine(key).num_samples
     b = wds._serialize(key, values)
     hidden = wds._hidden_batches(key, b, values)
     idk = id_tensor_key(wds, key)
@@ -254,6 +258,7 @@ def _append_with_ids(wds: "Dataset", key: str, values: List[Any], ids: np.ndarra
     wds._engine(key).extend(b)
     for hk, hb in hidden.items():
         wds._engine(hk).extend(hb)
+    nulls.apply_extend(wds, null_rows, before)
 
 
 def _apply_tensor(wds: "Dataset", theirs: "Dataset", tp: _TensorPlan, policy: Optional[str], ids_t: np.ndarray) -> None:

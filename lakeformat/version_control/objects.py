@@ -15,14 +15,6 @@ def _b(n: int, width: int = 8) -> bytes:
     return int(n).to_bytes(width, "big")
 
 
-def _u64s(values, sort: bool = False) -> bytes:
-    """Big-endian u64s in one array op: a bulk pop leaves millions of deleted positions."""
-    arr = np.fromiter(values, dtype=np.uint64, count=len(values))
-    if sort:
-        arr.sort()
-    return arr.astype(">u8").tobytes()
-
-
 def _read_u64s(d: bytes, pos: int, n: int) -> List[int]:
     return np.frombuffer(d, dtype=">u8", count=n, offset=pos).astype(np.uint64).tolist()
 
@@ -37,7 +29,11 @@ class CommitDiff:
         self.info_updated = False
         self.data_transformed = False
         self.data_added: List[int] = [first_index, first_index]
-        self.data_updated: Set[int] = set()
+        self._updated: Set[int] = set()
+        # a bulk update parks its positions here, sorted and unique (a set of a million ints
+        # per tensor costs ~60 MiB, and sorting it again at every flush is quadratic); they
+        # join the set when it is first read
+        self._updated_arr = np.zeros(0, np.int64)
         self.cleared = False
         self._deleted: Set[int] = set()
         self._deleted_ids: List[int] = []
@@ -46,6 +42,37 @@ class CommitDiff:
         self._pending_deleted: List[np.ndarray] = []
         self._pending_ids: List[np.ndarray] = []
         self.dirty = created
+
+    @property
+    def data_updated(self) -> Set[int]:
+        if len(self._updated_arr):
+            self._updated.update(self._updated_arr.tolist())
+            self._updated_arr = np.zeros(0, np.int64)
+        return self._updated
+
+    @data_updated.setter
+    def data_updated(self, value: Set[int]) -> None:
+        self._updated = value if isinstance(value, set) else set(value)
+        self._updated_arr = np.zeros(0, np.int64)
+
+    def add_updated(self, positions: np.ndarray) -> None:
+        """Record updated positions (in the current state) in bulk, kept as a sorted array:
+        merging sorted positions is linear, with no Python int per position."""
+        p = np.asarray(positions, dtype=np.int64).reshape(-1)
+        if not len(p):
+            return
+        merged = np.sort(np.concatenate([self._updated_arr, p]), kind="stable")  # sorted runs: a merge
+        if len(merged) > 1:
+            merged = merged[np.concatenate([[True], merged[1:] != merged[:-1]])]
+        self._updated_arr = merged
+        self.dirty = True
+
+    def updated_array(self) -> np.ndarray:
+        """Every updated position, sorted, without making a set."""
+        if not self._updated:
+            return self._updated_arr
+        have = np.fromiter(self._updated, dtype=np.int64, count=len(self._updated))
+        return np.unique(np.concatenate([have, self._updated_arr]))
 
     @property
     def data_deleted(self) -> Set[int]:
@@ -96,14 +123,15 @@ class CommitDiff:
         return np.concatenate(parts)[:n].astype(">u8").tobytes()
 
     def to_bytes(self) -> bytes:
+        updated = self.updated_array()
         parts = [
             _b(self.created, 1),
             _b(self.info_updated, 1),
             _b(self.data_transformed, 1),
             _b(self.data_added[0]),
             _b(self.data_added[1]),
-            _b(len(self.data_updated)),
-            _u64s(self.data_updated, sort=True),
+            _b(len(updated)),
+            updated.astype(">u8").tobytes(),
             _b(self.cleared, 1),
             _b(self.num_deleted),
             self.deleted_array().astype(">u8").tobytes(),
@@ -125,7 +153,11 @@ class CommitDiff:
         pos = 27
         if n_upd > (len(d) - pos) // 8:
             raise CorruptDataError(f"commit diff lists {n_upd} updated samples in {len(d)} bytes", key)
-        cd.data_updated = set(_read_u64s(d, pos, n_upd))
+        upd = np.frombuffer(d, dtype=">u8", count=n_upd, offset=pos).astype(np.uint64)
+        if n_upd and int(upd.max()) >= 1 << 63:
+            cd.data_updated = set(upd.tolist())
+        else:
+            cd.add_updated(np.unique(upd.astype(np.int64)))
         pos += 8 * n_upd
         # older writers stop after the updates, or after the `cleared` flag
         cd.cleared = bool(d[pos]) if pos < len(d) else False
@@ -154,7 +186,7 @@ class CommitDiff:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.created or self.info_updated or self.cleared or self.data_transformed or self.num_samples_added or self.data_updated or self.num_deleted)
+        return bool(self.created or self.info_updated or self.cleared or self.data_transformed or self.num_samples_added or self._updated or len(self._updated_arr) or self.num_deleted)
 
     def translate_index(self, index: int) -> int:
         """A position now -> its position as of this version's start (for samples that were

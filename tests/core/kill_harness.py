@@ -12,10 +12,15 @@ A path is a function `run(ds, ack)` of `tests.core.kill_writer`; it calls `ack()
 flush or commit it completes. The recording run (no kill) stores the dataset's state at each
 `ack`; a run killed at k must then leave a dataset that opens, passes `verify`, and equals
 the state of its last `ack` or the next one (a kill after the publishing write of a step).
+
+Whole programs (the destination's `write`, the SQL backfill) go through `run_call` instead:
+any `module:function` run in a killed child, which records what it acknowledged in files of
+its own (tests/connectors/test_kill_destination.py, test_kill_sql.py).
 """
 from __future__ import annotations
 
 import atexit
+import importlib
 import json
 import os
 import shutil
@@ -132,11 +137,17 @@ def _zygote_main() -> None:
 
     for line in sys.stdin:
         req = json.loads(line)
+        if "call" in req:
+            # imported here, before the fork: every later child of this target starts warm
+            importlib.import_module(req["call"].split(":")[0])
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
-                _child(*req["args"])
+                if "call" in req:
+                    _call_child(req["call"], req["args"], req["kill_at"], req["record"])
+                else:
+                    _child(*req["args"])
             except BaseException:  # noqa: BLE001 - reported as the exit code
                 traceback.print_exc()
                 code = 1
@@ -175,20 +186,50 @@ def _zygote() -> subprocess.Popen:
     return _ZYGOTE
 
 
-def run_child(path: str, scenario: str, kill_at: int, progress: str, record: Optional[str] = None, timeout: float = 120) -> int:
-    """Run `scenario` on `path` in a forked child killed at write `kill_at`; its exit code
-    (-9 when it killed itself)."""
+def _request(req: Dict[str, Any], what: str) -> int:
+    """One run in a forked child of the zygote: its exit code (-9 when it killed itself)."""
     z = _zygote()
     assert z.stdin is not None and z.stdout is not None
-    z.stdin.write(json.dumps({"args": [path, scenario, kill_at, progress, record], "timeout": timeout}) + "\n")
+    z.stdin.write(json.dumps(req) + "\n")
     z.stdin.flush()
     line = z.stdout.readline()
     if not line:
         raise AssertionError("the kill harness's zygote process died")
     rc = json.loads(line)["rc"]
     if rc is None:
-        raise AssertionError(f"{scenario}: child killed at {kill_at} hung")
+        raise AssertionError(f"{what}: child killed at {req['kill_at']} hung")
     return int(rc)
+
+
+def run_child(path: str, scenario: str, kill_at: int, progress: str, record: Optional[str] = None, timeout: float = 120) -> int:
+    """Run `scenario` on `path` in a forked child killed at write `kill_at`; its exit code
+    (-9 when it killed itself)."""
+    return _request({"args": [path, scenario, kill_at, progress, record], "kill_at": kill_at, "timeout": timeout}, scenario)
+
+
+def _call_child(target: str, args: List[Any], kill_at: int, record: Optional[str]) -> None:
+    """Call `module:function`(*args) with the kill switch installed; the recording run
+    (`record` given) stores how many writes it made."""
+    module, name = target.split(":")
+    func = getattr(importlib.import_module(module), name)
+    count = install_kill_switch(kill_at)
+    func(*args)
+    if record is not None:
+        with open(record, "w") as f:
+            json.dump({"writes": count[0]}, f)
+
+
+def run_call(target: str, args: List[Any], kill_at: int, record: Optional[str] = None, timeout: float = 120) -> int:
+    """Run `module:function`(*args) (JSON arguments) in a forked child killed at its write
+    `kill_at` (0: never); its exit code (-9 when it killed itself). For write paths that are
+    whole programs (the destination's `write`, the SQL backfill) rather than `run(ds, ack)`
+    scenarios: the function itself records what it acknowledged, in files the test reads."""
+    return _request({"call": target, "args": args, "kill_at": kill_at, "record": record, "timeout": timeout}, target)
+
+
+def recorded_writes(record: str) -> int:
+    """The number of storage writes a recording run (`run_call` with `record`) made."""
+    return int(json.loads(Path(record).read_text())["writes"])
 
 
 def _acks(progress: str) -> int:

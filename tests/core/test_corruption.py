@@ -1,0 +1,235 @@
+"""Damage at rest is caught: every single flipped byte of a chunk or a metadata object by
+`verify` (deep), damaged chunks on reads (by policy), truncated chunks as `CorruptDataError`
+naming tensor, key and sample, hand-edited metas by `verify` and on open.
+
+`LAKEFORMAT_FLIP_EVERY=N` flips every Nth byte of every file (default: about 4 bytes per
+file, a few seconds); `LAKEFORMAT_FLIP_EVERY=1` flips every byte.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+import pytest
+
+import lakeformat
+from lakeformat.errors import CorruptDataError
+from lakeformat.verify import verify
+
+# the metadata objects a tensor folder holds (the side file itself included: damage to it is
+# damage too)
+META_FILES = ("tensor_meta.json", "tensor_info.json", "chunks_index/unsharded", "tiles_index/unsharded",
+              "commit_diff", "lakeformat_checksums.json")
+
+
+def _sample_dataset(path: str) -> None:
+    rng = np.random.default_rng(7)
+    ds = lakeformat.empty(path, overwrite=True)
+    with ds:
+        ds.create_tensor("raw", dtype="int64")
+        ds.create_tensor("text", htype="text")
+        ds.create_tensor("png", htype="image", sample_compression="png")
+        ds.create_tensor("jpeg", htype="image", sample_compression="jpeg")
+        ds.create_tensor("lz4", dtype="float32", chunk_compression="lz4")
+        ds.create_tensor("zstd", dtype="uint16", chunk_compression="zstd")
+        n = 12
+        ds.extend({
+            "raw": rng.integers(0, 1 << 40, n),
+            "text": [f"row {i} " * (i % 4 + 1) for i in range(n)],
+            "png": rng.integers(0, 255, (n, 6, 5, 3), dtype=np.uint8),
+            "jpeg": rng.integers(0, 255, (n, 8, 8, 3), dtype=np.uint8),
+            "lz4": rng.random((n, 5)).astype(np.float32),
+            "zstd": rng.integers(0, 1000, (n, 3)).astype(np.uint16),
+        })
+    ds.close()
+
+
+def _targets(root: str) -> List[Tuple[str, str]]:
+    """(kind, path) of every chunk and every metadata object of the visible tensors."""
+    out = []
+    for t in ("raw", "text", "png", "jpeg", "lz4", "zstd"):
+        for f in sorted(glob.glob(os.path.join(root, t, "chunks", "*"))):
+            out.append((f"{t} chunk", f))
+        for m in META_FILES:
+            p = os.path.join(root, t, m)
+            if os.path.exists(p):
+                out.append((f"{t} {m}", p))
+    for m in ("dataset_meta.json", "dataset_info.json", "dataset_diff", "lakeformat_checksums.json"):
+        if os.path.exists(os.path.join(root, m)):
+            out.append((f"dataset {m}", os.path.join(root, m)))
+    return out
+
+
+def _flip_all(root: str, every: int) -> Dict[str, List[int]]:
+    """Flip every `every`th byte of each target in turn (xor a low bit, a high bit or all of
+    them: a low bit keeps JSON parseable, `1` -> `0`), run `verify`, put the byte back;
+    returns kind -> [flipped, detected]."""
+    tally: Dict[str, List[int]] = {}
+    for kind, path in _targets(root):
+        data = bytearray(Path(path).read_bytes())
+        step = every or max(1, len(data) // 4)
+        for n, i in enumerate(range(0, len(data), step)):
+            mask = (0x01, 0x80, 0xFF)[n % 3]
+            data[i] ^= mask
+            Path(path).write_bytes(bytes(data))
+            try:
+                report = verify(root)
+            finally:
+                data[i] ^= mask
+                Path(path).write_bytes(bytes(data))
+            t = tally.setdefault(kind if kind.endswith(" chunk") or kind.startswith("dataset") else kind.split(" ", 1)[1], [0, 0])
+            t[0] += 1
+            t[1] += 0 if report.ok else 1
+    return tally
+
+
+def test_every_flipped_byte_is_detected_by_verify(tmp_path, caplog, capsys):
+    root = str(tmp_path / "ds")
+    _sample_dataset(root)
+    assert verify(root).ok, verify(root).lines()
+    caplog.set_level(logging.ERROR)
+    tally = _flip_all(root, int(os.environ.get("LAKEFORMAT_FLIP_EVERY", "0")))
+    flipped = sum(v[0] for v in tally.values())
+    detected = sum(v[1] for v in tally.values())
+    print(f"flipped {flipped} bytes, detected {detected}: " + ", ".join(f"{k} {d}/{f}" for k, (f, d) in sorted(tally.items())))
+    assert flipped > 100
+    assert {k: v for k, v in tally.items() if v[0] != v[1]} == {}
+    assert verify(root).ok  # every byte put back
+
+
+def test_a_flipped_byte_names_the_chunk_tensor_and_samples(tmp_path):
+    root = str(tmp_path / "ds")
+    _sample_dataset(root)
+    chunk = glob.glob(os.path.join(root, "raw", "chunks", "*"))[0]
+    data = bytearray(Path(chunk).read_bytes())
+    data[-3] ^= 0x01  # inside the last sample's value: parses fine, reads a wrong number
+    Path(chunk).write_bytes(bytes(data))
+    report = verify(root)
+    name = os.path.basename(chunk)
+    assert any(f"tensor 'raw'" in p and f"chunk {name} (samples 0..11)" in p for p in report.problems), report.problems
+    # a raw chunk is not decoded: the default policy reads it unchecked, verify_reads checks it
+    assert lakeformat.load(root, read_only=True).raw.numpy().shape == (12, 1)
+    with pytest.raises(CorruptDataError) as e:
+        lakeformat.load(root, read_only=True, verify_reads=True).raw.numpy()
+    assert e.value.tensor == "raw" and e.value.key.endswith(name) and e.value.sample == 0
+
+
+@pytest.mark.parametrize("tensor,verify_reads", [("lz4", False), ("zstd", False), ("png", True), ("jpeg", True)])
+def test_damaged_chunks_fail_reads(tmp_path, tensor, verify_reads):
+    """Chunk-compressed chunks are always decompressed whole, and checked by default; samples
+    of sample-compressed chunks are read by byte range unless `verify_reads` asks for whole,
+    checked chunks."""
+    root = str(tmp_path / "ds")
+    _sample_dataset(root)
+    chunk = glob.glob(os.path.join(root, tensor, "chunks", "*"))[0]
+    data = bytearray(Path(chunk).read_bytes())
+    data[len(data) - 40] ^= 0x10
+    Path(chunk).write_bytes(bytes(data))
+    ds = lakeformat.load(root, read_only=True, verify_reads=verify_reads)
+    with pytest.raises(CorruptDataError) as e:
+        ds[tensor].numpy()
+    assert e.value.tensor == tensor and os.path.basename(chunk) in str(e.value)
+
+
+@pytest.mark.parametrize("tensor,shape", [("raw", (100,)), ("text", None), ("arr", (100, 7))])
+def test_a_chunk_truncated_to_half_raises_corrupt_data_naming_where(tmp_path, tensor, shape):
+    root = str(tmp_path / "ds")
+    ds = lakeformat.empty(root, overwrite=True)
+    with ds:
+        ds.create_tensor("raw", dtype="int64")
+        ds.create_tensor("text", htype="text")
+        ds.create_tensor("arr", dtype="float32")
+        ds.extend({"raw": np.arange(100), "text": [str(i) for i in range(100)], "arr": np.ones((100, 7), np.float32)})
+    ds.close()
+    chunk = glob.glob(os.path.join(root, tensor, "chunks", "*"))[0]
+    data = Path(chunk).read_bytes()
+    Path(chunk).write_bytes(data[: len(data) // 2])
+    for verify_reads in (False, True):
+        ds = lakeformat.load(root, read_only=True, verify_reads=verify_reads)
+        for read, sample in ((lambda: ds[tensor][95].numpy(), 95), (lambda: ds[tensor].numpy(), 0),
+                             (lambda: ds[tensor][[3, 97]].numpy(), 3)):
+            with pytest.raises(CorruptDataError) as e:
+                read()
+            assert e.value.tensor == tensor and e.value.key.endswith(os.path.basename(chunk))
+            assert e.value.sample == sample, str(e.value)
+    assert not verify(root).ok
+
+
+def _edit_meta(root: str, tensor: str, **changes) -> None:
+    p = Path(root) / tensor / "tensor_meta.json"
+    d = json.loads(p.read_text())
+    for k, f in changes.items():
+        d[k] = f(d[k])
+    p.write_text(json.dumps(d, sort_keys=True, indent=4))
+
+
+@pytest.mark.parametrize("edit", [{"dtype": lambda v: "float64"}, {"length": lambda v: v - 1}])
+def test_a_hand_edited_meta_is_reported_and_never_read_as_truth(tmp_path, edit):
+    root = str(tmp_path / "ds")
+    ds = lakeformat.empty(root, overwrite=True)
+    with ds:
+        ds.create_tensor("x", dtype="int64")
+        ds.create_tensor("y", dtype="int64")
+        ds.extend({"x": np.arange(10), "y": np.arange(10) * 2})
+    ds.close()
+    _edit_meta(root, "x", **edit)
+    report = verify(root)
+    assert not report.ok
+    assert any("tensor 'x': tensor_meta.json does not match its checksum" in p for p in report.problems), report.problems
+    ds = lakeformat.load(root, read_only=True)
+    with pytest.raises(CorruptDataError, match="tensor 'x'"):
+        ds.x.numpy()
+    # the other tensor still reads, and the dataset's length leaves the broken one out
+    assert ds.y.numpy().ravel().tolist() == list(range(0, 20, 2))
+    assert len(ds) == 10
+
+
+def test_length_edit_is_also_seen_as_tensors_disagreeing(tmp_path):
+    root = str(tmp_path / "ds")
+    ds = lakeformat.empty(root, overwrite=True)
+    with ds:
+        ds.create_tensor("x", dtype="int64")
+        ds.extend({"x": np.arange(10)})
+    ds.close()
+    _edit_meta(root, "x", length=lambda v: v - 1)
+    problems = verify(root).problems
+    assert any("tensor 'x' holds 9 samples at rest, its hidden tensor '_x_id' 10" in p for p in problems), problems
+
+
+def test_len_survives_a_tensor_whose_meta_does_not_parse(tmp_path, caplog):
+    root = str(tmp_path / "ds")
+    ds = lakeformat.empty(root, overwrite=True)
+    with ds:
+        ds.create_tensor("x", dtype="int64")
+        ds.create_tensor("y", dtype="int64")
+        ds.extend({"x": np.arange(5), "y": np.arange(5)})
+    ds.close()
+    (Path(root) / "y" / "tensor_meta.json").write_bytes(b"{not json")
+    ds = lakeformat.load(root, read_only=True)
+    with caplog.at_level(logging.WARNING):
+        assert len(ds) == 5
+    assert "tensor 'y' does not open" in caplog.text
+    assert ds.x.numpy().ravel().tolist() == [0, 1, 2, 3, 4]
+    assert not verify(root).ok
+
+
+def test_stored_image_bytes_that_do_not_decode_name_tensor_key_and_sample(tmp_path):
+    root = str(tmp_path / "ds")
+    ds = lakeformat.empty(root)
+    with ds:
+        ds.create_tensor("png", htype="image", sample_compression="png")
+        ds.extend({"png": np.random.default_rng(1).integers(0, 255, (6, 6, 5, 3), dtype=np.uint8)})
+    ds.close()
+    chunk = glob.glob(os.path.join(root, "png", "chunks", "*"))[0]
+    data = bytearray(Path(chunk).read_bytes())
+    data[len(data) - 30 : len(data) - 10] = bytes(20)  # inside the last sample's png stream
+    Path(chunk).write_bytes(bytes(data))
+    ds = lakeformat.load(root, read_only=True)  # by byte range: not checked, decoded
+    with pytest.raises(CorruptDataError) as e:
+        ds.png[5].numpy()
+    assert e.value.tensor == "png" and e.value.sample == 5 and e.value.key.endswith(os.path.basename(chunk))
