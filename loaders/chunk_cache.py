@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from lakeformat.core.chunk import Chunk
+from lakeformat.core.checksums import FolderChecksums, check_chunk_key
 from lakeformat.storage import StorageProvider
 from loaders.blocks import BLOCKED, BlockedChunk, fetch_blocked
 from loaders.buffers import BufferPool
@@ -23,7 +24,8 @@ class ChunkCache:
     LARGE = 4 << 20  # of released chunks larger than this, only the last one is kept
     SHARED_MIN = 1 << 20  # chunks this large go into buffers shared with the main process
 
-    def __init__(self, storage: StorageProvider, keep_recent: int = 4, chunk_buffer: Optional[Callable[[int], Optional[np.ndarray]]] = None):
+    def __init__(self, storage: StorageProvider, keep_recent: int = 4, chunk_buffer: Optional[Callable[[int], Optional[np.ndarray]]] = None,
+                 checksums: Optional[FolderChecksums] = None):
         self.storage = storage
         self.lock = threading.Lock()
         self.entries: Dict[str, Future] = {}
@@ -34,6 +36,11 @@ class ChunkCache:
         self.buffers = BufferPool()
         self.chunk_buffer = chunk_buffer  # buffers shared with the main process, for chunk data
         self.first_local: Dict[str, int] = {}  # chunk read in blocks -> the sample wanted first
+        # side files of the folders chunks come from: a copy of the tables the parent read,
+        # so that a folder it did not know is read once here and not shared across workers
+        self.checksums = FolderChecksums()
+        if checksums is not None:
+            self.checksums.tables.update(checksums.tables)
 
     def acquire(self, keys: Sequence[str]) -> List[str]:
         """Count one more user of each key; return those neither cached nor being fetched."""
@@ -170,6 +177,8 @@ class ChunkCache:
     def _parse(self, raw: Any, compression: Optional[str], key: str) -> Tuple[Chunk, int]:
         """A parsed chunk, decompressed here (GIL released) into a reused buffer, and the
         bytes it holds."""
+        if compression:  # decompressed anyway: checked against its checksum first
+            check_chunk_key(self.storage, key, raw, self.checksums)
         c = Chunk.parse(raw, compression, key)
         if not compression:
             return c, len(raw)

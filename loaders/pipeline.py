@@ -19,6 +19,7 @@ import numpy as np
 import numpy.ma  # noqa: F401 - np.unique imports it lazily (0.3 s): import it once, before workers fork
 
 from loaders.blocks import BLOCKED
+from lakeformat.core.checksums import FolderChecksums
 from loaders.chunk_cache import ChunkCache
 from loaders.reader import TensorSource, read_column, worker_storage
 from lakeformat.storage import StorageProvider
@@ -35,6 +36,7 @@ class ReadJob:
     num_threads: int = 4  # fetching (and chunk decompression)
     task_samples: int = 256
     decode_threads: int = 1  # sample decoding and column building, in task order
+    checksums: Optional[FolderChecksums] = None  # side files read in the parent (None: read in the worker)
 
 
 class TaskResult:
@@ -154,7 +156,7 @@ def stream_runs(job: ReadJob, slice_positions: np.ndarray, order: np.ndarray, st
     cuts = np.nonzero(np.diff(todo_task))[0] + 1
     run_bounds = list(zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(todo)]]).tolist()))
     storage = worker_storage(job.storage)
-    cache = ChunkCache(storage, keep_recent=2 * max(1, len(job.sources)), chunk_buffer=chunk_buffer)
+    cache = ChunkCache(storage, keep_recent=2 * max(1, len(job.sources)), chunk_buffer=chunk_buffer, checksums=job.checksums)
     pool = ThreadPoolExecutor(max(1, job.decode_threads), thread_name_prefix="lakeloader-decode")
     fetch_pool = ThreadPoolExecutor(max(1, job.num_threads), thread_name_prefix="lakeloader-fetch")
     budget = max(1, int(job.prefetch_bytes))

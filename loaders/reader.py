@@ -133,6 +133,13 @@ class TensorSource:
         est = min(self.max_chunk_size, max(n, 1) * self.item_nbytes_max)
         return est * (2 if self.chunk_compression else 1)
 
+    def chunk_estimate_max(self) -> int:
+        """Bytes the largest chunk is expected to take on the wire (its stored size)."""
+        if not self.num_chunks:
+            return 0
+        n = int((self.last_index.astype(np.int64) - self.first_index).max()) + 1
+        return min(self.max_chunk_size, max(n, 1) * self.item_nbytes_max)
+
     def decoded_estimate(self, n_samples: int) -> int:
         if self.fixed_shape is not None and not self.is_sequence:
             return 0  # served straight from the chunk's bytes
@@ -163,8 +170,7 @@ def worker_storage(storage: StorageProvider) -> StorageProvider:
         s.base = worker_storage(storage.base)
         return s
     if isinstance(storage, FsspecStorage):
-        s = copy.copy(storage)
-        s.fs = pickle.loads(pickle.dumps(storage.fs))
+        s = storage.rebind(pickle.loads(pickle.dumps(storage.fs)))
         _share_botocore_session(storage.fs, s.fs)
         return s
     return storage

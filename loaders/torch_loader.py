@@ -17,6 +17,7 @@ from loaders import slabs
 from loaders.collate import collate_pieces, collate_values, empty_batch, sample_value
 from loaders.errors import LoaderError, SampleLoadError
 from loaders.pipeline import ReadJob, primary_rows, stream_runs
+from loaders.checksum_tables import gather_tables
 from loaders.plan import EpochPlan, worker_count, worker_plan
 from loaders.reader import DECODE_METHODS, TensorSource
 from loaders.slabs import SlabBatch, SlabUnpacker, premade_slots, slab_flags
@@ -172,6 +173,34 @@ class LakeIterableDataset(IterableDataset):
         return collate_values(batch, self.pad_tensors)
 
 
+# bytes a worker keeps in flight from an object store: enough to cover latency x bandwidth
+# (20 ms at 2 GB/s is 40 MB). Fetches start in read order (the pool is first come, first
+# served) and at most this many bytes run at once, so the chunk wanted first lands first and
+# decoding starts while later chunks are still coming; with every chunk of the read-ahead in
+# flight at once they share the bandwidth and all land together, near the end.
+REMOTE_IN_FLIGHT = 48 << 20
+
+
+def _remote_fetch_threads(sources: Dict[str, TensorSource]) -> int:
+    """Fetch threads per worker on an object store: `REMOTE_IN_FLIGHT` bytes of the largest
+    chunks in flight, between 2 (one chunk landing while the next is asked for) and 8."""
+    biggest = max((src.chunk_estimate_max() for src in sources.values()), default=C.DEFAULT_MAX_CHUNK_SIZE)
+    return max(2, min(8, REMOTE_IN_FLIGHT // max(1, biggest)))
+
+
+def _read_infos(ds: Any, tensors: Sequence[Any]) -> None:
+    """Bring the tensors' info objects into the dataset's read cache in one round trip
+    (whether a tensor is nullable is in its info; read one at a time, that is a round trip
+    per tensor before the first batch)."""
+    from lakeformat.core import keys
+
+    try:
+        wanted = [keys.tensor_info_key(t.engine.key, t.engine.commit_id) for t in tensors]
+        ds.storage.get_many(wanted, missing_ok=True)
+    except Exception:  # noqa: BLE001 - only a prefetch: each info is read (and fails) where used
+        pass
+
+
 def _keep_freed_memory() -> None:
     """In a worker: let glibc serve the chunk-sized buffers (fetched chunks, decompressed
     chunks, decoded task arrays, all well under 32 MiB) from its heap and keep freed ones
@@ -288,7 +317,7 @@ class LakeDataLoader:
             if not callable(transform):
                 raise LoaderError("transform must be a callable or a {tensor: callable} dict")
             fn = transform
-        self.sources = self._sources(ds, tensors, decode_method or {})
+        self.sources, engines = self._sources(ds, tensors, decode_method or {})
         unknown = set(tensor_transforms) - set(self.sources)
         if unknown:
             raise LoaderError(f"transform for tensors not loaded: {sorted(unknown)}")
@@ -298,7 +327,7 @@ class LakeDataLoader:
         remote = protocol_of(str(ds.path)) not in ("file", "memory", "mem")
         for src in self.sources.values():
             src.fetch_in_blocks = remote and src.chunk_compression is None and not src.tiles and not src.is_link
-        threads = int(num_threads) if num_threads else (8 if remote else 2)
+        threads = int(num_threads) if num_threads else (_remote_fetch_threads(self.sources) if remote else 2)
         # decoding threads beyond the cores a worker has only make its first tasks finish
         # together, later: by default each worker gets its share of the cores
         decoders = int(decode_threads) if decode_threads else max(1, (os.cpu_count() or 1) // max(1, self.num_workers))
@@ -307,8 +336,10 @@ class LakeDataLoader:
             # every byte of read-ahead is memory the worker touches for the first time
             biggest = max((src.max_chunk_size for src in self.sources.values()), default=C.DEFAULT_MAX_CHUNK_SIZE)
             prefetch_bytes = 256 << 20 if remote else max(32 << 20, 3 * biggest)
+        # the workers check chunks against side files read here, once (not by every worker)
+        tables = gather_tables(ds.storage, engines, (k for s in self.sources.values() for k in s.chunk_keys))
         self.job = ReadJob(self.sources, ds.storage, view_samples, int(prefetch_bytes), threads, max(32, min(256, self.batch_size)),
-                           decoders)
+                           decoders, tables)
         self._primary_rows = primary_rows(self.sources, view_samples)
         self.buffer_samples = self._buffer_samples(int(buffer_size))
         self._iterable = LakeIterableDataset(self.job, self.batch_size, self.drop_last, fn, tensor_transforms,
@@ -333,7 +364,8 @@ class LakeDataLoader:
         return s
 
     @staticmethod
-    def _sources(ds: Any, tensors: Optional[Sequence[str]], decode: Dict[str, str]) -> Dict[str, TensorSource]:
+    def _sources(ds: Any, tensors: Optional[Sequence[str]], decode: Dict[str, str]) -> Tuple[Dict[str, TensorSource], List[Any]]:
+        """The tensors to load as worker-side sources, and their engines (read in this process)."""
         # the workers read what is in storage: unflushed rows must get there first, and a
         # flush that fails must fail the loader (else it serves a dataset without those rows)
         if not getattr(ds, "read_only", True):
@@ -349,14 +381,22 @@ class LakeDataLoader:
                 raise LoaderError(f"decode_method for {n!r} must be one of {DECODE_METHODS}, not {m!r}")
         if hasattr(ds, "open_tensors"):
             ds.open_tensors(names)  # every tensor's metadata in one round trip
+            _read_infos(ds, [available[n] for n in names if n in available])
         out = {}
+        engines: List[Any] = []
         for n in names:
             if n not in available:
                 raise LoaderError(f"tensor {n!r} is not in the dataset (it has {sorted(available)})")
             out[n] = TensorSource(n, available[n], decode.get(n, "numpy"))
+            engines.append(available[n].engine)
+            mkey = available[n].info.get("null_mask") if getattr(available[n], "nullable", False) else None
+            if isinstance(mkey, str):  # its nulls as "<name>.null" (bool, True where null)
+                mask = ds[mkey]
+                out[f"{n}.null"] = TensorSource(f"{n}.null", mask, "numpy")
+                engines.append(mask.engine)
         if not out:
             raise LoaderError("no tensors to load")
-        return out
+        return out, engines
 
     def _batch_bytes_estimate(self) -> int:
         """Bytes of one batch's fixed-size tensors (raw samples and images of one shape), as
