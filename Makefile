@@ -39,7 +39,7 @@ test-fast: setup
 
 # every write path killed (SIGKILL) at every one of its storage writes, not a sample of them
 test-long: setup
-	LAKEFORMAT_KILL_EXHAUSTIVE=1 $(BIN)/python -m pytest -q tests/core/test_kill_paths.py tests/version_control/test_kill_vc.py tests/core/test_kill_random_edits.py tests/core/test_crash.py tests/version_control/test_crash.py
+	LAKEFORMAT_KILL_EXHAUSTIVE=1 $(BIN)/python -m pytest -q tests/core/test_kill_paths.py tests/version_control/test_kill_vc.py tests/core/test_kill_random_edits.py tests/core/test_crash.py tests/version_control/test_crash.py tests/connectors/test_kill_destination.py tests/connectors/test_kill_sql.py tests/storage
 
 bench: setup
 	bash bench/setup_peers.sh

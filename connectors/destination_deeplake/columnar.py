@@ -30,6 +30,7 @@ KIND_CODES = {
     S.INT: _records.INT, S.FLOAT: _records.FLOAT, S.BOOL: _records.BOOL, S.TEXT: _records.TEXT,
     S.JSON: _records.JSON, S.TIMESTAMP_TZ: _records.TIMESTAMP_TZ, S.TIMESTAMP_NTZ: _records.TIMESTAMP_NTZ,
     S.DATE: _records.DATE, S.TIME: _records.TIME,
+    S.TIME_TZ: _records.TEXT,  # stored as its text, offset and all
     # arrays take the Python path unless null
     S.INT_ARRAY: _records.NULL_ONLY, S.FLOAT_ARRAY: _records.NULL_ONLY,
 }
@@ -76,7 +77,7 @@ class Column:
                 # text would read back as bytes or an array)
                 return None
             return EncodedSamples(self.data, np.diff(self.ends, prepend=0))
-        if kind == S.TEXT and self.kind == S.TEXT:
+        if kind in (S.TEXT, S.TIME_TZ) and self.kind == kind:
             return EncodedSamples(self.data, np.diff(self.ends, prepend=0), nulls=self.nulls)
         if self.kind == S.INT_ARRAY or self.kind == S.FLOAT_ARRAY:
             return [None] * n  # only nulls took the fast path
@@ -104,13 +105,13 @@ class Column:
         import orjson
 
         nulls = self.nulls.tolist()
-        if self.kind in (S.TEXT, S.JSON):
+        if self.kind in (S.TEXT, S.TIME_TZ, S.JSON):
             data, ends = self.data, self.ends.tolist()
             out, start = [], 0
             for end, null in zip(ends, nulls):
                 part = data[start:end]
                 start = end
-                out.append(None if null else part.decode("utf-8") if self.kind == S.TEXT else orjson.loads(part))
+                out.append(None if null else orjson.loads(part) if self.kind == S.JSON else part.decode("utf-8"))
             return out
         if self.kind in (S.INT_ARRAY, S.FLOAT_ARRAY):
             return [None] * len(nulls)

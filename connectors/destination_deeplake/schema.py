@@ -13,15 +13,18 @@ text               string                                      text
 timestamp_tz       date-time / timestamp_with_timezone         int64 microseconds, the
 timestamp_ntz      timestamp_without_timezone                  representation of
 date               date                                        `lakeformat.temporal` (tensor
-time               time_with(out)_timezone                     info says which)
+time               time_without_timezone (or format time)      info says which)
+time_tz            time_with_timezone                          text as sent (its offset kept),
+                                                               info lakeformat_type time
 int_array          array of integers                           generic int64, shape (n,)
 float_array        array of numbers                            generic float64, shape (n,)
 json               object, other arrays, mixed or no type      json
 override / link    `tensor_overrides` / `link_fields`          as configured
 =================  ==========================================  ===============================
 
-A null is stored as a null: an empty sample for numeric and time tensors (shape (0,)), a null
-text, a JSON null. A value that does not fit its tensor is nulled and named in the row's
+A null is stored as a null: a null text, a JSON null; numeric, time and array tensors get
+None, which the format stores as a placeholder plus True in the tensor's validity tensor
+(lakeformat.core.nulls), so the column reads as one dense array with `isnull()`. A value that does not fit its tensor is nulled and named in the row's
 `_airbyte_meta.changes`; an integer column that receives a fractional number widens to float.
 """
 from __future__ import annotations
@@ -43,6 +46,7 @@ TIMESTAMP_TZ = "timestamp_tz"
 TIMESTAMP_NTZ = "timestamp_ntz"
 DATE = "date"
 TIME = "time"
+TIME_TZ = "time_tz"
 INT_ARRAY = "int_array"
 FLOAT_ARRAY = "float_array"
 JSON = "json"
@@ -73,7 +77,7 @@ def _ref_kind(ref: str) -> str | None:
     return {
         "Integer": INT, "Number": FLOAT, "Boolean": BOOL, "String": TEXT, "BinaryData": TEXT,
         "Date": DATE, "TimestampWithTimezone": TIMESTAMP_TZ, "TimestampWithoutTimezone": TIMESTAMP_NTZ,
-        "TimeWithTimezone": TIME, "TimeWithoutTimezone": TIME,
+        "TimeWithTimezone": TIME_TZ, "TimeWithoutTimezone": TIME,
     }.get(name)
 
 
@@ -109,7 +113,9 @@ def kind_of(schema: Any) -> str:
             return TIMESTAMP_TZ
         if fmt == "date":
             return DATE
-        if fmt == "time" or airbyte_type in ("time_with_timezone", "time_without_timezone"):
+        if airbyte_type == "time_with_timezone":
+            return TIME_TZ  # an offset a time of day in microseconds cannot hold
+        if fmt == "time" or airbyte_type == "time_without_timezone":
             return TIME
         return TEXT
     if t == "array":
@@ -145,7 +151,7 @@ def tensor_args(kind: str) -> dict[str, Any]:
         return {"htype": "generic", "dtype": "float64"}
     if kind == BOOL:
         return {"htype": "generic", "dtype": "bool"}
-    if kind == TEXT:
+    if kind == TEXT or kind == TIME_TZ:
         return {"htype": "text"}
     if kind in TIME_KINDS:
         return {"htype": "generic", "dtype": "int64"}
@@ -153,9 +159,14 @@ def tensor_args(kind: str) -> dict[str, Any]:
 
 
 def tensor_info(kind: str, field_name: str) -> dict[str, Any]:
-    info: dict[str, Any] = {"airbyte_kind": kind, "airbyte_field": field_name}
+    # every column may be null in Airbyte: numeric ones keep typed nulls (lakeformat.core.nulls)
+    info: dict[str, Any] = {"airbyte_kind": kind, "airbyte_field": field_name, "nullable": True}
     if kind in TIME_KINDS:
         info.update(temporal.info_for(*TIME_KINDS[kind]))
+    if kind in (INT_ARRAY, FLOAT_ARRAY):  # a null array stays an empty sample (the mask tells it from [])
+        info["null_placeholder"] = "empty"
+    if kind == TIME_TZ:  # ISO text with its offset; Tensor.datetime64() reads it as UTC
+        info.update({"lakeformat_type": "time", "unit": "us", "with_offset": True})
     return info
 
 
@@ -167,14 +178,14 @@ def _layout_names() -> frozenset:
     return frozenset({
         C.DATASET_META_FILENAME, C.DATASET_INFO_FILENAME, C.DATASET_DIFF_FILENAME, C.DATASET_LOCK_FILENAME,
         C.COMMIT_INFO_FILENAME, C.VERSION_CONTROL_INFO_FILENAME, C.VERSION_CONTROL_INFO_LOCK_FILENAME,
-        C.LINKED_CREDS_FILENAME, "versions", "lakeformat_flush.json", "queries.json",
+        C.LINKED_CREDS_FILENAME, "versions", "lakeformat_flush.json", "lakeformat_checksums.json", "queries.json",
     })
 
 
 LAYOUT_NAMES = _layout_names()
-# hidden tensors of a tensor X are `_X_id`, `_X_shape`, `_X_info`: a field of such a name
+# hidden tensors of a tensor X are `_X_id`, `_X_shape`, `_X_info`, `_X_null`: a field of such a name
 # would collide with the hidden tensor of another field's tensor
-_HIDDEN_LIKE = re.compile(r"^_.+_(id|shape|info)$")
+_HIDDEN_LIKE = re.compile(r"^_.+_(id|shape|info|null\d*)$")
 
 
 def unsafe_name(name: str) -> bool:
@@ -396,7 +407,7 @@ def convert(kind: str, col: list[Any]) -> ColumnResult:
         return convert_float(col)
     if kind == BOOL:
         return convert_bool(col)
-    if kind == TEXT:
+    if kind == TEXT or kind == TIME_TZ:
         return convert_text(col)
     if kind in TIME_KINDS:
         return convert_time(col, kind)
@@ -407,7 +418,7 @@ def convert(kind: str, col: list[Any]) -> ColumnResult:
 
 def value_of(kind: str, v: Any) -> Any:
     """A stored sample (as read with numpy(aslist=True)) -> the Python value it stands for."""
-    if kind in (JSON, TEXT, OVERRIDE, LINK):
+    if kind in (JSON, TEXT, TIME_TZ, OVERRIDE, LINK) or v is None:
         return v
     a = np.asarray(v)
     if kind in (INT_ARRAY, FLOAT_ARRAY):
@@ -421,6 +432,9 @@ def widen_values(values: list[Any], to_kind: str) -> list[Any]:
     """Samples of an int tensor, as samples of the wider kind."""
     out = []
     for v in values:
+        if v is None:
+            out.append(None)
+            continue
         a = np.asarray(v)
         out.append(None if a.size == 0 and to_kind == FLOAT else a.astype(np.float64))
     return out

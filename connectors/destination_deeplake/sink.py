@@ -23,6 +23,7 @@ import numpy as np
 import orjson
 
 import lakeformat
+from connectors.destination_deeplake import dedup as D
 from connectors.destination_deeplake import files as F
 from connectors.destination_deeplake import schema as S
 from connectors.destination_deeplake.columnar import ColumnBatch, RowBatch
@@ -33,6 +34,7 @@ logger = logging.getLogger("airbyte.destination_deeplake")
 
 META_TENSORS = ("_airbyte_raw_id", "_airbyte_extracted_at", "_airbyte_generation_id", "_airbyte_meta")
 STAGE_PREFIX = "airbyte-stage-g"
+STAGE_MARK = "airbyte_stage_cleared"  # dataset info key: the (generation, sync) that cleared a staging branch
 DEFAULT_BRANCH = "main"
 CACHE_BYTES = 16 * 1024 * 1024
 # 8 MiB chunks (deeplake's usual size): with ~3 tensors per field, the open chunks of a wide
@@ -134,11 +136,13 @@ class StreamSink:
     def open(self) -> None:
         # a small read cache: the destination writes, and every cached byte is resident memory
         ds = lakeformat.dataset(self.url, creds=self.creds, cache_size=CACHE_BYTES)
-        if self.truncate and ds.commit_id is not None:
+        if self.truncate and ds.commit_id is not None and not self._committed_by_this_sync(ds):
             stage = f"{STAGE_PREFIX}{self.generation_id}"
             if stage in ds.branches:
                 logger.info("%s: resuming the staged truncate of generation %s", self.label, self.generation_id)
                 ds.checkout(stage)
+                if ds.info.get(STAGE_MARK) != self._stage_mark():
+                    self._clear_stage(ds)  # the attempt that made the branch died before clearing it
             else:
                 for b in [b for b in ds.branches if b.startswith(STAGE_PREFIX)]:
                     try:
@@ -148,8 +152,7 @@ class StreamSink:
                 if ds.has_head_changes:
                     ds.commit("airbyte: rows of an interrupted sync, kept before a truncating sync")
                 ds.checkout(stage, create=True)
-                for name in list(ds.tensors):
-                    ds.delete_tensor(name)
+                self._clear_stage(ds)
             self.staged = True
         ds.__enter__()  # one flush when the writer asks, not one per call
         self.ds = ds
@@ -164,6 +167,30 @@ class StreamSink:
         if self.include_files:
             for role in (F.ROLE_PATH, F.ROLE_SIZE, F.ROLE_TYPE, F.ROLE_FILE):
                 self.ensure_file_tensor(role)
+
+    def _stage_mark(self) -> dict[str, Any]:
+        return {"generation": self.generation_id, "sync_id": self.sync_id}
+
+    def _clear_stage(self, ds: lakeformat.Dataset) -> None:
+        """Drop every tensor of the staging branch and mark it cleared for this sync, in one
+        flush (all or nothing): a retry that finds the branch without the mark clears it again,
+        so no row of the previous data survives a kill in between."""
+        with ds:
+            for name in list(ds.tensors):
+                ds.delete_tensor(name)
+            ds.info[STAGE_MARK] = self._stage_mark()
+
+    def _commit_prefix(self) -> str:
+        return f"airbyte sync {self.sync_id}: stream {self.label} ({self.sync_mode}, generation {self.generation_id}); "
+
+    def _committed_by_this_sync(self, ds: lakeformat.Dataset) -> bool:
+        """Whether main's last commit is this sync's own (a truncate promoted, or a first sync
+        committed, before a kill ended the attempt): a retry of the same sync and generation
+        then goes on from it, as from a staging branch, instead of truncating it away."""
+        if self.sync_id is None or ds.branch != DEFAULT_BRANCH:
+            return False
+        log = ds.log()
+        return bool(log) and str(log[0]["message"] or "").startswith(self._commit_prefix())
 
     def _load_fields(self) -> None:
         assert self.ds is not None
@@ -222,7 +249,7 @@ class StreamSink:
         reserved = set(dir(lakeformat.Dataset)) | set(META_TENSORS) | set(ds.meta.tensor_names)
         tname = S.tensor_name(F.TENSOR_NAMES[role], taken, reserved)
         rows = max((t.num_samples for t in ds.tensors.values()), default=0)
-        info: dict[str, Any] = {F.INFO_KEY: role}
+        info: dict[str, Any] = {F.INFO_KEY: role, "nullable": True}  # rows without a file: typed nulls
         if role in (F.ROLE_PATH, F.ROLE_TYPE):
             ds.create_tensor(tname, htype="text", chunk_compression=self.chunk_compression, max_chunk_size=MAX_CHUNK_BYTES)
         elif role == F.ROLE_SIZE:
@@ -238,6 +265,7 @@ class StreamSink:
             ds.create_tensor(tname, htype="generic", dtype="uint8", chunk_compression=self.chunk_compression,
                              max_chunk_size=MAX_CHUNK_BYTES)
             info["file_storage"] = "binary"
+            info["null_placeholder"] = "empty"  # a row without a file stays an empty sample (lakeformat.core.nulls)
         ds[tname].info.update(info)
         if rows and ds[tname].num_samples < rows:
             ds[tname].extend([None] * rows)
@@ -277,7 +305,7 @@ class StreamSink:
         assert self.ds is not None
         ds = self.ds
         tname, kind = self.fields[fname]
-        values = S.widen_values(ds[tname].numpy(aslist=True), to_kind)
+        values = S.widen_values(ds[tname].values(), to_kind)  # None for a null
         tmp = f"{tname}__widening"
         ds.create_tensor(tmp, chunk_compression=self.chunk_compression, max_chunk_size=MAX_CHUNK_BYTES, **S.tensor_args(to_kind))
         ds[tmp].extend(values)
@@ -425,21 +453,6 @@ class StreamSink:
             self.ds.flush()
 
     # ------------------------------------------------------------------------------ the end
-    def _column(self, fname: str) -> list[Any] | None:
-        assert self.ds is not None
-        tname_kind = self._tensor_of(fname)
-        if tname_kind is None:
-            return None
-        tname, kind = tname_kind
-        dense = self._dense_column(fname)
-        if dense is not None:  # one read of the stored bytes, no per-sample decoding
-            vals, null = dense
-            out = vals.tolist()
-            for i in np.flatnonzero(null).tolist():
-                out[i] = None
-            return out
-        return [S.value_of(kind, v) for v in self.ds[tname].values()]
-
     def _tensor_of(self, fname: str) -> tuple[str, str] | None:
         if fname in META_TENSORS:
             return fname, {"_airbyte_extracted_at": S.TIMESTAMP_TZ, "_airbyte_generation_id": S.INT}.get(fname, S.JSON)
@@ -448,157 +461,25 @@ class StreamSink:
             return tname, kind
         return None
 
-    def _dense_column(self, fname: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """(values, null mask) of a scalar numeric column (int, float, bool, times) read as one
-        array; None for any other column (or a float column holding NaN, whose Python
-        semantics as a key differ from NumPy's)."""
-        assert self.ds is not None
-        tname_kind = self._tensor_of(fname)
-        if tname_kind is None or tname_kind[1] not in (S.INT, S.FLOAT, S.BOOL, *S.TIME_KINDS):
-            return None
-        t = self.ds[tname_kind[0]]
-        dt = t.dtype
-        if dt is None or dt.kind not in "iufb" or t.is_sequence or t.is_link:
-            return None
-        n = t.num_samples
-        if n == 0:
-            return np.zeros(0, dt), np.zeros(0, bool)
-        lo, hi = t.shape_interval
-        if len(hi) != 1 or hi[0] > 1:
-            return None
-        eng = t.engine
-        if eng.tiles.entries:
-            return None
-        # chunk by chunk: a null sample stores no bytes, so a chunk's values lie back to back
-        names = eng.chunk_ids.names()
-        first = eng.chunk_ids.first_indices()
-        last = eng.chunk_ids.rows[:, 1].astype(np.int64)
-        nulls, flats = [], []
-        for lo in range(0, len(names), 64):  # a bounded number of parsed chunks at a time
-            got = eng.get_chunks(names[lo : lo + 64])
-            for r in range(lo, min(lo + 64, len(names))):
-                c = got[names[r]]
-                local = np.arange(int(last[r] - first[r] + 1), dtype=np.int64)
-                shp = c.shapes(local)
-                nulls.append(shp[:, 0] == 0 if shp.shape[1] else np.ones(len(local), bool))
-                s, e = c.byte_ranges(local)
-                flats.append(np.frombuffer(c.data[int(s[0]) : int(e[-1])], dtype=dt) if len(local) else np.zeros(0, dt))
-        null = np.concatenate(nulls) if nulls else np.zeros(0, bool)
-        flat = np.concatenate(flats) if flats else np.zeros(0, dt)
-        if len(null) != n or len(flat) != int((~null).sum()):
-            return None
-        if dt.kind == "f" and np.isnan(flat).any():
-            return None
-        vals = np.zeros(n, dt)
-        vals[~null] = flat
-        return vals, null
-
-    def _key_columns(self) -> list[KeyColumn]:
-        """Each primary key part as integer codes (equal codes: equal values) and a null
-        mask; dense integer columns are read as arrays, the rest factorized value by value."""
-        n = len(self.ds)
-        keys = []
-        for path in self.primary_key:
-            dense = self._dense_column(path[0]) if len(path) == 1 else None
-            if dense is not None and dense[0].dtype.kind in "iub":
-                keys.append(KeyColumn(dense[0][:n].astype(np.int64), dense[1][:n]))
-                continue
-            col = self._column(path[0])
-            if col is None:
-                col = [None] * n
-            if len(path) > 1:
-                col = [_dig(v, path[1:]) for v in col]
-            keys.append(KeyColumn.factorize([_hashable(v) for v in col[:n]]))
-        return keys
-
-    def _check_keys(self, keys: list[list[Any]]) -> int:
+    def _check_keys(self, keys: list[D.KeyColumn]) -> int:
         """Rows of this sync whose key (any part of it) is null or missing; a config error,
         raised before any row is removed, when that is every row of this sync."""
-        mine = range(self.rows_at_open, len(self.ds))
-        missing = sum(1 for i in mine if any(col[i] is None for col in keys))
-        if mine and missing == len(mine):
+        n = len(self.ds)
+        mine = n - self.rows_at_open
+        missing = int(D.keyless_mask(keys, n)[self.rows_at_open :].sum())
+        if mine > 0 and missing == mine:
             names = ", ".join(".".join(p) for p in self.primary_key)
             from connectors.destination_deeplake.errors import CONFIG, traced
 
             raise traced(f"Stream {self.label!r} is deduplicated on primary key [{names}], which none of its "
-                         f"{len(mine)} records of this sync has: check the configured primary key. Nothing was removed.",
-                         CONFIG, f"{self.label}: primary key {self.primary_key} null or missing in all {len(mine)} records")
+                         f"{mine} records of this sync has: check the configured primary key. Nothing was removed.",
+                         CONFIG, f"{self.label}: primary key {self.primary_key} null or missing in all {mine} records")
         return missing
-
-    def _rows_superseded(self, keys: list[KeyColumn]) -> list[int]:
-        """Rows that another row with the same primary key supersedes: the latest by cursor
-        (nulls first), then by _airbyte_extracted_at, then by position wins. A row whose key
-        is null or missing is never merged with another (it is kept, and counted by
-        `_check_keys`). A winner whose `_ab_cdc_deleted_at` is set is removed too (a CDC delete).
-        One sort over (key, cursor, extracted_at, position): no per-row Python work on dense
-        columns."""
-        n = len(self.ds)
-        if n == 0:
-            return []
-        if self.cursor_field:
-            cur_has, cur_rank = self._rank_column(self.cursor_field, n)
-        else:
-            cur_has, cur_rank = np.zeros(n, bool), np.zeros(n, np.int64)
-        ext_has, ext_rank = self._rank_column(["_airbyte_extracted_at"], n)
-        keyless = np.zeros(n, bool)
-        for col in keys:
-            keyless |= col.null
-        if len(keys) == 1:
-            group = keys[0].codes
-        else:
-            group = np.unique(np.stack([c.codes for c in keys], axis=1), axis=0, return_inverse=True)[1].reshape(-1)
-        rows = np.flatnonzero(~keyless)  # keyless rows join no group (their codes mean nothing)
-        order = rows[np.lexsort((rows, ext_rank[rows], ext_has[rows], cur_rank[rows], cur_has[rows], group[rows]))]
-        g = group[order]
-        last_of_group = np.ones(len(order), bool)
-        last_of_group[:-1] = g[1:] != g[:-1]
-        keep = np.zeros(n, bool)
-        keep[order[last_of_group]] = True
-        deleted = self._null_mask("_ab_cdc_deleted_at", n)
-        if deleted is not None:
-            keep &= deleted
-        keep |= keyless
-        return np.flatnonzero(~keep).tolist()
-
-    def _rank_column(self, path: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
-        """(has a value, rank of the value in `_orderable` order) of a column, for sorting."""
-        dense = self._dense_column(path[0]) if len(path) == 1 else None
-        if dense is not None:
-            vals, null = dense
-            vals = vals[:n]
-            rank = vals.astype(np.int64) if vals.dtype.kind in "iub" else np.unique(vals, return_inverse=True)[1].reshape(-1)
-            return ~null[:n], rank
-        col = self._column(path[0])
-        if col is None:
-            return np.zeros(n, bool), np.zeros(n, np.int64)
-        if len(path) > 1:
-            col = [_dig(v, path[1:]) for v in col]
-        col = col[:n]
-        has = np.fromiter((v is not None for v in col), bool, count=n)
-        ordered = [_orderable(v) for v in col]
-        distinct = sorted({o for o, h in zip(ordered, has) if h})
-        rank_of = {o: r for r, o in enumerate(distinct)}
-        rank = np.fromiter((rank_of[o] if h else 0 for o, h in zip(ordered, has)), np.int64, count=n)
-        return has, rank
-
-    def _null_mask(self, fname: str, n: int) -> np.ndarray | None:
-        """Where a column is null (True), or None when the stream has no such column."""
-        dense = self._dense_column(fname)
-        if dense is not None:
-            return dense[1][:n]
-        col = self._column(fname)
-        if col is None:
-            return None
-        return np.fromiter((v is None for v in col[:n]), bool, count=n)
-
-    def _rows_of_old_generations(self) -> list[int]:
-        gens = self._column("_airbyte_generation_id") or []
-        return [i for i, g in enumerate(gens) if (g or 0) < self.minimum_generation_id]
 
     def _remove_rows(self, rows: Sequence[int]) -> None:
         """Remove the rows in one bulk delete (each affected chunk rewritten once)."""
         assert self.ds is not None
-        idx = np.unique(np.asarray(list(rows), dtype=np.int64))
+        idx = np.asarray(rows, dtype=np.int64)  # sorted and unique (dedup.py): delete_rows checks
         if len(idx):
             self.ds.delete_rows(idx)
 
@@ -610,15 +491,19 @@ class StreamSink:
         assert self.ds is not None
         ds = self.ds
         removed_old = removed_dup = keyless = 0
-        if self.sync_mode == "append_dedup" and self.primary_key:
-            keys = self._key_columns()
+        reader = D.ColumnReader(ds, self._tensor_of)
+        dedup = self.sync_mode == "append_dedup" and bool(self.primary_key)
+        if dedup:
+            keys = reader.keys(self.primary_key, len(ds))
             keyless = self._check_keys(keys)  # before anything is removed
         if self.minimum_generation_id > 0 and (not self.staged or self.minimum_generation_id != self.generation_id):
-            old = self._rows_of_old_generations()
+            old = D.rows_of_old_generations(reader, self.minimum_generation_id, len(ds))
             self._remove_rows(old)
             removed_old = len(old)
-        if self.sync_mode == "append_dedup" and self.primary_key:
-            dup = self._rows_superseded(self._key_columns() if removed_old else keys)
+        if dedup:
+            if removed_old:
+                keys = reader.keys(self.primary_key, len(ds))
+            dup = D.superseded(reader, keys, self.cursor_field, len(ds))
             self._remove_rows(dup)
             removed_dup = len(dup)
         if keyless:
@@ -635,7 +520,7 @@ class StreamSink:
         if len(state_text) > 2000:
             state_text = state_text[:2000] + "..."
         message = (
-            f"airbyte sync {self.sync_id}: stream {self.label} ({self.sync_mode}, generation {self.generation_id}); "
+            self._commit_prefix() +
             f"records: {self.records_written} written, {self.rows_nulled} with nulled values, "
             f"{keyless} without a primary key kept, "
             f"{removed_dup} superseded removed, {removed_old} of older generations removed, {len(ds)} rows; "
@@ -658,48 +543,6 @@ class StreamSink:
             except Exception:  # noqa: BLE001 - the lock expires anyway
                 pass
             self.ds = None
-
-
-class KeyColumn(list):
-    """One primary key part over all rows: integer codes (equal codes, equal values) and
-    where it is null. As a list it holds the code, or None where null (what `_check_keys`
-    reads), at C indexing speed."""
-
-    def __init__(self, codes: np.ndarray, null: np.ndarray):
-        super().__init__(np.where(null, None, codes.astype(object)).tolist() if len(codes) else [])
-        self.codes = codes
-        self.null = null
-
-    @classmethod
-    def factorize(cls, values: list[Any]) -> "KeyColumn":
-        seen: dict[Any, int] = {}
-        codes = np.fromiter((-1 if v is None else seen.setdefault(v, len(seen)) for v in values), np.int64, count=len(values))
-        return cls(codes, codes < 0)
-
-
-
-def _dig(v: Any, path: Sequence[str]) -> Any:
-    for p in path:
-        if not isinstance(v, dict):
-            return None
-        v = v.get(p)
-    return v
-
-
-def _hashable(v: Any) -> Any:
-    if isinstance(v, (dict, list)):
-        return orjson.dumps(v, option=orjson.OPT_SORT_KEYS)
-    return v
-
-
-def _orderable(v: Any) -> Any:
-    if isinstance(v, (dict, list)):
-        return (1, orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode())
-    if isinstance(v, bool):
-        return (0, int(v))
-    if isinstance(v, (int, float)):
-        return (0, v)
-    return (1, str(v))
 
 
 def promote_branch(ds: lakeformat.Dataset, url: str, creds: dict[str, Any] | None) -> None:

@@ -17,9 +17,8 @@ def read_column(ds, tensor: str) -> List[Any]:
 
         datas, _ = t.engine.read_items_bytes(np.arange(t.num_samples, dtype=np.int64))
         return [bytes(d).decode("utf-8") or None for d in datas]
-    values = t.values()
-    mask = ds[info["null_mask"]].numpy(aslist=True) if info.get("null_mask") else None
-    return decode_values(values, info, mask)
+    values = t.values()  # None for a null (the tensor's validity tensor, or an older empty sample)
+    return decode_values(values, info)
 
 
 def read_rows(ds, key: Optional[str] = None) -> List[Dict[str, Any]]:

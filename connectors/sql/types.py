@@ -13,15 +13,18 @@ Each source column gets a `ColumnPlan`: the tensor it becomes (htype, dtype, ten
 | boolean                           | bool           | generic bool                                       |
 | char / varchar / text / enum/uuid | text           | text                                               |
 | date / time / timestamp[tz]       | date/time/...  | int64 microseconds (lakeformat.temporal)           |
+| time with time zone               | timetz         | text (ISO, offset kept), info with_offset          |
 | interval                          | interval       | int64 microseconds, info lakeformat_type interval  |
 | json / jsonb                      | json           | json                                               |
 | numeric/bool arrays               | array          | generic, dynamic shape, + hidden null mask         |
 | text arrays                       | text_array     | json (a list of strings)                           |
 | bytea / blob / binary             | bytes          | generic uint8, + hidden null mask                  |
 
-NULL: text and json store a null (reads None, distinct from "" and {}); numeric and time
-columns an empty sample (shape (0,)); arrays and bytes an empty sample *and* True in a hidden
-bool tensor `_<name>__null`, because an empty array or b"" is also an empty sample.
+NULL: text and json store a null (reads None, distinct from "" and {}); numeric, time, array
+and bytes columns are given to `ds.extend` as masked arrays / None, which the format stores as
+a placeholder (an empty sample for a ragged array) and True in the tensor's hidden validity
+tensor (lakeformat.core.nulls), so a NULL stays distinct from 0, NaN, the epoch, [] and b"".
+Datasets from earlier versions (`_<name>__null` tensors, empty samples) read the same.
 """
 from __future__ import annotations
 
@@ -44,7 +47,7 @@ US_TD = dt.timedelta(microseconds=1)
 _ORDINAL_1970 = dt.date(1970, 1, 1).toordinal()
 
 SCALAR_NUMERIC_KINDS = ("int", "float", "bool", "decimal_float", "timestamp", "timestamptz", "date", "time", "interval", "generic")
-LIST_KINDS = ("text", "decimal_text", "json", "json_text", "text_array", "list", "class_label", "link", "image")
+LIST_KINDS = ("text", "timetz", "decimal_text", "json", "json_text", "text_array", "list", "class_label", "link", "image")
 MASKED_KINDS = ("array", "bytes")
 DECIMAL_MODES = ("auto", "float", "text")
 # doubles hold every decimal of up to 15 significant digits exactly (round trip through repr)
@@ -65,10 +68,6 @@ class ColumnPlan:
     chunk_compression: Optional[str] = None
     sql_type: str = ""
 
-    @property
-    def null_mask(self) -> Optional[str]:
-        return f"_{self.tensor}__null" if self.kind in MASKED_KINDS else None
-
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
 
@@ -79,8 +78,7 @@ class ColumnPlan:
     def describe(self) -> str:
         extra = f" {self.dtype}" if self.dtype else ""
         comp = f" ({self.sample_compression})" if self.sample_compression else ""
-        mask = f" + {self.null_mask}" if self.null_mask else ""
-        return f"{self.source} [{self.sql_type or '?'}] -> {self.tensor}: {self.htype}{extra}{comp}{mask} ({self.kind})"
+        return f"{self.source} [{self.sql_type or '?'}] -> {self.tensor}: {self.htype}{extra}{comp} ({self.kind})"
 
 
 # ----------------------------------------------------------------------------------- naming
@@ -134,6 +132,9 @@ def plan_for_sa_type(column: str, satype: Any, *, dialect: str, decimal_mode: st
     elif isinstance(satype, sa.Date):
         p.kind, p.htype, p.dtype = "date", "generic", "int64"
         p.info = temporal.info_for("date", None)
+    elif isinstance(satype, sa.Time) and getattr(satype, "timezone", False):
+        p.kind, p.htype = "timetz", "text"  # ISO text: the offset an int64 of microseconds drops
+        p.info = {"lakeformat_type": "time", "unit": "us", "with_offset": True}
     elif isinstance(satype, sa.Time):
         p.kind, p.htype, p.dtype = "time", "generic", "int64"
         p.info = temporal.info_for("time", None)
@@ -152,10 +153,10 @@ def plan_for_sa_type(column: str, satype: Any, *, dialect: str, decimal_mode: st
             p.kind, p.htype, p.dtype = "array", "generic", "float64"
         else:
             p.kind, p.htype = "text_array", "json"
-        p.info = {"lakeformat_type": "array"} if p.kind == "array" else {"lakeformat_type": "text_array"}
+        p.info = {"lakeformat_type": "array", "null_placeholder": "empty"} if p.kind == "array" else {"lakeformat_type": "text_array"}
     elif isinstance(satype, sa.types._Binary) or isinstance(satype, sa.LargeBinary):
         p.kind, p.htype, p.dtype = "bytes", "generic", "uint8"
-        p.info = {"lakeformat_type": "bytes"}
+        p.info = {"lakeformat_type": "bytes", "null_placeholder": "empty"}
     elif isinstance(satype, sa.Uuid):
         p.kind, p.htype = "text", "text"
         p.info = {"lakeformat_type": "uuid"}
@@ -222,6 +223,9 @@ def plan_from_values(column: str, values: Sequence[Any], *, decimal_mode: str = 
     elif types <= {dt.date}:
         p.kind, p.htype, p.dtype = "date", "generic", "int64"
         p.info = temporal.info_for("date", None)
+    elif types <= {dt.time} and first.tzinfo is not None:
+        p.kind, p.htype = "timetz", "text"
+        p.info = {"lakeformat_type": "time", "unit": "us", "with_offset": True}
     elif types <= {dt.time}:
         p.kind, p.htype, p.dtype = "time", "generic", "int64"
         p.info = temporal.info_for("time", None)
@@ -231,12 +235,12 @@ def plan_from_values(column: str, values: Sequence[Any], *, decimal_mode: str = 
     elif types <= {dict, list}:
         if types == {list} and all(_numeric_list(v) for v in sample):
             p.kind, p.htype, p.dtype = "array", "generic", _array_dtype(sample)
-            p.info = {"lakeformat_type": "array"}
+            p.info = {"lakeformat_type": "array", "null_placeholder": "empty"}
         else:
             p.kind, p.htype = "json", "json"
     elif types <= {bytes, bytearray, memoryview}:
         p.kind, p.htype, p.dtype = "bytes", "generic", "uint8"
-        p.info = {"lakeformat_type": "bytes"}
+        p.info = {"lakeformat_type": "bytes", "null_placeholder": "empty"}
     elif types <= {uuid.UUID}:
         p.info = {"lakeformat_type": "uuid"}
     return p
@@ -321,7 +325,7 @@ class ColumnData:
         """What to hand `ds.extend` for this column."""
         if self.mask is None or not isinstance(self.values, np.ndarray):
             return self.values
-        # masked entries are stored as empty samples (nulls), in one dense write
+        # masked entries are nulls: the format stores placeholders and a validity tensor
         full = np.zeros(n, dtype=self.values.dtype)
         full[~self.mask] = self.values
         return np.ma.MaskedArray(full, mask=self.mask)
@@ -412,6 +416,14 @@ def _one_time(p: ColumnPlan, v: Any) -> int:
         return us
     if isinstance(v, dt.time):
         return ((v.hour * 60 + v.minute) * 60 + v.second) * 1_000_000 + v.microsecond
+    raise ValueError("not a time of day")
+
+
+def _one_timetz(p: ColumnPlan, v: Any) -> str:
+    if isinstance(v, str):
+        return dt.time.fromisoformat(v.strip()).isoformat()
+    if isinstance(v, dt.time):
+        return v.isoformat()
     raise ValueError("not a time of day")
 
 
@@ -551,6 +563,7 @@ ONE: Dict[str, Callable[[ColumnPlan, Any], Any]] = {
     "timestamptz": _one_timestamp,
     "date": _one_date,
     "time": _one_time,
+    "timetz": _one_timetz,
     "interval": _one_interval,
     "generic": _one_generic,
     "text": _one_text,
@@ -646,6 +659,8 @@ def decode_values(values: List[Any], info: Dict[str, Any], mask: Optional[Sequen
     """Stored values (`t.numpy(aslist=True)`) -> Python values as the source had them: times
     back to datetime/date/time, decimals to Decimal, scalars unwrapped, nulls to None."""
     kind = (info or {}).get("lakeformat_type")
+    if (info or {}).get("with_offset"):  # a time with time zone, kept as its ISO text
+        return [None if v is None else dt.time.fromisoformat(v) for v in values]
     if kind in temporal.KINDS:
         return temporal.decode_tensor_values(values, info)
     out: List[Any] = []

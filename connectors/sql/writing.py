@@ -11,6 +11,7 @@ import numpy as np
 from connectors.sql.errors import ValueMappingError
 from connectors.sql.spec import SourceSpec
 from connectors.sql.types import ColumnData, ColumnPlan, convert_column
+from lakeformat.errors import LakeFormatError
 
 CHUNK_SIZE = 4 * 1024 * 1024
 
@@ -94,9 +95,15 @@ class KeyIndex:
         self.map: Dict[Any, int] = {}
         if length == 0:
             return
+        dense = int_keys(ds[tensors[0]], length) if len(tensors) == 1 else None
+        if dense is not None:
+            order = np.argsort(dense, kind="stable")
+            self.sorted_keys = dense[order]
+            self.rows = order.astype(np.int64)
+            return
         cols = [ds[t][:length].values() for t in tensors]
         if len(cols) == 1 and ds[tensors[0]].meta.dtype not in (None, "str", "Any", "List") and np.dtype(ds[tensors[0]].meta.dtype).kind in "iu":
-            arr = np.asarray([int(np.asarray(v).reshape(-1)[0]) if np.size(v) else np.iinfo(np.int64).min for v in cols[0]], dtype=np.int64) if isinstance(cols[0], list) else np.asarray(cols[0]).reshape(-1)
+            arr = np.asarray([int(np.asarray(v).reshape(-1)[0]) if v is not None and np.size(v) else np.iinfo(np.int64).min for v in cols[0]], dtype=np.int64) if isinstance(cols[0], list) else np.asarray(cols[0]).reshape(-1)
             order = np.argsort(arr, kind="stable")
             self.sorted_keys = arr[order]
             self.rows = order.astype(np.int64)
@@ -117,6 +124,22 @@ class KeyIndex:
             hit = (pos >= 0) & (self.sorted_keys[pos_c] == q)
             return np.where(hit, self.rows[pos_c], -1)
         return np.fromiter((self.map.get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+
+
+def int_keys(t, length: int) -> Optional[np.ndarray]:
+    """An integer key column's first `length` rows as one int64 array, read in bulk (no
+    per-row Python values); None when it is not one dense integer column (then the caller
+    reads values one by one)."""
+    dt = t.meta.dtype
+    if dt in (None, "str", "Any", "List") or np.dtype(dt).kind not in "iu" or t.is_sequence or t.is_link:
+        return None
+    try:
+        arr = np.asarray(t[:length].numpy())
+    except LakeFormatError:  # ragged (an empty sample): the one-by-one path
+        return None
+    if arr.ndim != 2 or arr.shape != (length, 1):
+        return None
+    return arr.reshape(-1).astype(np.int64)
 
 
 def _scalar(v: Any) -> Any:
@@ -154,10 +177,8 @@ def write_batch(ds, plans: Sequence[ColumnPlan], conv: Converted, index: Optiona
         for p in plans:
             cd = conv.columns[p.tensor]
             # the rows to update as one column (what extend takes): no per-value Python work
+            # (nulls: the format keeps them in the tensor's validity tensor, lakeformat.core.nulls)
             ds[p.tensor][targets] = _take(cd, upd, n).extend_values(len(upd))
-            if p.null_mask:
-                mask = cd.mask[upd] if cd.mask is not None else np.zeros(len(upd), bool)
-                ds[p.null_mask][targets] = np.ascontiguousarray(mask, dtype=bool).reshape(-1, 1)
         cols = {p.tensor: _take(conv.columns[p.tensor], app, n) for p in plans}
         n_app = len(app)
     else:
@@ -169,13 +190,19 @@ def write_batch(ds, plans: Sequence[ColumnPlan], conv: Converted, index: Optiona
         for p in plans:
             cd = cols[p.tensor]
             values[p.tensor] = cd.extend_values(n_app)
-            if p.null_mask:
-                values[p.null_mask] = cd.mask_values(n_app)
         ds.extend(values)
     return n_app, len(upd)
 
 
 # ------------------------------------------------------------------------------------ the run
+def _chunk_compression(p: ColumnPlan) -> Optional[str]:
+    # lz4 unless told otherwise: deeplake 3.x reads it, and chunks it cannot shrink are
+    # stored as one literal run (lakeformat.codecs.bytes_codecs), so it costs a copy at most
+    if p.chunk_compression or p.sample_compression or p.htype.startswith("link["):
+        return p.chunk_compression
+    return "lz4"
+
+
 def ensure_tensors(ds, plans: Sequence[ColumnPlan]) -> None:
     for p in plans:
         if p.tensor not in ds.meta.tensor_names:
@@ -184,8 +211,6 @@ def ensure_tensors(ds, plans: Sequence[ColumnPlan]) -> None:
             kw: Dict[str, Any] = dict(create_shape_tensor=False, create_id_tensor=False, create_sample_info_tensor=False, max_chunk_size=CHUNK_SIZE)
             if p.htype.startswith("link["):
                 kw["verify"] = False
-            t = ds.create_tensor(p.tensor, htype=p.htype, dtype=p.dtype, sample_compression=p.sample_compression, chunk_compression=p.chunk_compression, **kw)
-            t.info.update({**p.info, "source_column": p.source, "sql_type": p.sql_type})
-        if p.null_mask and p.null_mask not in ds.meta.tensor_names:
-            ds.create_tensor(p.null_mask, htype="generic", dtype="bool", hidden=True, create_shape_tensor=False, create_id_tensor=False, create_sample_info_tensor=False)
-            ds[p.tensor].info.update({"null_mask": p.null_mask})
+            t = ds.create_tensor(p.tensor, htype=p.htype, dtype=p.dtype, sample_compression=p.sample_compression, chunk_compression=_chunk_compression(p), **kw)
+            # typed nulls for numeric columns (lakeformat.core.nulls): set before any row lands
+            t.info.update({**p.info, "source_column": p.source, "sql_type": p.sql_type, "nullable": True})

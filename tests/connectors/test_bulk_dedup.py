@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import lakeformat
-from connectors.destination_deeplake.sink import _orderable
+from connectors.destination_deeplake.dedup import orderable as _orderable
 from tests.connectors.destination.helpers import catalog, record, state, stream, write
 
 KEYS = {
