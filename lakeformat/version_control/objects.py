@@ -154,10 +154,9 @@ class CommitDiff:
         if n_upd > (len(d) - pos) // 8:
             raise CorruptDataError(f"commit diff lists {n_upd} updated samples in {len(d)} bytes", key)
         upd = np.frombuffer(d, dtype=">u8", count=n_upd, offset=pos).astype(np.uint64)
-        if n_upd and int(upd.max()) >= 1 << 63:
-            cd.data_updated = set(upd.tolist())
-        else:
-            cd.add_updated(np.unique(upd.astype(np.int64)))
+        if n_upd and int(upd.max()) >= 1 << 63:  # a sample position, never this large
+            raise CorruptDataError(f"commit diff lists an updated sample at position {int(upd.max())}", key)
+        cd.add_updated(np.unique(upd.astype(np.int64)))
         pos += 8 * n_upd
         # older writers stop after the updates, or after the `cleared` flag
         cd.cleared = bool(d[pos]) if pos < len(d) else False

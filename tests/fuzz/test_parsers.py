@@ -81,6 +81,16 @@ def test_commit_diff_with_a_huge_count_is_corrupt_not_a_hang():
             CommitDiff.from_bytes(bytes(bad), key="t/commit_diff")
 
 
+def test_commit_diff_with_an_impossible_updated_position_is_corrupt():
+    # found by atheris: a position >= 2**63 parsed, then failed to serialize with OverflowError
+    cd = CommitDiff(0, created=True)
+    cd.add_updated(np.array([7]))
+    raw = bytearray(cd.to_bytes())
+    raw[27:35] = (2**63 + 7).to_bytes(8, "big")  # the one updated position
+    with pytest.raises(CorruptDataError, match="updated sample at position"):
+        CommitDiff.from_bytes(bytes(raw), key="t/commit_diff")
+
+
 def test_chunk_set_and_dataset_diff_damage_is_corrupt():
     with pytest.raises(CorruptDataError, match="UTF-8"):
         ChunkSet.from_bytes(b"abc,def:\xcf\x4f", key="t/chunk_set")
