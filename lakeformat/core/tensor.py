@@ -419,7 +419,7 @@ class Tensor:
         try:
             import pyarrow as pa
         except ImportError:
-            raise LakeFormatError("Tensor.to_arrow needs pyarrow (pip install pyarrow)") from None
+            raise LakeFormatError("Tensor.to_arrow needs pyarrow: pip install 'airbyte-destination-deeplake[arrow]'") from None
         null = np.atleast_1d(self.isnull())
         info = self.engine.info or {}
         if self.base_htype == "text" and not self.is_sequence:

@@ -33,7 +33,7 @@ OWN_PACKAGES = ("lakeformat", "loaders", "connectors")
 # The local CPU build of torch. On this machine a bare range makes pip pull GBs of CUDA wheels,
 # so torch is installed pinned first and the `torch>=2.1` of the extras then finds it installed.
 TORCH_PIN = "torch==2.13.0"
-USER_EXTRAS = ("s3", "gcs", "azure", "http", "sql", "torch")
+USER_EXTRAS = ("s3", "gcs", "azure", "http", "sql", "torch", "arrow")
 # imports our code makes of modules no requirement of ours names: each comes with an extra
 TRANSITIVE = {"botocore": "s3", "azure": "azure"}  # s3fs -> aiobotocore -> botocore; adlfs -> azure-core
 
