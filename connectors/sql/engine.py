@@ -190,7 +190,7 @@ def _query_text(query: str) -> str:
     return query.strip().rstrip(";").strip()
 
 
-def _selectable(conn, spec: SourceSpec):
+def source_selectable(conn, spec: SourceSpec) -> tuple:
     """(from-clause, {column name: column}) for a table or a query."""
     import sqlalchemy as sa
 
@@ -248,7 +248,7 @@ def plan_backfill(
                 names = _query_columns(conn, query)
                 plans = [ColumnPlan(n, tensor_name_for(n), "infer") for n in names]
                 reflected_pk = []
-                from_, cols = _selectable(conn, SourceSpec(url, None, None, query, names, [], None))
+                from_, cols = source_selectable(conn, SourceSpec(url, None, None, query, names, [], None))
             if any(p.kind == "infer" for p in plans):
                 probe = conn.execute(sa.select(*[cols[n] for n in names]).select_from(from_).limit(_PROBE_ROWS)).fetchall()
                 by_col = list(zip(*probe)) if probe else [() for _ in names]
@@ -318,7 +318,7 @@ def read_batches(spec: SourceSpec, run: Dict[str, Any], part: Dict[str, Any], ba
     engine = make_engine(spec.url)
     try:
         with connect(engine, spec.url) as conn:
-            from_, cols = _selectable(conn, spec)
+            from_, cols = source_selectable(conn, spec)
             stmt = sa.select(*[cols[n] for n in spec.columns]).select_from(from_)
             where = _where_clauses(cols, spec, run, part)
             if where:
@@ -358,7 +358,7 @@ def _source_bounds(spec: SourceSpec, low: Any, partitions: int) -> Tuple[Any, Li
     engine = make_engine(spec.url)
     try:
         with connect(engine, spec.url) as conn:
-            from_, cols = _selectable(conn, spec)
+            from_, cols = source_selectable(conn, spec)
             high = None
             if spec.cursor_field:
                 c = cols[spec.cursor_field]

@@ -61,7 +61,7 @@ def compare_with_source(ds, url: str, table: Optional[str] = None, query: Option
     the order of `key` on both sides; an empty list when they hold the same rows."""
     import sqlalchemy as sa
 
-    from connectors.sql.engine import _selectable
+    from connectors.sql.engine import source_selectable
     from connectors.sql.spec import SourceSpec
 
     st = ds.info.get(STATE_KEY) or {}
@@ -76,7 +76,7 @@ def compare_with_source(ds, url: str, table: Optional[str] = None, query: Option
     try:
         with engine.connect() as conn:
             spec = SourceSpec(url, table, schema, query, [c for c, _ in cols], [], None)
-            from_, c = _selectable(conn, spec)
+            from_, c = source_selectable(conn, spec)
             stmt = sa.select(*[c[s] for s, _ in cols]).select_from(from_)
             if key is not None:
                 stmt = stmt.order_by(c[key])
