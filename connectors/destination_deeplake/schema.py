@@ -30,13 +30,13 @@ None, which the format stores as a placeholder plus True in the tensor's validit
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from lakeformat import temporal
+from lakeformat import naming, temporal
+from lakeformat import types as logical
 
 INT = "int"
 FLOAT = "float"
@@ -60,8 +60,6 @@ WIDENS_TO = {INT: FLOAT, INT_ARRAY: FLOAT_ARRAY}
 TYPECAST_ERROR = "DESTINATION_TYPECAST_ERROR"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
-_NAME_OK = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-_BAD_CHARS = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
 # ------------------------------------------------------------------------------------ schemas
@@ -162,44 +160,26 @@ def tensor_info(kind: str, field_name: str) -> dict[str, Any]:
     # every column may be null in Airbyte: numeric ones keep typed nulls (lakeformat.core.nulls)
     info: dict[str, Any] = {"airbyte_kind": kind, "airbyte_field": field_name, "nullable": True}
     if kind in TIME_KINDS:
-        info.update(temporal.info_for(*TIME_KINDS[kind]))
+        info.update(logical.temporal_info(*TIME_KINDS[kind]))
     if kind in (INT_ARRAY, FLOAT_ARRAY):  # a null array stays an empty sample (the mask tells it from [])
         info["null_placeholder"] = "empty"
     if kind == TIME_TZ:  # ISO text with its offset; Tensor.datetime64() reads it as UTC
-        info.update({"lakeformat_type": "time", "unit": "us", "with_offset": True})
+        info.update(logical.time_with_offset_info())
     return info
 
 
-def _layout_names() -> frozenset:
-    """Names of the format's own files and folders at a dataset's (or a version's) root: a
-    tensor folder of that name would stand where a file must be, or the other way round."""
-    from lakeformat import constants as C
-
-    return frozenset({
-        C.DATASET_META_FILENAME, C.DATASET_INFO_FILENAME, C.DATASET_DIFF_FILENAME, C.DATASET_LOCK_FILENAME,
-        C.COMMIT_INFO_FILENAME, C.VERSION_CONTROL_INFO_FILENAME, C.VERSION_CONTROL_INFO_LOCK_FILENAME,
-        C.LINKED_CREDS_FILENAME, "versions", "lakeformat_flush.json", "lakeformat_checksums.json", "queries.json",
-    })
-
-
-LAYOUT_NAMES = _layout_names()
-# hidden tensors of a tensor X are `_X_id`, `_X_shape`, `_X_info`, `_X_null`: a field of such a name
-# would collide with the hidden tensor of another field's tensor
-_HIDDEN_LIKE = re.compile(r"^_.+_(id|shape|info|null\d*)$")
-
-
-def unsafe_name(name: str) -> bool:
-    """Whether a (valid) tensor name is one of the layout's own names, case-insensitively
-    (object stores and local folders on macOS/Windows may fold case)."""
-    return name.lower() in LAYOUT_NAMES or bool(_HIDDEN_LIKE.match(name))
+# the layout's own names and the hidden-tensor pattern: one definition, shared with the SQL
+# backfill (lakeformat.naming)
+LAYOUT_NAMES = naming.LAYOUT_NAMES
+unsafe_name = naming.unsafe_name
 
 
 def tensor_name(field_name: str, taken: dict[str, str], reserved: Any) -> str:
     """A valid, unused tensor name for a field (the field's own name when it can be). Names
     that are not tensor names, or that are the layout's own file names or hidden-tensor names,
     get a safe name: the same name for the same field and fields, whatever else the stream has."""
-    name = field_name if _NAME_OK.match(field_name or "") else _BAD_CHARS.sub("_", field_name or "field") or "field"
-    if not _NAME_OK.match(name):
+    name = field_name if naming.is_valid_name(field_name) else naming.replace_bad_chars(field_name or "field") or "field"
+    if not naming.is_valid_name(name):
         name = "f_" + name
     if name.startswith("_airbyte_") and field_name not in taken:
         name = "src" + name

@@ -33,14 +33,14 @@ import decimal
 import itertools
 import json
 import operator
-import re
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from lakeformat import temporal
+from lakeformat import naming, temporal
+from lakeformat import types as logical
 from connectors.sql.errors import SourceConfigError
 
 US_TD = dt.timedelta(microseconds=1)
@@ -82,7 +82,6 @@ class ColumnPlan:
 
 
 # ----------------------------------------------------------------------------------- naming
-_BAD_CHARS = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
 def tensor_name_for(column: str, taken: Sequence[str] = ()) -> str:
@@ -90,7 +89,7 @@ def tensor_name_for(column: str, taken: Sequence[str] = ()) -> str:
     Dataset attributes such as `info` or `index` get a trailing '_')."""
     from lakeformat.core.dataset import Dataset
 
-    name = _BAD_CHARS.sub("_", column) or "_"
+    name = naming.replace_bad_chars(column) or "_"
     if name[0] in ".-":
         name = "_" + name
     while name in dir(Dataset) or name in taken:
@@ -117,7 +116,7 @@ def plan_for_sa_type(column: str, satype: Any, *, dialect: str, decimal_mode: st
         scale = getattr(satype, "scale", None)
         fits = precision is not None and precision <= FLOAT_SAFE_DIGITS
         as_float = decimal_mode == "float" or (decimal_mode == "auto" and fits)
-        p.info = {"lakeformat_type": "decimal", "precision": precision, "scale": scale}
+        p.info = logical.decimal_info(precision, scale)
         if as_float:
             p.kind, p.htype, p.dtype = "decimal_float", "generic", "float64"
             if not fits:
@@ -128,19 +127,19 @@ def plan_for_sa_type(column: str, satype: Any, *, dialect: str, decimal_mode: st
         tz = bool(getattr(satype, "timezone", False))
         p.kind = "timestamptz" if tz else "timestamp"
         p.htype, p.dtype = "generic", "int64"
-        p.info = temporal.info_for("timestamp", "UTC" if tz else None)
+        p.info = logical.temporal_info("timestamp", "UTC" if tz else None)
     elif isinstance(satype, sa.Date):
         p.kind, p.htype, p.dtype = "date", "generic", "int64"
-        p.info = temporal.info_for("date", None)
+        p.info = logical.temporal_info("date", None)
     elif isinstance(satype, sa.Time) and getattr(satype, "timezone", False):
         p.kind, p.htype = "timetz", "text"  # ISO text: the offset an int64 of microseconds drops
-        p.info = {"lakeformat_type": "time", "unit": "us", "with_offset": True}
+        p.info = logical.time_with_offset_info()
     elif isinstance(satype, sa.Time):
         p.kind, p.htype, p.dtype = "time", "generic", "int64"
-        p.info = temporal.info_for("time", None)
+        p.info = logical.temporal_info("time", None)
     elif isinstance(satype, sa.Interval) or type(satype).__name__ in ("INTERVAL",):
         p.kind, p.htype, p.dtype = "interval", "generic", "int64"
-        p.info = {"lakeformat_type": "interval", "unit": "us"}
+        p.info = logical.interval_info()
     elif isinstance(satype, sa.JSON):
         p.kind, p.htype = "json", "json"
     elif isinstance(satype, sa.ARRAY):
@@ -153,13 +152,13 @@ def plan_for_sa_type(column: str, satype: Any, *, dialect: str, decimal_mode: st
             p.kind, p.htype, p.dtype = "array", "generic", "float64"
         else:
             p.kind, p.htype = "text_array", "json"
-        p.info = {"lakeformat_type": "array", "null_placeholder": "empty"} if p.kind == "array" else {"lakeformat_type": "text_array"}
+        p.info = logical.array_info() if p.kind == "array" else logical.text_array_info()
     elif isinstance(satype, sa.types._Binary) or isinstance(satype, sa.LargeBinary):
         p.kind, p.htype, p.dtype = "bytes", "generic", "uint8"
-        p.info = {"lakeformat_type": "bytes", "null_placeholder": "empty"}
+        p.info = logical.bytes_info()
     elif isinstance(satype, sa.Uuid):
         p.kind, p.htype = "text", "text"
-        p.info = {"lakeformat_type": "uuid"}
+        p.info = logical.uuid_info()
     elif isinstance(satype, sa.types.NullType):
         p.kind = "infer"
     # String, Text, Enum and anything unknown: text (unknown values are stored as str(value))
@@ -208,7 +207,7 @@ def plan_from_values(column: str, values: Sequence[Any], *, decimal_mode: str = 
     elif types <= {float, int}:
         p.kind, p.htype, p.dtype = "float", "generic", "float64"
     elif types <= {decimal.Decimal, int}:
-        p.info = {"lakeformat_type": "decimal", "precision": None, "scale": None}
+        p.info = logical.decimal_info(None, None)
         if decimal_mode == "float":
             p.kind, p.htype, p.dtype = "decimal_float", "generic", "float64"
             p.info["lossy"] = True
@@ -219,30 +218,30 @@ def plan_from_values(column: str, values: Sequence[Any], *, decimal_mode: str = 
         tz = first.tzinfo is not None
         p.kind = "timestamptz" if tz else "timestamp"
         p.htype, p.dtype = "generic", "int64"
-        p.info = temporal.info_for("timestamp", "UTC" if tz else None)
+        p.info = logical.temporal_info("timestamp", "UTC" if tz else None)
     elif types <= {dt.date}:
         p.kind, p.htype, p.dtype = "date", "generic", "int64"
-        p.info = temporal.info_for("date", None)
+        p.info = logical.temporal_info("date", None)
     elif types <= {dt.time} and first.tzinfo is not None:
         p.kind, p.htype = "timetz", "text"
-        p.info = {"lakeformat_type": "time", "unit": "us", "with_offset": True}
+        p.info = logical.time_with_offset_info()
     elif types <= {dt.time}:
         p.kind, p.htype, p.dtype = "time", "generic", "int64"
-        p.info = temporal.info_for("time", None)
+        p.info = logical.temporal_info("time", None)
     elif types <= {dt.timedelta}:
         p.kind, p.htype, p.dtype = "interval", "generic", "int64"
-        p.info = {"lakeformat_type": "interval", "unit": "us"}
+        p.info = logical.interval_info()
     elif types <= {dict, list}:
         if types == {list} and all(_numeric_list(v) for v in sample):
             p.kind, p.htype, p.dtype = "array", "generic", _array_dtype(sample)
-            p.info = {"lakeformat_type": "array", "null_placeholder": "empty"}
+            p.info = logical.array_info()
         else:
             p.kind, p.htype = "json", "json"
     elif types <= {bytes, bytearray, memoryview}:
         p.kind, p.htype, p.dtype = "bytes", "generic", "uint8"
-        p.info = {"lakeformat_type": "bytes", "null_placeholder": "empty"}
+        p.info = logical.bytes_info()
     elif types <= {uuid.UUID}:
-        p.info = {"lakeformat_type": "uuid"}
+        p.info = logical.uuid_info()
     return p
 
 

@@ -12,6 +12,7 @@ from connectors.sql.errors import ValueMappingError
 from connectors.sql.spec import SourceSpec
 from connectors.sql.types import ColumnData, ColumnPlan, convert_column
 from lakeformat.errors import LakeFormatError
+from lakeformat.htypes import is_link_htype, is_numeric_dtype
 
 CHUNK_SIZE = 4 * 1024 * 1024
 
@@ -102,7 +103,7 @@ class KeyIndex:
             self.rows = order.astype(np.int64)
             return
         cols = [ds[t][:length].values() for t in tensors]
-        if len(cols) == 1 and ds[tensors[0]].meta.dtype not in (None, "str", "Any", "List") and np.dtype(ds[tensors[0]].meta.dtype).kind in "iu":
+        if len(cols) == 1 and is_numeric_dtype(ds[tensors[0]].meta.dtype) and np.dtype(ds[tensors[0]].meta.dtype).kind in "iu":
             arr = np.asarray([int(np.asarray(v).reshape(-1)[0]) if v is not None and np.size(v) else np.iinfo(np.int64).min for v in cols[0]], dtype=np.int64) if isinstance(cols[0], list) else np.asarray(cols[0]).reshape(-1)
             order = np.argsort(arr, kind="stable")
             self.sorted_keys = arr[order]
@@ -131,7 +132,7 @@ def int_keys(t, length: int) -> Optional[np.ndarray]:
     per-row Python values); None when it is not one dense integer column (then the caller
     reads values one by one)."""
     dt = t.meta.dtype
-    if dt in (None, "str", "Any", "List") or np.dtype(dt).kind not in "iu" or t.is_sequence or t.is_link:
+    if not is_numeric_dtype(dt) or np.dtype(dt).kind not in "iu" or t.is_sequence or t.is_link:
         return None
     try:
         arr = np.asarray(t[:length].numpy())
@@ -198,7 +199,7 @@ def write_batch(ds, plans: Sequence[ColumnPlan], conv: Converted, index: Optiona
 def _chunk_compression(p: ColumnPlan) -> Optional[str]:
     # lz4 unless told otherwise: deeplake 3.x reads it, and chunks it cannot shrink are
     # stored as one literal run (lakeformat.codecs.bytes_codecs), so it costs a copy at most
-    if p.chunk_compression or p.sample_compression or p.htype.startswith("link["):
+    if p.chunk_compression or p.sample_compression or is_link_htype(p.htype):
         return p.chunk_compression
     return "lz4"
 
@@ -209,7 +210,7 @@ def ensure_tensors(ds, plans: Sequence[ColumnPlan]) -> None:
             # 4 MiB chunks: every batch flush rewrites each tensor's open chunk, so its size
             # bounds the work (and memory) per batch
             kw: Dict[str, Any] = dict(create_shape_tensor=False, create_id_tensor=False, create_sample_info_tensor=False, max_chunk_size=CHUNK_SIZE)
-            if p.htype.startswith("link["):
+            if is_link_htype(p.htype):
                 kw["verify"] = False
             t = ds.create_tensor(p.tensor, htype=p.htype, dtype=p.dtype, sample_compression=p.sample_compression, chunk_compression=_chunk_compression(p), **kw)
             # typed nulls for numeric columns (lakeformat.core.nulls): set before any row lands

@@ -15,8 +15,8 @@ import numpy as np
 
 from lakeformat import _native
 from lakeformat import constants as C
-from lakeformat.codecs import BYTE_COMPRESSIONS, IMAGE_COMPRESSIONS, compress_bytes, compress_image, decompress_bytes, decompress_image
-from lakeformat.codecs.bytes_codecs import decoded_size, decompress_into
+from lakeformat.codecs import decompress_image
+from lakeformat.codecs.registry import ByteCodec, Codec, Uncompressed, UnknownCodecError, get_codec, is_image_codec
 from lakeformat.errors import CorruptDataError
 
 _I32x2 = struct.Struct("<ii")
@@ -95,34 +95,47 @@ class Chunk:
         if self._data is None:
             if self._raw_data is None:
                 raise CorruptDataError("chunk was read header-only", self.key)
-            if self.compression is None:
-                self._data = self._raw_data
-            elif self.compression in IMAGE_COMPRESSIONS:
+            codec = self.codec
+            if codec.is_image:
                 self._data, self.bp_rows = _canvas_decode(self._raw_data, self.shape_rows, self.key)
+            elif isinstance(codec, Uncompressed):
+                self._data = self._raw_data
             else:
-                self._data = memoryview(decompress_bytes(self._raw_data, self.compression))
+                self._data = memoryview(codec.decode(self._raw_data))
         return self._data
 
     def decompress_into(self, alloc) -> None:
         """Decompress byte-compressed data into a buffer of its decoded size from
         `alloc(nbytes)`, then let go of the compressed bytes (the header keeps copies of its
         tables, so nothing refers to them any more)."""
-        if self._data is not None or self.compression not in BYTE_COMPRESSIONS or self._raw_data is None:
+        if self._data is not None or is_image_codec(self.compression) or self._raw_data is None:
             return
         try:
-            out = alloc(decoded_size(self._raw_data, self.compression))
+            codec = self.codec
+        except UnknownCodecError:
+            return  # the read that needs the data reports it
+        if not isinstance(codec, ByteCodec) or isinstance(codec, Uncompressed):
+            return
+        try:
+            out = alloc(codec.decoded_size(self._raw_data))
         except CorruptDataError:  # no size up front (an lz4 frame): the ordinary path
             self.data  # noqa: B018
             return
-        decompress_into(self._raw_data, self.compression, out)
+        codec.decode_into(self._raw_data, out)
         self._data = memoryview(out).cast("B")
         self.shape_rows = self.shape_rows.copy()
         self.bp_rows = self.bp_rows.copy()
         self._raw_data = None
 
     @property
+    def codec(self) -> Codec:
+        """The codec of the chunk's compression (found when first needed: an unknown name
+        fails the read that needs it, not the parse)."""
+        return get_codec(self.compression)
+
+    @property
     def is_tile(self) -> bool:
-        if self.compression in IMAGE_COMPRESSIONS:
+        if is_image_codec(self.compression):
             return False  # image chunks carry no byte positions; they are made up on decoding
         return len(self.bp_rows) == 0 and len(self.shape_rows) > 0
 
@@ -142,7 +155,7 @@ class Chunk:
         local = np.ascontiguousarray(local, dtype=np.int64)
         start = np.empty(len(local), np.int64)
         end = np.empty(len(local), np.int64)
-        if self.compression in IMAGE_COMPRESSIONS:
+        if is_image_codec(self.compression):
             self.data  # noqa: B018 - decoding the canvas makes the byte positions
         if self.is_tile:
             start[:] = 0
@@ -229,12 +242,13 @@ def serialize_chunk(
     their shapes ([n, ndim])."""
     n = len(sizes)
     data_len = int(np.sum(sizes)) if n else 0
-    if compression in IMAGE_COMPRESSIONS:
+    codec = get_codec(compression, level)
+    if codec.is_image:
         # Deeplake's image chunks: samples side by side on one zero-padded canvas, one image,
         # no byte positions (the shapes say where each sample is)
         return chunk_header(sizes, shapes, positions=False, version=version) + _canvas_encode(parts, sizes, shapes, compression)
     head = chunk_header(sizes, shapes, tile=tile, version=version)
-    if compression is None:
+    if isinstance(codec, Uncompressed):
         # one allocation, one copy of the samples: the header, then the data behind it
         out = bytearray(len(head) + data_len)
         out[: len(head)] = head
@@ -247,7 +261,7 @@ def serialize_chunk(
         data = bytearray(data_len)
         if data_len:
             _native.concat(list(parts), data)
-    return head + compress_bytes(data, compression, level)
+    return head + codec.encode(data)
 
 
 def _canvas_encode(parts: Sequence, sizes: np.ndarray, shapes: np.ndarray, compression: str) -> bytes:
@@ -276,7 +290,7 @@ def _canvas_encode(parts: Sequence, sizes: np.ndarray, shapes: np.ndarray, compr
             canvas[: b[0], x : x + b[1]] = arr[pos : pos + count].reshape(b)
             x += b[1]
         pos += count
-    return compress_image(canvas, compression)
+    return get_codec(compression).encode(canvas)
 
 
 def _canvas_decode(raw, shape_rows: np.ndarray, key: str) -> Tuple[memoryview, np.ndarray]:

@@ -23,7 +23,7 @@ from lakeformat.core.chunk_reads import group_by_row
 from lakeformat.core.encoders import ChunkIdEncoder
 from lakeformat.core.serialize import SerializedBatch
 from lakeformat.errors import CorruptDataError
-from lakeformat.version_control.objects import CommitDiff
+from lakeformat.core.version_objects import CommitDiff
 
 
 def normalize_pop_indices(index: Sequence[int], length: int, what: str) -> np.ndarray:
@@ -297,7 +297,7 @@ class ChunkDeletes:
             self.tiles.entries = {int(moved[j]): vals[j] for j in range(len(keys_)) if not gone[j]}
         if self.creds is not None:
             self.creds.set_values(np.delete(self.creds.all_values(), items))
-        self.meta.length = self.meta.length - len(items)
+        self.set_meta(length=self.meta.length - len(items))
         self.meta_dirty = self.encoders_dirty = True
 
     def pop_samples(self, indices: np.ndarray, sample_ids: Optional[np.ndarray]) -> None:
@@ -381,7 +381,7 @@ class ChunkDeletes:
             self.update_item(int(items[j]), one)
         real = batch.real_shapes if batch.real_shapes is not None else batch.shapes
         real = np.asarray(real, dtype=np.int64).reshape(n, -1)
-        self.meta.update_shape_interval(real.min(axis=0), real.max(axis=0))
+        self.meta = self.meta.with_shape_interval(real.min(axis=0), real.max(axis=0))
         if batch.creds is not None and self.creds is not None:
             vals = self.creds.all_values()
             vals[items] = batch.creds

@@ -14,8 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 import numpy as np
 
 from lakeformat import constants as C
-from lakeformat.codecs import BYTE_COMPRESSIONS, IMAGE_COMPRESSIONS, compress_bytes, compress_image
-from lakeformat.codecs.bytes_codecs import compress_parts
+from lakeformat.codecs.registry import ByteCodec, Codec, Uncompressed, get_codec
 from lakeformat.core import checksums as CS
 from lakeformat.core import keys
 from lakeformat.core.chunk import Chunk, ChunkBuilder, chunk_header, serialize_chunk, uniform_size
@@ -31,7 +30,7 @@ from lakeformat.core.tiling import choose_tile_shape, split_tiles
 from lakeformat.htypes import HTYPE_DEFAULTS
 from lakeformat.errors import CorruptDataError, ReadOnlyError
 from lakeformat.storage import StorageProvider
-from lakeformat.version_control.objects import CommitDiff
+from lakeformat.core.version_objects import CommitDiff
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +43,10 @@ def _header_and_data(sizes: np.ndarray, shapes: np.ndarray, data: Any) -> List[A
     return [chunk_header(sizes, shapes), data]
 
 
-def _header_and_compressed(sizes: np.ndarray, shapes: np.ndarray, data: Any, compression: str, level: Optional[int]) -> List[Any]:
+def _header_and_compressed(sizes: np.ndarray, shapes: np.ndarray, data: Any, codec: ByteCodec) -> List[Any]:
     """A byte-compressed chunk as gathered parts: its header, then the compressed samples
     (written with one writev: no joined copy of the compressed bytes)."""
-    return [chunk_header(sizes, shapes), *compress_parts(data, compression, level)]
+    return [chunk_header(sizes, shapes), *codec.encode_parts(data)]
 
 
 class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
@@ -67,12 +66,12 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
             self.creds = CredsEncoder() if meta.is_link else None
             self._commit_diff: Optional[CommitDiff] = CommitDiff(0, created=True)
             # keys listed in "_info" live in tensor_info.json; the meta keeps their defaults
-            self._info: Optional[Dict[str, Any]] = {}
             defaults = HTYPE_DEFAULTS.get(meta.base_htype, {})
-            for k in list(meta.d.get("_info", [])):
-                if k in meta.d:
-                    self._info[k] = meta.d[k]
-                    meta.d[k] = json.loads(json.dumps(defaults.get(k)))
+            moved = [k for k in meta.extra.get("_info", []) if k in meta.extra]
+            self._info: Optional[Dict[str, Any]] = {k: meta.extra[k] for k in moved}
+            if moved:
+                meta = meta.replace(**{k: json.loads(json.dumps(defaults.get(k))) for k in moved})
+            self.meta = meta
             self.meta_dirty = True
             self.encoders_dirty = True
             self.info_dirty = True
@@ -146,7 +145,10 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
         self.creds = (CredsEncoder.from_bytes(creds) if creds else CredsEncoder()) if self.meta.is_link else None
         self._commit_diff = None  # read when first used
         self._info = None
-        self._length_at_open = self.meta.length
+        # a new version's diff starts after the rows already there: sequences count rows, not
+        # items (deeplake 3.9.52 starts it at the item count, which lets a pop after a commit
+        # drive data_added below zero)
+        self._length_at_open = self.seq.num_samples if self.seq is not None else self.meta.length
         self.meta_dirty = self.encoders_dirty = self.info_dirty = False
         self._reconcile()
 
@@ -192,7 +194,12 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
                     self._info = loads(raw) if raw else {}
         return self._info
 
-    def _reconcile(self) -> None:
+    def set_meta(self, **changes: Any) -> None:
+        """Swap in a meta with these keys changed (metas are frozen) and mark it for the flush."""
+        self.meta = self.meta.replace(**changes)
+        self.meta_dirty = True
+
+    def reconcile(self) -> None:
         """After a crash the chunk-id encoder may run ahead of the meta (it is written first):
         the meta's length is the truth."""
         n_items = self.meta.length
@@ -209,12 +216,20 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
                 rows = rows[:first_over]
             self.chunk_ids.rows = rows
         self.tiles.entries = {k: v for k, v in self.tiles.entries.items() if k < n_items}
+        # the sequence and creds encoders are written before the meta too
+        if self.seq is not None and self.seq.num_items > n_items:
+            lengths = self.seq.all_lengths()
+            self.seq.set_lengths(lengths[: int(np.searchsorted(np.cumsum(lengths), n_items, side="right"))])
+        if self.creds is not None and self.creds.num_samples > n_items:
+            self.creds.set_values(self.creds.all_values()[:n_items])
+
+    _reconcile = reconcile  # the old private name, kept until every caller uses reconcile()
 
     def clamp(self, n_items: int) -> None:
         """Forget items past `n_items` (a hidden tensor flushed ahead of its parent by a crash)."""
         if n_items >= self.meta.length:
             return
-        self.meta.length = n_items
+        self.set_meta(length=n_items)
         self.flushed_items = min(self.flushed_items, n_items)  # what the rollback leaves at rest
         self._reconcile()
         if self.seq is not None:
@@ -262,6 +277,16 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
     @property
     def chunk_compression(self) -> Optional[str]:
         return self.meta.chunk_compression
+
+    @property
+    def chunk_codec(self) -> Codec:
+        """The codec of whole chunks (``Uncompressed`` for none)."""
+        return get_codec(self.meta.chunk_compression, self.meta.zstd_level)
+
+    @property
+    def sample_codec(self) -> Codec:
+        """The codec of single samples (``Uncompressed`` for none)."""
+        return get_codec(self.meta.sample_compression)
 
     def _check_writable(self) -> None:
         if self.storage.read_only:
@@ -338,15 +363,16 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
         n = batch.num_items
         first_item = self.meta.length
         if batch.dtype and not self.meta.dtype:
-            self.meta.set("dtype", batch.dtype)
+            self.set_meta(dtype=batch.dtype)
         if n:
             self._pack(batch, first_item)
             shapes = batch.real_shapes if batch.real_shapes is not None else batch.shapes
+            meta = self.meta
             if len(shapes) and shapes.ndim == 2 and shapes.strides[0] == 0:  # one shape for all
-                self.meta.update_shape_interval(shapes[0], shapes[0])
+                meta = meta.with_shape_interval(shapes[0], shapes[0])
             elif len(shapes):
-                self.meta.update_shape_interval(shapes.min(axis=0), shapes.max(axis=0))
-            self.meta.length = first_item + n
+                meta = meta.with_shape_interval(shapes.min(axis=0), shapes.max(axis=0))
+            self.meta = meta.replace(length=first_item + n)
         if batch.seq_lengths is not None and self.seq is not None:
             self.seq.extend(batch.seq_lengths)
         if batch.creds is not None and self.creds is not None:
@@ -501,7 +527,7 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
                 parts = [batch.parts[0][i * size : j * size]] if size else [batch.parts[0][int(starts[i]) : int(ends[j - 1])]]
             else:
                 parts = []
-            if j < stop and builder.num_samples == 0 and not per_item_parts and parts and self.chunk_compression not in IMAGE_COMPRESSIONS:
+            if j < stop and builder.num_samples == 0 and not per_item_parts and parts and not self.chunk_codec.is_image:
                 # a whole chunk out of one contiguous batch: built (header, then the caller's
                 # bytes, or their compression) and stored by the codec pool with no copy
                 # into a builder; collected before extend returns, so the caller cannot
@@ -511,7 +537,7 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
                 if self.chunk_compression is None:
                     self._store_async(key, _header_and_data, sizes[i:j], shapes[i:j], parts[0])
                 else:
-                    self._store_async(key, _header_and_compressed, sizes[i:j], shapes[i:j], parts[0], self.chunk_compression, self.meta.zstd_level)
+                    self._store_async(key, _header_and_compressed, sizes[i:j], shapes[i:j], parts[0], self.chunk_codec)
                 self.chunk_ids.set_last_index(self.chunk_ids.num_chunks - 1, first_item + j - 1)
                 self.builder = builder = None
                 i = j
@@ -525,18 +551,16 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
                 builder = None
 
     def _write_tiled(self, arr: np.ndarray, item: int) -> None:
-        sc = self.meta.sample_compression
+        codec = self.sample_codec
         tile_shape = choose_tile_shape(arr.shape, arr.dtype.itemsize, self.max_chunk_size)
         for tile in split_tiles(arr, tile_shape):
             tile = np.ascontiguousarray(tile)
-            if sc in IMAGE_COMPRESSIONS:
-                data = compress_image(tile, sc)
-            elif sc in BYTE_COMPRESSIONS:
-                from lakeformat.codecs import compress_bytes
-
-                data = compress_bytes(memoryview(tile).cast("B"), sc)
+            if codec.is_image:
+                data: Any = codec.encode(tile)
+            elif isinstance(codec, Uncompressed):
+                data = memoryview(tile).cast("B")  # no copy
             else:
-                data = memoryview(tile).cast("B")
+                data = codec.encode(memoryview(tile).cast("B"))
             cid = ChunkIdEncoder.new_id()
             self.chunk_ids.append_chunk(cid, item)
             name = ChunkIdEncoder.name_of(cid)

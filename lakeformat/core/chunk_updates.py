@@ -85,7 +85,7 @@ class ChunkUpdates:
             part = batch.parts[0] if batch.parts else b""
             b.replace(int(local[0]), bytes(part), batch.shapes[0])
         shapes = batch.real_shapes if batch.real_shapes is not None else batch.shapes
-        self.meta.update_shape_interval(shapes[0], shapes[0])
+        self.meta = self.meta.with_shape_interval(shapes[0], shapes[0])
         if batch.creds is not None and self.creds is not None:
             vals = self.creds.all_values()
             vals[item] = batch.creds[0]
@@ -178,10 +178,10 @@ class ChunkUpdates:
             self.tiles.entries = {(k - 1 if k > item else k): v for k, v in self.tiles.entries.items()}
         if self.creds is not None:
             self.creds.set_values(np.delete(self.creds.all_values(), item))
-        self.meta.length = self.meta.length - 1
+        self.set_meta(length=self.meta.length - 1)
         self.meta_dirty = self.encoders_dirty = True
 
-    def _forget_chunk(self, name: str) -> None:
+    def forget_chunk(self, name: str) -> None:
         k = keys.chunk_key(self.key, name, self.commit_id)
         self.staged.pop(k, None)
         if self._chunk_in_current_commit(name):
@@ -191,6 +191,8 @@ class ChunkUpdates:
             self.chunk_set.dirty = True
         self._parsed.pop(name, None)
         self._headers.pop(name, None)
+
+    _forget_chunk = forget_chunk  # the old private name, kept until every caller uses forget_chunk()
 
     def pop_sample(self, index: int, sample_id: Optional[int]) -> None:
         """Pop one sample (all its items for a sequence tensor)."""

@@ -11,6 +11,7 @@ from lakeformat.codecs import decompress_image, image_shape
 from lakeformat.core import keys
 from lakeformat.core.sample import fetch_bytes
 from lakeformat.errors import CredsKeyError, LinkError, SampleDecodeError
+from lakeformat.htypes import htype_of
 from lakeformat.storage import StorageProvider
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ class LinkResolver:
                 raw = fetch_bytes(p, self.creds.creds_for(name, p))
             except LinkError as e:
                 raise LinkError(f"tensor {tensor.name!r}, sample {int(items[k])}: {e}") from e
-            if base.startswith("image") or base in ("binary_mask", "segment_mask"):
+            if htype_of(base).pixels:
                 try:
                     arr = decompress_image(raw)
                 except Exception as e:  # noqa: BLE001

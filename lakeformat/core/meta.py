@@ -1,19 +1,33 @@
-"""Dataset and tensor metas: JSON documents that round-trip every key, known or not, so that
-fields a newer writer adds survive our rewrite."""
+"""Dataset and tensor metas (dataset_meta.json, tensor_meta.json) as typed values.
+
+Every key deeplake 3.9.52 writes has a typed field; any other key (a newer writer's, or an
+htype's own such as ``class_names``) is kept in ``extra``, so a meta read and written back is
+the same JSON document: same keys, same values. A key the document did not have is not added
+on the way back unless it was set (``present`` records which known keys the document had).
+
+``TensorMeta`` is frozen: a change makes a new meta (``meta.replace(length=n)``); the chunk
+engine swaps its meta with ``ChunkEngine.set_meta(**changes)``.
+"""
 from __future__ import annotations
 
+import copy
 import json
-from typing import Any, Dict, List, Optional
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any, Optional
 
 from lakeformat import constants as C
 from lakeformat.errors import CorruptDataError, UnsupportedFormatVersionError
 
+__all__ = ["DatasetMeta", "TensorMeta", "check_version", "dumps", "loads"]
 
-def dumps(d: Dict[str, Any]) -> bytes:
+
+def dumps(d: Mapping[str, Any]) -> bytes:
     return json.dumps(d, sort_keys=True, indent=4).encode("utf-8")
 
 
-def loads(data: bytes, key: str = "") -> Dict[str, Any]:
+def loads(data: bytes, key: str = "") -> Any:
     try:
         return json.loads(bytes(data).decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:  # JSONDecodeError, and ints past 4300 digits
@@ -22,44 +36,7 @@ def loads(data: bytes, key: str = "") -> Dict[str, Any]:
         raise CorruptDataError("JSON document nested too deep", key) from None
 
 
-def _is_str_list(v: Any) -> bool:
-    return isinstance(v, list) and all(isinstance(x, str) for x in v)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _check_dataset_meta(d: Dict[str, Any], key: str) -> None:
-    """The fields a reader relies on have the types the layout gives them."""
-    for name in ("tensors", "hidden_tensors", "groups"):
-        if name in d and not _is_str_list(d[name]):
-            raise CorruptDataError(f"dataset meta's {name!r} is not a list of names", key)
-    names = d.get("tensor_names")
-    if names is not None and not (isinstance(names, dict) and all(isinstance(v, str) for v in names.values())):
-        raise CorruptDataError("dataset meta's 'tensor_names' is not a mapping of names to keys", key)
-
-
-def _check_tensor_meta(d: Dict[str, Any], key: str) -> None:
-    if d.get("htype") is not None and not isinstance(d["htype"], str):
-        raise CorruptDataError(f"tensor meta's 'htype' is {d['htype']!r}, not a string", key)
-    if "length" in d and not (_is_int(d["length"]) and d["length"] >= 0):
-        raise CorruptDataError(f"tensor meta's 'length' is {d['length']!r}, not a count", key)
-    for name in ("min_shape", "max_shape"):
-        v = d.get(name)
-        if v is not None and not (isinstance(v, list) and all(_is_int(x) for x in v)):
-            raise CorruptDataError(f"tensor meta's {name!r} is not a list of integers", key)
-    for name in ("dtype", "sample_compression", "chunk_compression", "typestr", "name"):
-        v = d.get(name)
-        if v is not None and not isinstance(v, str):
-            raise CorruptDataError(f"tensor meta's {name!r} is {v!r}, not a string", key)
-    for name in ("max_chunk_size", "tiling_threshold"):
-        v = d.get(name)
-        if v is not None and not _is_int(v):
-            raise CorruptDataError(f"tensor meta's {name!r} is {v!r}, not an integer", key)
-
-
-def check_version(version: Optional[str], where: str) -> None:
+def check_version(version: Any, where: str) -> None:
     if not version:
         return
     try:
@@ -73,83 +50,104 @@ def check_version(version: Optional[str], where: str) -> None:
         )
 
 
-class DatasetMeta:
-    """dataset_meta.json: the tensors (by key), their names, groups and hidden tensors."""
-
-    def __init__(self, d: Optional[Dict[str, Any]] = None):
-        self.d: Dict[str, Any] = d if d is not None else {
-            "allow_delete": True,
-            "default_index": [{"start": None, "step": None, "stop": None}],
-            "groups": [],
-            "hidden_tensors": [],
-            "tensor_names": {},
-            "tensors": [],
-            "version": C.FORMAT_VERSION,
-        }
-        self.d.setdefault("tensor_names", {k: k for k in self.d.get("tensors", [])})
-        self.d.setdefault("hidden_tensors", [])
-        self.d.setdefault("groups", [])
-
-    @classmethod
-    def from_bytes(cls, data: bytes, key: str = C.DATASET_META_FILENAME) -> "DatasetMeta":
-        d = loads(data, key)
-        if not isinstance(d, dict) or "tensors" not in d:
-            raise CorruptDataError("dataset meta has no 'tensors'", key)
-        _check_dataset_meta(d, key)
-        check_version(d.get("version"), "This dataset")
-        return cls(d)
-
-    def to_bytes(self) -> bytes:
-        return dumps(self.d)
-
-    def copy(self) -> "DatasetMeta":
-        return DatasetMeta(json.loads(json.dumps(self.d)))
-
-    @property
-    def tensors(self) -> List[str]:
-        return self.d["tensors"]
-
-    @property
-    def tensor_names(self) -> Dict[str, str]:
-        """name -> key (a renamed tensor keeps its key)."""
-        return self.d["tensor_names"]
-
-    @property
-    def hidden_tensors(self) -> List[str]:
-        return self.d["hidden_tensors"]
-
-    @property
-    def groups(self) -> List[str]:
-        return self.d["groups"]
-
-    def add_tensor(self, name: str, key: str, hidden: bool) -> None:
-        self.d["tensors"].append(key)
-        self.d["tensor_names"][name] = key
-        if hidden:
-            self.d["hidden_tensors"].append(key)
-
-    def remove_tensor(self, name: str) -> str:
-        key = self.d["tensor_names"].pop(name)
-        self.d["tensors"].remove(key)
-        if key in self.d["hidden_tensors"]:
-            self.d["hidden_tensors"].remove(key)
-        return key
-
-    def rename_tensor(self, old: str, new: str) -> None:
-        key = self.d["tensor_names"].pop(old)
-        self.d["tensor_names"][new] = key
-
-    def add_group(self, name: str) -> None:
-        if name not in self.d["groups"]:
-            self.d["groups"].append(name)
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _is_str_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _json_copy(v: Any) -> Any:
+    return copy.deepcopy(v)
+
+
+# --------------------------------------------------------------------------------- tensor meta
+# what each typed field must hold, checked in from_dict; the message names the key
+def _opt_str(v: Any) -> bool:
+    return v is None or isinstance(v, str)
+
+
+def _opt_int(v: Any) -> bool:
+    return v is None or _is_int(v)
+
+
+def _count(v: Any) -> bool:
+    return _is_int(v) and v >= 0
+
+
+def _opt_shape(v: Any) -> bool:
+    return v is None or (isinstance(v, list) and all(_is_int(x) for x in v))
+
+
+def _bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _opt_dict(v: Any) -> bool:
+    return v is None or isinstance(v, dict)
+
+
+_TENSOR_CHECKS = {
+    "htype": (_opt_str, "not a string"),
+    "dtype": (_opt_str, "not a string"),
+    "sample_compression": (_opt_str, "not a string"),
+    "chunk_compression": (_opt_str, "not a string"),
+    "typestr": (_opt_str, "not a string"),
+    "name": (_opt_str, "not a string"),
+    "length": (_count, "not a count"),
+    "min_shape": (_opt_shape, "not a list of integers"),
+    "max_shape": (_opt_shape, "not a list of integers"),
+    "max_chunk_size": (_opt_int, "not an integer"),
+    "tiling_threshold": (_opt_int, "not an integer"),
+    "hidden": (_bool, "not a boolean"),
+    "is_link": (_bool, "not a boolean"),
+    "is_sequence": (_bool, "not a boolean"),
+    "verify": (_bool, "not a boolean"),
+    "links": (_opt_dict, "not a mapping"),
+}
+_SHAPE_FIELDS = ("min_shape", "max_shape")
+# keys an htype may carry that read as None when absent (the engine asks for them freely)
+_OPTIONAL_EXTRAS = ("zstd_level", "class_names", "coords")
+
+
+def _ints(v: Iterable[Any]) -> tuple[int, ...]:
+    tolist = getattr(v, "tolist", None)  # a NumPy row: one call, Python ints out
+    return tuple(int(x) for x in (tolist() if tolist is not None else v))
+
+
+def _shape(v: Optional[Iterable[Any]]) -> Optional[tuple[int, ...]]:
+    return None if v is None else tuple(int(x) for x in v)
+
+
+@dataclass(frozen=True)
 class TensorMeta:
     """tensor_meta.json of one tensor."""
 
-    def __init__(self, d: Dict[str, Any]):
-        self.d = d
+    htype: Optional[str] = "generic"
+    dtype: Optional[str] = None
+    sample_compression: Optional[str] = None
+    chunk_compression: Optional[str] = None
+    length: int = 0
+    min_shape: Optional[tuple[int, ...]] = ()
+    max_shape: Optional[tuple[int, ...]] = ()
+    max_chunk_size: Optional[int] = None
+    tiling_threshold: Optional[int] = None
+    hidden: bool = False
+    is_link: bool = False
+    is_sequence: bool = False
+    verify: bool = True
+    links: Optional[Mapping[str, Any]] = None
+    name: Optional[str] = None
+    typestr: Optional[str] = None
+    version: Any = C.FORMAT_VERSION
+    # keys with no field of their own (class_names, coords, vdb_indexes, _info, a newer
+    # writer's...), kept as read
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    # which typed keys the document has (a key it lacks is not added when written back)
+    present: frozenset[str] = field(default=frozenset(), compare=False)
 
+    # construction ----------------------------------------------------------------------------
     @classmethod
     def new(
         cls,
@@ -163,78 +161,219 @@ class TensorMeta:
         hidden: bool,
         is_sequence: bool,
         is_link: bool,
-        extra: Dict[str, Any],
-    ) -> "TensorMeta":
-        d: Dict[str, Any] = {
-            "chunk_compression": chunk_compression,
-            "dtype": dtype,
-            "hidden": hidden,
-            "htype": htype,
-            "is_link": is_link,
-            "is_sequence": is_sequence,
-            "length": 0,
-            "links": {},
-            "max_chunk_size": max_chunk_size,
-            "max_shape": [],
-            "min_shape": [],
-            "name": name,
-            "sample_compression": sample_compression,
-            "tiling_threshold": tiling_threshold,
-            "typestr": None,
-            "verify": True,
-            "version": C.FORMAT_VERSION,
-        }
-        d.update(extra)
-        return cls(d)
+        extra: Mapping[str, Any],
+    ) -> TensorMeta:
+        """The meta of a new, empty tensor (every typed key present, as deeplake writes it)."""
+        base = cls(
+            htype=htype, dtype=dtype, sample_compression=sample_compression,
+            chunk_compression=chunk_compression, max_chunk_size=max_chunk_size,
+            tiling_threshold=tiling_threshold, hidden=hidden, is_sequence=is_sequence,
+            is_link=is_link, links={}, max_shape=(), min_shape=(), name=name,
+            present=_TENSOR_KEYS,
+        )
+        return base.replace(**dict(extra)) if extra else base
 
     @classmethod
-    def from_bytes(cls, data: bytes, key: str = "") -> "TensorMeta":
-        d = loads(data, key)
+    def from_dict(cls, d: Any, key: str = "") -> TensorMeta:
+        """Check a parsed tensor_meta.json and type it; CorruptDataError names the bad key."""
         if not isinstance(d, dict) or "htype" not in d:
             raise CorruptDataError("tensor meta has no 'htype'", key)
-        _check_tensor_meta(d, key)
+        for name, (ok, what) in _TENSOR_CHECKS.items():
+            if name in d and not ok(d[name]):
+                raise CorruptDataError(f"tensor meta's {name!r} is {d[name]!r}, {what}", key)
         check_version(d.get("version"), f"Tensor meta {key!r}")
-        return cls(d)
+        typed: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for k, v in d.items():
+            if k in _TENSOR_KEYS:
+                typed[k] = _shape(v) if k in _SHAPE_FIELDS else v
+            else:
+                extra[k] = v
+        return cls(**typed, extra=extra, present=frozenset(typed))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, key: str = "") -> TensorMeta:
+        return cls.from_dict(loads(data, key), key)
+
+    # writing ---------------------------------------------------------------------------------
+    def _doc(self) -> dict[str, Any]:
+        """The JSON document, sharing the meta's values (to serialize, not to change)."""
+        out: dict[str, Any] = {}
+        for k in self.present:
+            v = getattr(self, k)
+            out[k] = list(v) if k in _SHAPE_FIELDS and v is not None else v
+        out.update(self.extra)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document (a fresh copy: changing it changes no meta)."""
+        return _json_copy(self._doc())  # type: ignore[no-any-return]
 
     def to_bytes(self) -> bytes:
-        return dumps(self.d)
+        return dumps(self._doc())
 
-    def copy(self) -> "TensorMeta":
-        return TensorMeta(json.loads(json.dumps(self.d)))
+    @property
+    def d(self) -> Mapping[str, Any]:
+        """The document, read-only (older code read ``meta.d[key]``)."""
+        return MappingProxyType(self.to_dict())
 
-    # plain accessors -------------------------------------------------------------------------
+    # changes: each returns a new meta --------------------------------------------------------
+    def replace(self, **changes: Any) -> TensorMeta:
+        """A meta with these keys set: typed keys by field, any other key in ``extra``."""
+        # the fields copied in one step into a new instance (no slots for this reason): the
+        # engine swaps its meta at every extend, and dataclasses.replace costs several times more
+        new = object.__new__(TensorMeta)
+        fields_of = new.__dict__
+        fields_of.update(self.__dict__)
+        extra: Optional[dict[str, Any]] = None
+        added: list[str] = []
+        for k, v in changes.items():
+            if k in _TENSOR_KEYS:
+                fields_of[k] = _shape(v) if k in _SHAPE_FIELDS else v
+                if k not in self.present:
+                    added.append(k)
+            else:
+                if extra is None:
+                    extra = dict(self.extra)
+                extra[k] = v
+        if extra is not None:
+            fields_of["extra"] = extra
+        if added:
+            fields_of["present"] = self.present | frozenset(added)
+        return new
+
+    def without(self, *names: str) -> TensorMeta:
+        """A meta without these keys (typed keys go back to their defaults, unwritten)."""
+        extra = {k: v for k, v in self.extra.items() if k not in names}
+        defaults = {f.name: f.default for f in fields(self) if f.name in names and f.name in _TENSOR_KEYS}
+        fields_now = {f.name: getattr(self, f.name) for f in fields(self)}
+        fields_now.update(defaults)
+        fields_now["extra"] = extra
+        fields_now["present"] = self.present - frozenset(names)
+        return TensorMeta(**fields_now)
+
+    def with_shape_interval(self, min_shape: Iterable[Any], max_shape: Iterable[Any]) -> TensorMeta:
+        """A meta whose shape interval also covers samples of shapes min_shape..max_shape
+        (itself when it already does: the common case of an extend)."""
+        lo, hi = _ints(min_shape), _ints(max_shape)
+        cur_min, cur_max = self.min_shape or (), self.max_shape or ()
+        if cur_min or cur_max:
+            if lo == cur_min and hi == cur_max:
+                return self
+            lo, hi = tuple(map(min, cur_min, lo)), tuple(map(max, cur_max, hi))
+        if lo == self.min_shape and hi == self.max_shape:
+            return self
+        return self.replace(min_shape=lo, max_shape=hi)
+
+    def copy(self) -> TensorMeta:
+        return self  # immutable
+
+    # derived reads ---------------------------------------------------------------------------
     def __getattr__(self, item: str) -> Any:
-        d = self.__dict__.get("d")
-        if d is not None and item in d:
-            return d[item]
-        if item in ("zstd_level", "class_names", "coords"):
+        # only called when normal lookup fails: an extra key read as an attribute
+        if item.startswith("__"):
+            raise AttributeError(item)
+        extra = self.__dict__.get("extra", {})
+        if item in extra:
+            return extra[item]
+        if item in _OPTIONAL_EXTRAS:
             return None
         raise AttributeError(item)
 
-    def set(self, key: str, value: Any) -> None:
-        self.d[key] = value
-
     @property
     def base_htype(self) -> str:
-        return self.d.get("htype") or "generic"
-
-    @property
-    def length(self) -> int:
-        return int(self.d.get("length", 0))
-
-    @length.setter
-    def length(self, n: int) -> None:
-        self.d["length"] = int(n)
+        return self.htype or "generic"
 
     @property
     def ndim(self) -> Optional[int]:
-        ms = self.d.get("min_shape") or []
+        ms = self.min_shape or ()
         return len(ms) if ms or self.length else None
 
-    def update_shape_interval(self, min_shape, max_shape) -> None:
-        cur_min, cur_max = self.d.get("min_shape") or [], self.d.get("max_shape") or []
-        if not cur_min and not cur_max:
-            self.d["min_shape"], self.d["max_shape"] = [int(x) for x in min_shape], [int(x) for x in max_shape]
-            return
-        self.d["min_shape"] = [int(min(a, b)) for a, b in zip(cur_min, min_shape)]
-        self.d["max_shape"] = [int(max(a, b)) for a, b in zip(cur_max, max_shape)]
+
+_FIELD_NAMES = tuple(f.name for f in fields(TensorMeta))
+_TENSOR_KEYS = frozenset(_FIELD_NAMES) - {"extra", "present"}
+
+
+# -------------------------------------------------------------------------------- dataset meta
+_DATASET_KEYS = ("allow_delete", "default_index", "groups", "hidden_tensors", "tensor_names", "tensors", "version")
+
+
+@dataclass(slots=True)
+class DatasetMeta:
+    """dataset_meta.json: the tensors (by key), their names, groups and hidden tensors.
+
+    Not frozen yet: the dataset's schema edits (create, delete, rename) change it in place
+    through the methods below."""
+
+    tensors: list[str] = field(default_factory=list)
+    tensor_names: dict[str, str] = field(default_factory=dict)  # name -> key (a rename keeps the key)
+    hidden_tensors: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    allow_delete: Any = True
+    default_index: Any = field(default_factory=lambda: [{"start": None, "step": None, "stop": None}])
+    version: Any = C.FORMAT_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+    present: frozenset[str] = field(default=frozenset(_DATASET_KEYS), compare=False)
+
+    @classmethod
+    def from_dict(cls, d: Any, key: str = C.DATASET_META_FILENAME) -> DatasetMeta:
+        if not isinstance(d, dict) or "tensors" not in d:
+            raise CorruptDataError("dataset meta has no 'tensors'", key)
+        for name in ("tensors", "hidden_tensors", "groups"):
+            if name in d and not _is_str_list(d[name]):
+                raise CorruptDataError(f"dataset meta's {name!r} is not a list of names", key)
+        names = d.get("tensor_names")
+        if names is not None and not (isinstance(names, dict) and all(isinstance(v, str) for v in names.values())):
+            raise CorruptDataError("dataset meta's 'tensor_names' is not a mapping of names to keys", key)
+        check_version(d.get("version"), "This dataset")
+        typed = {k: v for k, v in d.items() if k in _DATASET_KEYS}
+        extra = {k: v for k, v in d.items() if k not in _DATASET_KEYS}
+        # a reader relies on these three: an older document without them gets them written
+        typed.setdefault("tensor_names", {k: k for k in typed["tensors"]})
+        typed.setdefault("hidden_tensors", [])
+        typed.setdefault("groups", [])
+        if typed["tensor_names"] is None:
+            typed["tensor_names"] = {k: k for k in typed["tensors"]}
+        return cls(**typed, extra=extra, present=frozenset(typed))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, key: str = C.DATASET_META_FILENAME) -> DatasetMeta:
+        return cls.from_dict(loads(data, key), key)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: _json_copy(getattr(self, k)) for k in self.present}
+        out.update(_json_copy(self.extra))
+        return out
+
+    def to_bytes(self) -> bytes:
+        return dumps(self.to_dict())
+
+    @property
+    def d(self) -> Mapping[str, Any]:
+        """The document, read-only."""
+        return MappingProxyType(self.to_dict())
+
+    def copy(self) -> DatasetMeta:
+        return DatasetMeta.from_dict(self.to_dict())
+
+    # schema edits (in place) -----------------------------------------------------------------
+    def add_tensor(self, name: str, key: str, hidden: bool) -> None:
+        self.tensors.append(key)
+        self.tensor_names[name] = key
+        if hidden:
+            self.hidden_tensors.append(key)
+
+    def remove_tensor(self, name: str) -> str:
+        key = self.tensor_names.pop(name)
+        self.tensors.remove(key)
+        if key in self.hidden_tensors:
+            self.hidden_tensors.remove(key)
+        return key
+
+    def rename_tensor(self, old: str, new: str) -> None:
+        key = self.tensor_names.pop(old)
+        self.tensor_names[new] = key
+
+    def add_group(self, name: str) -> None:
+        if name not in self.groups:
+            self.groups.append(name)

@@ -12,9 +12,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from lakeformat.codecs import BYTE_COMPRESSIONS, IMAGE_COMPRESSIONS, compress_bytes, compress_image
+from lakeformat.codecs.registry import get_codec, is_image_codec
 from lakeformat.core.meta import TensorMeta
 from lakeformat.core.sample import LinkedSample, Sample
+from lakeformat.htypes import htype_of, is_numeric_dtype
 from lakeformat.core.text_codec import EncodedSamples, JsonEncoder, encode_all_str, encode_ascii_array, orjson_all
 from lakeformat.errors import (
     HtypeViolationError,
@@ -67,7 +68,7 @@ def _fail(cls, msg: str, ctx: Context, i: int):
 
 
 def _np_dtype(dtype: Optional[str]) -> Optional[np.dtype]:
-    if dtype in (None, "str", "Any", "List"):
+    if not is_numeric_dtype(dtype):
         return None
     return np.dtype(dtype)
 
@@ -106,7 +107,7 @@ def _check_htype(base: str, arr: np.ndarray, ctx: Context, i: int) -> None:
         want = 4 if base == "bbox" else 8
         if arr.size and (arr.ndim not in (1, 2) or arr.shape[-1] != want):
             raise _fail(HtypeViolationError, f"a {base} sample has shape (N, {want}) or ({want},), got {arr.shape}", ctx, i)
-    elif base in ("image", "image.rgb", "image.gray"):
+    elif htype_of(base).image_like:
         if arr.size and (arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (1, 3, 4))):
             raise _fail(HtypeViolationError, f"an image is (H, W) or (H, W, 1|3|4), got shape {arr.shape}", ctx, i)
     elif base == "embedding":
@@ -163,8 +164,10 @@ class Serializer:
         self.meta = meta
         self.ctx = ctx
         self.base = meta.base_htype
+        self.rec = htype_of(self.base)  # the htype's facts (lakeformat.htypes)
         self.dtype = _np_dtype(meta.dtype)
         self.sc = meta.sample_compression
+        self.sc_is_image = is_image_codec(self.sc)
         self.ndim = meta.ndim
 
     # ---- public -----------------------------------------------------------------------------------
@@ -194,9 +197,9 @@ class Serializer:
     def _flat(self, values: Any, item_owner: Optional[np.ndarray] = None) -> SerializedBatch:
         if self.meta.is_link:
             return self._links(values, item_owner)
-        if self.base in ("text", "json", "list", "tag"):
+        if self.rec.text_like:
             return self._texts(values, item_owner)
-        if self.base == "class_label" and self.sc is None:
+        if self.rec.label and self.sc is None:
             dense = self._scalar_labels(values)
             if dense is not None:
                 return self._dense(dense, item_owner, labels=True)
@@ -204,7 +207,7 @@ class Serializer:
             isinstance(values, np.ndarray)
             and values.dtype != object
             and values.dtype.kind in "biuf"
-            and self.base != "class_label"
+            and not self.rec.label
             and self.sc is None
             and values.ndim >= 1
         ):
@@ -326,7 +329,7 @@ class Serializer:
     def _pads_gray(self) -> bool:
         # deeplake 3.x stores an (H, W) sample of an `image` tensor, or of any tensor with an
         # image compression, as (H, W, 1); image.gray without compression keeps (H, W)
-        return self.base == "image" or self.sc in IMAGE_COMPRESSIONS
+        return self.base == "image" or self.sc_is_image
 
     def _image_ndim(self, ndim: int) -> int:
         return max(ndim, 3) if self._pads_gray() else ndim
@@ -358,7 +361,7 @@ class Serializer:
                 continue
             if isinstance(v, LinkedSample):
                 raise _fail(SampleDtypeError, "links go into link[...] tensors", self.ctx, gi)
-            if self.base == "class_label":
+            if self.rec.label:
                 arr = _labels(v, self.ctx, batch, gi)
             else:
                 if isinstance(v, (str, bytes, dict)):
@@ -381,7 +384,7 @@ class Serializer:
             if arr.ndim != ndim:
                 raise _fail(SampleShapeError, f"sample has {arr.ndim} dimensions {arr.shape}, the tensor has {ndim}", self.ctx, gi)
             _check_htype(self.base, arr, self.ctx, gi)
-            if self.sc in IMAGE_COMPRESSIONS:
+            if self.sc_is_image:
                 deferred.append((len(parts), arr, gi))  # encoded below, in parallel
                 data = b""
             else:
@@ -391,7 +394,7 @@ class Serializer:
             shapes.append(arr.shape)
             if self.sc is None and arr.nbytes > self.ctx.tiling_threshold:
                 batch.arrays[i] = arr
-            elif self.sc in IMAGE_COMPRESSIONS and arr.nbytes > self.ctx.tiling_threshold:
+            elif self.sc_is_image and arr.nbytes > self.ctx.tiling_threshold:
                 batch.arrays[i] = arr
             infos.append(info)
         if deferred:
@@ -399,7 +402,7 @@ class Serializer:
             for (k, _, _), data in zip(deferred, encoded):
                 parts[k] = data
                 sizes[k] = len(data)
-        if self.dtype is None and self.base == "class_label":
+        if self.dtype is None and self.rec.label:
             batch.dtype = "uint32"
         batch.parts = parts
         batch.sizes = np.asarray(sizes, dtype=np.int64)
@@ -414,11 +417,12 @@ class Serializer:
             return memoryview(arr).cast("B") if arr.size else b""
         if arr.size == 0:
             return b""
-        if self.sc in BYTE_COMPRESSIONS:
-            return compress_bytes(memoryview(arr).cast("B"), self.sc)
         try:
-            return compress_image(arr, self.sc)
-        except (ValueError, TypeError, OSError) as e:
+            codec = get_codec(self.sc)
+            if not codec.is_image:
+                return codec.encode(memoryview(arr).cast("B"))
+            return codec.encode(arr)
+        except (ValueError, TypeError, OSError) as e:  # UnknownCodecError is a ValueError
             raise _fail(HtypeViolationError, f"cannot encode as {self.sc}: {e}", self.ctx, gi) from e
 
     def _file_sample(self, s: Sample, gi: int, ndim: int):
@@ -510,7 +514,7 @@ class Serializer:
         return batch
 
     def _encoded(self, values: EncodedSamples, item_owner) -> SerializedBatch:
-        if self.base not in ("text", "json") or item_owner is not None:
+        if not (self.rec.text_like and not self.rec.list_like) or item_owner is not None:
             raise _fail(SampleDtypeError, f"encoded samples go into text or json tensors, not {self.base}", self.ctx, 0)
         n = len(values)
         sizes = np.asarray(values.sizes, dtype=np.int64).reshape(n)
@@ -551,7 +555,7 @@ class Serializer:
             except KeyError as e:
                 raise _fail(SampleError, str(e.args[0] if e.args else e), self.ctx, gi) from None
             parts.append(v.path.encode("utf-8"))
-            if self.meta.d.get("verify", True) and self.ctx.shape_of_link is not None:
+            if self.meta.verify and self.ctx.shape_of_link is not None:
                 try:
                     shape = tuple(self.ctx.shape_of_link(v.path, v.creds_key))
                 except Exception as e:  # noqa: BLE001
@@ -571,6 +575,6 @@ class Serializer:
         batch.creds = np.asarray(creds, dtype=np.int64)
         batch.num_samples = len(values)
         batch.infos = [{} for _ in values]
-        if self.dtype is None and self.base.startswith("image"):
+        if self.dtype is None and self.rec.image_like:
             batch.dtype = "uint8"
         return batch

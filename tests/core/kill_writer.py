@@ -50,6 +50,23 @@ def setup_plain(path: str) -> None:
     _base(path, commit=False)
 
 
+def setup_sequences(path: str) -> None:
+    """A sequence tensor (its sequence index and the meta are separate objects) beside a flat one."""
+    ds = lakeformat.empty(path, overwrite=True, lock=False)
+    with ds:
+        ds.create_tensor("seq", htype="sequence[generic]", dtype="int32", max_chunk_size=40)
+        ds.create_tensor("ints", dtype="int64", max_chunk_size=40)
+        ds.extend({"seq": [np.arange(i % 4, dtype=np.int32) for i in range(6)], "ints": np.arange(6)})
+
+
+def run_append_sequences(ds: Any, ack: Callable[[], None]) -> None:
+    for _ in range(2):
+        with ds:
+            n = len(ds)
+            ds.extend({"seq": [np.full(1 + i % 3, i, dtype=np.int32) for i in range(n, n + 3)], "ints": np.arange(n, n + 3)})
+        ack()
+
+
 def setup_committed(path: str) -> None:
     _base(path, commit=True)
 
@@ -163,6 +180,7 @@ def run_schema(ds: Any, ack: Callable[[], None]) -> None:
 SCENARIOS: Dict[str, Tuple[Callable[[str], None], Callable[[Any, Callable[[], None]], None]]] = {
     "append": (setup_plain, run_append),
     "append_after_commit": (setup_committed, run_append),
+    "append_sequences": (setup_sequences, run_append_sequences),
     "update": (setup_plain, run_update),
     "update_after_commit": (setup_committed, run_update),
     "pop": (setup_plain, run_pop),

@@ -168,7 +168,7 @@ def target_records(data: bytes) -> None:
         if sc.rows(i) >= 4 or reason != _records.REASON_LIMIT:
             rows, _, emitted, cols = sc.take(i)
             assert len(emitted) == 8 * rows and len(cols) == len(names)
-            for vals, nulls, ends, body in cols:
+            for _vals, nulls, ends, body in cols:
                 assert len(nulls) == rows
                 if ends is not None:
                     e = np.frombuffer(ends, np.int64)
@@ -302,8 +302,7 @@ def seeds_meta() -> List[bytes]:
     dm.add_tensor("images", "images", False)
     dm.add_tensor("_images_id", "_images_id", True)
     tm = TensorMeta.new("images", "image", "uint8", "png", None, 8 << 20, 4 << 20, False, False, False, {})
-    tm.length = 10
-    tm.update_shape_interval((1, 2, 3), (4, 5, 3))
+    tm = tm.replace(length=10).with_shape_interval((1, 2, 3), (4, 5, 3))
     return [b"\1" + dm.to_bytes(), b"\0" + tm.to_bytes(), b"\1{\"tensors\": [], \"version\": \"3.9.52\"}"]
 
 
