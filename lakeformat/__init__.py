@@ -10,10 +10,11 @@ from lakeformat.api import dataset, delete, empty, exists, load
 from lakeformat.core.dataset import Dataset
 from lakeformat.core.sample import LinkedSample, Sample, link, read
 from lakeformat.core.tensor import Tensor
+from lakeformat.core.view import View
 from lakeformat import errors
 
 __version__ = "0.1.0"
-__all__ = ["empty", "load", "dataset", "exists", "delete", "read", "link", "query", "Dataset", "Tensor", "Sample", "LinkedSample", "errors"]
+__all__ = ["empty", "load", "dataset", "exists", "delete", "read", "link", "query", "Dataset", "Tensor", "View", "Sample", "LinkedSample", "errors"]
 
 
 def query(text: str, params: "list | tuple | None" = None) -> Dataset:

@@ -7,7 +7,8 @@ from typing import Any, Dict, Optional, Tuple
 from lakeformat import constants as C
 from lakeformat.core import checksums as CS
 from lakeformat.core import keys
-from lakeformat.core.dataset import Dataset, _DatasetState
+from lakeformat.core.dataset import Dataset
+from lakeformat.core.session import Session
 from lakeformat.core.version_state import VersionState
 from lakeformat.errors import (
     DatasetExistsError,
@@ -15,7 +16,7 @@ from lakeformat.errors import (
     NotADatasetError,
 )
 from lakeformat.storage import StorageProvider, storage_from_url
-from lakeformat.version_control.tree import VersionTree
+from lakeformat.core.version_tree import VersionTree
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def _probe(storage: StorageProvider) -> Tuple[Optional[VersionTree], Dict[str, O
     """The version tree of the dataset at `storage` (None if there is no dataset), and the
     objects read with it, in one round trip: the two that mark a dataset, the link creds, and
     the first commit's dataset objects (what opening reads when nothing was committed yet)."""
-    wanted = [keys.version_control_info_key(), keys.linked_creds_key()] + _DatasetState.opening_keys(C.FIRST_COMMIT_ID)
+    wanted = [keys.version_control_info_key(), keys.linked_creds_key()] + Session.opening_keys(C.FIRST_COMMIT_ID)
     got = storage.get_many(wanted, missing_ok=True)
     info, meta = got[keys.version_control_info_key()], got[keys.dataset_meta_key(C.FIRST_COMMIT_ID)]
     if info is None and meta is None:
@@ -75,7 +76,7 @@ def _open(url: str, storage: StorageProvider, read_only: bool, version: Optional
         node = tree.node(commit_id)
         branch = node["branch"] if tree.is_head(commit_id) else None
     vs = VersionState(storage, tree, commit_id, branch)
-    return Dataset(_DatasetState(storage, vs, read_only, url, prefetched))
+    return Dataset(Session(storage, vs, read_only, url, prefetched))
 
 
 def load(
@@ -111,14 +112,16 @@ def load(
     if verify_reads:
         ds.version_state.verify_reads = True  # read by every chunk engine of this handle
     if lock and not ds.read_only:
+        # (imported here, not at the top: a process forked after `import lakeformat` must
+        # not inherit the locks module's per-process owner id)
         from lakeformat.version_control.locks import acquire_branch_lock, live_holder
 
         # a branch this process already writes: the same state again, so that both handles'
         # writes land in one place (two states of one branch would overwrite each other)
         held = live_holder(storage, ds.branch)
-        if held is not None and not held.read_only and held.vs.is_head:
+        if held is not None and not held.read_only and held.version_state.is_head:
             if verify_reads:
-                held.vs.verify_reads = True
+                held.version_state.verify_reads = True
             return Dataset(held)
         acquire_branch_lock(ds)
     return ds
@@ -148,9 +151,9 @@ def empty(
         raise NotADatasetError(f"{url!r} is not empty and holds no dataset; refusing to write into it.")
     tree = VersionTree()
     vs = VersionState(storage, tree, C.FIRST_COMMIT_ID, C.DEFAULT_BRANCH)
-    ds = Dataset(_DatasetState(storage, vs, False, url))
-    ds._state.meta_dirty = True
-    ds._state.tree_dirty = True
+    ds = Dataset(Session(storage, vs, False, url))
+    ds.session.mark_meta_dirty()
+    ds.session.mark_tree_dirty()
     ds.flush()
     if lock:
         from lakeformat.version_control.locks import acquire_branch_lock

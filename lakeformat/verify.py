@@ -82,7 +82,7 @@ def _verify_version(ds, where: str, deep: bool, report: VerifyReport) -> None:
     # parents first: opening one lines up its hidden tensors with it, as every reader does
     for key in sorted(meta.tensors, key=lambda k: k in meta.hidden_tensors):
         try:
-            eng = ds._engine(key)
+            eng = ds.session.engine(key)
         except Exception as e:  # noqa: BLE001 - whatever a damaged meta breaks is reported
             report.problems.append(f"[{where}] tensor {key!r}: meta/encoders do not load: {e}")
             continue
@@ -105,7 +105,7 @@ def _verify_hidden(ds, eng, key: str, where: str, report: VerifyReport) -> None:
         if hkey not in meta.tensors:
             continue
         try:
-            h = ds._engine(hkey)
+            h = ds.session.engine(hkey)
         except Exception as e:  # noqa: BLE001 - whatever a damaged meta breaks is reported
             report.problems.append(f"[{where}] hidden tensor {hkey!r} of {key!r}: meta/encoders do not load: {e}")
             continue

@@ -128,7 +128,7 @@ class SchemaOps:
             hidden, is_seq, is_link, extra,
         )
         if not verify:
-            meta.set("verify", False)
+            meta = meta.replace(verify=False)
         key = full
         if self._tensor_folder(key) in self._state.dropped:
             self.flush()  # a deleted tensor of this name: its folder goes before the new one is made
@@ -137,9 +137,9 @@ class SchemaOps:
             eng.info["class_names"] = list(class_names)
         if nullable:
             eng.info["nullable"] = True
-        self._state.engines[key] = eng
+        self._state.add_engine(eng)
         self.meta.add_tensor(full, key, hidden)
-        self._register_groups(full)
+        self.register_groups(full)
         self._state.meta_dirty = True
         if not hidden:
             make_info = create_sample_info_tensor and creates_info_tensor(base) and verify
@@ -162,8 +162,8 @@ class SchemaOps:
         # tensors cost next to nothing at rest
         meta = TensorMeta.new(hkey, base, dtype or HTYPE_DEFAULTS[base]["dtype"], None, HIDDEN_CHUNK_COMPRESSION,
                               C.HIDDEN_TENSOR_MAX_CHUNK_SIZE, None, True, False, False, extra)
-        meta.d.pop("vdb_indexes", None)
-        self._state.engines[hkey] = ChunkEngine(hkey, self._state.storage, self._state.vs, meta)
+        meta = meta.without("vdb_indexes")
+        self._state.add_engine(ChunkEngine(hkey, self._state.storage, self._state.vs, meta))
         self.meta.add_tensor(hkey, hkey, True)
         link = {"extend": extend, "flatten_sequence": flatten}
         if update:
@@ -171,9 +171,10 @@ class SchemaOps:
         pm = self._engine(parent).meta
         links = dict(pm.links or {})
         links[hkey] = link
-        pm.set("links", links)
+        self._engine(parent).set_meta(links=links)
 
-    def _register_groups(self, full: str) -> None:
+    def register_groups(self, full: str) -> None:
+        """Make the groups that hold tensor (or group) `full`, as the dataset meta lists them."""
         parts = full.split("/")[:-1]
         for i in range(1, len(parts) + 1):
             self.meta.add_group("/".join(parts[:i]))
@@ -185,7 +186,7 @@ class SchemaOps:
             raise TensorAlreadyExistsError(full)
         if full in self.meta.groups and not exist_ok:
             raise TensorAlreadyExistsError(full)
-        self._register_groups(full + "/x")
+        self.register_groups(full + "/x")
         self._state.meta_dirty = True
         self._autoflush()
         return type(self)(self._state, self.index, full)
@@ -212,7 +213,7 @@ class SchemaOps:
         """Forget a tensor; its folder goes once the flush that drops it from the dataset
         meta is published (before that, a crash must leave it whole)."""
         st = self._state
-        st.engines.pop(key, None)
+        st.forget_engine(key)
         st.schema_edited = True
         st.dropped.append(self._tensor_folder(key))
 
@@ -231,10 +232,10 @@ class SchemaOps:
             raise InvalidTensorNameError(f"{new_name!r} is not a valid tensor name")
         key = self.meta.tensor_names[full]
         self.meta.rename_tensor(full, new_full)
-        self._engine(key).meta.set("name", new_full)
+        self._engine(key).set_meta(name=new_full)
         self._engine(key).meta_dirty = True
         self._state.schema_edited = True  # two objects (tensor and dataset meta) change together
-        self._register_groups(new_full)
+        self.register_groups(new_full)
         self._state.diff.tensor_renamed(full, new_full)
         self._state.meta_dirty = True
         self._autoflush()

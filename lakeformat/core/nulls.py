@@ -110,7 +110,7 @@ def _shape_of(eng: "ChunkEngine", present: List[Any]) -> Optional[Tuple[int, ...
 def split(ds: "Dataset", key: str, values: Any) -> Tuple[Any, Optional[NullWrite]]:
     """`values` for a write of tensor `key` with nulls replaced by placeholders, and the mask
     rows to write with them (None when the tensor keeps no mask and the batch has no null)."""
-    eng = ds._engine(key)
+    eng = ds.session.engine(key)
     if not maskable(eng):
         return values, None
     has_mask = mask_key(ds, eng) is not None
@@ -149,7 +149,7 @@ def legacy_nulls(ds: "Dataset", key: str, rows: np.ndarray) -> np.ndarray:
     samples share one shape."""
     from lakeformat.core.tensor import Tensor
 
-    eng = ds._engine(key)
+    eng = ds.session.engine(key)
     m = eng.meta
     out = np.zeros(len(rows), bool)
     if not len(rows) or not maskable(eng) or not m.min_shape or all(m.min_shape):
@@ -165,12 +165,12 @@ def legacy_nulls(ds: "Dataset", key: str, rows: np.ndarray) -> np.ndarray:
 
 def _create_mask(ds: "Dataset", key: str) -> str:
     """A new, empty validity tensor for `key`, named in its info."""
-    eng = ds._engine(key)
+    eng = ds.session.engine(key)
     name = keys.hidden_key(key, "null")
     k = 1
     while name in ds.meta.tensors:
         name, k = keys.hidden_key(key, f"null{k}"), k + 1
-    st = ds._state
+    st = ds.session
     st.with_depth += 1  # flushed with the write it serves, not on its own
     try:
         ds.create_tensor(name, htype="generic", dtype="bool", hidden=True, create_sample_info_tensor=False,
@@ -186,19 +186,19 @@ def _create_mask(ds: "Dataset", key: str) -> str:
 def _mask_at(ds: "Dataset", key: str, length: int) -> str:
     """The validity tensor of `key`, `length` rows long: created when missing (its rows
     backfilled by the legacy rule), padded with False or cut (a crash left it ahead)."""
-    eng = ds._engine(key)
+    eng = ds.session.engine(key)
     mkey = mask_key(ds, eng)
     if mkey is None:
         backfill = legacy_nulls(ds, key, np.arange(length, dtype=np.int64))
         mkey = _create_mask(ds, key)
         if length:
-            ds._engine(mkey).extend(ds._serialize(mkey, backfill.reshape(-1, 1)))
+            ds.session.engine(mkey).extend(ds.session.serialize(mkey, backfill.reshape(-1, 1)))
         return mkey
-    h = ds._engine(mkey)
+    h = ds.session.engine(mkey)
     if h.num_samples > length:
         h.clamp(length)
     elif h.num_samples < length:
-        h.extend(ds._serialize(mkey, np.zeros((length - h.num_samples, 1), bool)))
+        h.extend(ds.session.serialize(mkey, np.zeros((length - h.num_samples, 1), bool)))
     return mkey
 
 
@@ -207,21 +207,21 @@ def apply_extend(ds: "Dataset", nw: Optional[NullWrite], parent_before: int) -> 
     length before the write)."""
     if nw is None:
         return
-    if mask_key(ds, ds._engine(nw.key)) is None and not nw.nulls.any() and not nw.force:
+    if mask_key(ds, ds.session.engine(nw.key)) is None and not nw.nulls.any() and not nw.force:
         return
     mkey = _mask_at(ds, nw.key, parent_before)
-    ds._engine(mkey).extend(ds._serialize(mkey, nw.nulls.reshape(-1, 1)))
+    ds.session.engine(mkey).extend(ds.session.serialize(mkey, nw.nulls.reshape(-1, 1)))
 
 
 def apply_update(ds: "Dataset", nw: Optional[NullWrite], items: List[int]) -> None:
     """Set the mask rows of replaced samples `items`."""
     if nw is None:
         return
-    eng = ds._engine(nw.key)
+    eng = ds.session.engine(nw.key)
     if mask_key(ds, eng) is None and not nw.nulls.any():
         return
     mkey = _mask_at(ds, nw.key, eng.num_samples)
-    ds._update(mkey, list(items), nw.nulls.reshape(-1, 1))
+    ds.update_samples(mkey, list(items), nw.nulls.reshape(-1, 1))
 
 
 def pop_rows(ds: "Dataset", eng: "ChunkEngine", idx: np.ndarray) -> None:
@@ -229,7 +229,7 @@ def pop_rows(ds: "Dataset", eng: "ChunkEngine", idx: np.ndarray) -> None:
     mkey = mask_key(ds, eng)
     if mkey is None:
         return
-    h = ds._engine(mkey)
+    h = ds.session.engine(mkey)
     idx = np.asarray(idx, np.int64)
     items = idx[: int(np.searchsorted(idx, h.num_samples))]
     if len(items):
@@ -240,12 +240,12 @@ def read(ds: "Dataset", key: str, rows: np.ndarray) -> np.ndarray:
     """Whether each of `rows` is null: the mask where there is one, else the legacy rule."""
     from lakeformat.core.tensor import Tensor
 
-    eng = ds._engine(key)
+    eng = ds.session.engine(key)
     rows = np.asarray(rows, np.int64)
     mkey = mask_key(ds, eng)
     if mkey is None:
         return legacy_nulls(ds, key, rows)
-    h = ds._engine(mkey)
+    h = ds.session.engine(mkey)
     out = np.zeros(len(rows), bool)
     inside = rows < h.num_samples
     if inside.any():

@@ -7,8 +7,8 @@ from typing import Dict, List, Optional, Tuple
 from lakeformat import constants as C
 from lakeformat.core import keys
 from lakeformat.storage import StorageProvider
-from lakeformat.version_control.objects import ChunkSet
-from lakeformat.version_control.tree import VersionTree
+from lakeformat.core.version_objects import ChunkSet
+from lakeformat.core.version_tree import VersionTree
 
 
 class VersionState:

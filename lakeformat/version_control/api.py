@@ -11,21 +11,24 @@ import getpass
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 from lakeformat import constants as C
 from lakeformat.core import keys
+from lakeformat.core.dataset import Dataset
+from lakeformat.core.meta import DatasetMeta
+from lakeformat.core.session import Session
+from lakeformat.core.version_objects import ChunkSet, DatasetDiff
+from lakeformat.core.version_state import VersionState
+from lakeformat.core.version_tree import VersionTree, new_commit_id, update_tree
 from lakeformat.errors import CheckoutError, CommitError, EmptyCommitError, LockedError, ReadOnlyError, VersionControlError
-from lakeformat.version_control.objects import ChunkSet
-from lakeformat.version_control.tree import VersionTree, new_commit_id, update_tree
-
-if TYPE_CHECKING:
-    from lakeformat.core.dataset import Dataset
+from lakeformat.storage import StorageProvider
 
 logger = logging.getLogger(__name__)
 
 
-def _user() -> str:
+def user_name() -> str:
+    """The name commits are stamped with: the OS user ("unknown" where there is none)."""
     try:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no passwd entry in some containers
@@ -35,16 +38,14 @@ def _user() -> str:
 # ---- the tree of an open dataset -------------------------------------------------------------
 def save_tree(ds: "Dataset") -> None:
     """Write the in-memory tree, unioned into whatever is stored (dataset creation)."""
-    st = ds._state
-    mine = st.vs.tree
-    st.vs.tree = update_tree(st.storage, lambda t: t.merge_from(mine))
+    ds.session.save_tree()
 
 
 def refresh_tree(ds: "Dataset") -> None:
     """Pick up branches and commits other writers made since this dataset was opened."""
-    vs = ds._state.vs
+    vs = ds.session.version_state
     try:
-        stored = VersionTree.from_bytes(ds._state.storage.get(keys.version_control_info_key()))
+        stored = VersionTree.from_bytes(ds.session.storage.get(keys.version_control_info_key()))
     except KeyError:
         return
     if vs.commit_id in stored.commits:
@@ -61,20 +62,17 @@ def write_commit_infos(storage, tree: VersionTree, ids: Iterable[str]) -> None:
 
 def dataset_at(ds: "Dataset", commit_id: str, tree: Optional[VersionTree] = None) -> "Dataset":
     """A read-only dataset object on the same storage at another version."""
-    from lakeformat.core.dataset import Dataset, _DatasetState
-    from lakeformat.core.version_state import VersionState
-
-    st = ds._state
+    st = ds.session
     tree = tree or st.vs.tree
     branch = tree.node(commit_id)["branch"] if tree.is_head(commit_id) else None
     vs = VersionState(st.storage, tree, commit_id, branch)
-    return Dataset(_DatasetState(st.storage, vs, True, st.path))
+    return Dataset(Session(st.storage, vs, True, st.path))
 
 
 # ---- queries ----------------------------------------------------------------------------------------
 def commit_id(ds: "Dataset") -> Optional[str]:
     """The last committed commit at or before the current state (None before any commit)."""
-    vs = ds._state.vs
+    vs = ds.session.version_state
     if vs.is_head:
         return vs.tree.node(vs.commit_id)["parent"]
     return vs.commit_id
@@ -82,22 +80,14 @@ def commit_id(ds: "Dataset") -> Optional[str]:
 
 def has_head_changes(ds: "Dataset") -> bool:
     """Whether the branch head holds changes not yet committed."""
-    st = ds._state
-    if not st.vs.is_head:
-        return False
-    if st.meta_dirty or st.info_dirty or st.diff.renamed or st.diff.deleted or st.diff.info_updated:
-        return True
-    for key in st.meta.tensors:
-        eng = ds._engine(key)
-        if eng.is_dirty or eng.commit_diff.has_changes:
-            return True
-    return False
+    st = ds.session
+    return st.version_state.is_head and st.has_changes
 
 
 def log(ds: "Dataset", print_out: bool = False) -> List[Dict[str, Any]]:
     """Commits from the current one back to the first, newest first: commit id, author,
     time (a POSIX timestamp), message and branch."""
-    vs = ds._state.vs
+    vs = ds.session.version_state
     out = []
     for cid in vs.chain:
         node = vs.tree.commits[cid]
@@ -127,8 +117,6 @@ def format_log(entries: List[Dict[str, Any]], branch: Optional[str]) -> str:
 
 # ---- a new version's files --------------------------------------------------------------------------
 def _version_files(storage, commit: str) -> List[str]:
-    from lakeformat.core.meta import DatasetMeta
-
     ks = [keys.dataset_meta_key(commit), keys.dataset_info_key(commit)]
     try:
         tensors = DatasetMeta.from_bytes(storage.get(keys.dataset_meta_key(commit))).tensors
@@ -150,8 +138,6 @@ def copy_version_metas(storage, src: str, dst: str) -> List[str]:
     """A new version starts as a copy of its parent's metas and encoders (never its chunks),
     with an empty chunk_set per tensor. Like deeplake, no commit_diff is written until the
     version changes something. Returns the tensor keys."""
-    from lakeformat.core.meta import DatasetMeta
-
     got = storage.get_many(_version_files(storage, src), missing_ok=True)
     prefix_src = "" if src == C.FIRST_COMMIT_ID else f"versions/{src}/"
     out: Dict[str, bytes] = {}
@@ -178,12 +164,14 @@ def _publish_version(storage, vs, mutate, new: str, infos: list) -> None:
     try:
         vs.tree = update_tree(storage, mutate)
     except BaseException:
-        _drop_version_folder(storage, new)
+        drop_version_folder(storage, new)
         raise
     write_commit_infos(storage, vs.tree, infos)
 
 
-def _drop_version_folder(storage, commit: str) -> None:
+def drop_version_folder(storage: StorageProvider, commit: str) -> None:
+    """Delete the folder of version `commit` (one no stored tree points at): best effort, a
+    leftover folder is garbage, not damage. The first commit's files are never touched."""
     if commit != C.FIRST_COMMIT_ID:
         try:
             storage.delete_prefix(f"versions/{commit}/")
@@ -196,21 +184,23 @@ def commit(ds: "Dataset", message: Optional[str] = None, allow_empty: bool = Fal
     """Snapshot the current branch head; returns the new commit's id."""
     if ds.is_view:
         raise CommitError("commit from the dataset, not a view of it")
-    ds._check_writable()
+    ds.check_writable()
     ds.flush()
     if not allow_empty and not has_head_changes(ds):
         raise EmptyCommitError("Nothing to commit: the head has no changes (pass allow_empty=True to commit anyway).")
-    return _commit(ds, message)
+    return commit_head(ds, message)
 
 
-def _commit(ds: "Dataset", message: Optional[str]) -> str:
-    st = ds._state
+def commit_head(ds: "Dataset", message: Optional[str]) -> str:
+    """Stamp the (flushed) branch head of `ds` as a commit and move the handle onto a new
+    head after it, even when the head holds no change; returns the stamped commit's id."""
+    st = ds.session
     vs = st.vs
     storage = st.storage
     cur, branch = vs.commit_id, vs.branch
     new = new_commit_id()
     copy_version_metas(storage, cur, new)
-    user, when = _user(), time.time()
+    user, when = user_name(), time.time()
 
     def mutate(t: VersionTree) -> None:
         if t.branches.get(branch) != cur:
@@ -220,8 +210,7 @@ def _commit(ds: "Dataset", message: Optional[str]) -> str:
         t.branches[branch] = new
 
     _publish_version(storage, vs, mutate, new, [cur, new])
-    vs.forget_chunk_sets()
-    st.load_commit(new)
+    st.reload(new)
     return cur
 
 
@@ -235,7 +224,7 @@ def checkout(ds: "Dataset", address: str, create: bool = False) -> Optional[str]
     position (its last commit, for a branch head)."""
     from lakeformat.version_control.locks import acquire_lock, release_lock
 
-    st = ds._state
+    st = ds.session
     vs = st.vs
     storage = st.storage
     writable = not st.read_only
@@ -268,7 +257,7 @@ def checkout(ds: "Dataset", address: str, create: bool = False) -> Optional[str]
             base = cur
         new = new_commit_id()
         copy_version_metas(storage, base, new)
-        message, user, when = f"auto commit before checkout to {address}", _user(), time.time()
+        message, user, when = f"auto commit before checkout to {address}", user_name(), time.time()
 
         def mutate(t: VersionTree) -> None:
             if address in t.branches:
@@ -289,9 +278,9 @@ def checkout(ds: "Dataset", address: str, create: bool = False) -> Optional[str]
         except BaseException:
             if took:
                 release_lock(storage, address)
-            _drop_version_folder(storage, new)
+            drop_version_folder(storage, new)
             if auto is not None:
-                _drop_version_folder(storage, auto)
+                drop_version_folder(storage, auto)
             raise
         write_commit_infos(storage, vs.tree, [cur, auto, new] if auto is not None else [new])
         target, branch = new, address
@@ -306,27 +295,24 @@ def checkout(ds: "Dataset", address: str, create: bool = False) -> Optional[str]
     if old_locked is not None and old_locked != branch:
         release_lock(storage, old_locked, owner=st)
     vs.branch = branch
-    vs.forget_chunk_sets()
-    st.load_commit(target)
+    st.reload(target)
     return commit_id(ds)
 
 
 def reset(ds: "Dataset") -> None:
     """Drop every uncommitted change of the current branch head."""
-    ds._check_writable()
-    st = ds._state
+    ds.check_writable()
+    st = ds.session
     vs = st.vs
     storage = st.storage
     refresh_tree(ds)
     cur, branch = vs.commit_id, vs.branch
     parent = vs.tree.node(cur)["parent"]
-    st.engines.clear()
+    for key in st.open_engines():
+        st.forget_engine(key)
     if parent is None:
         # never committed: back to an empty dataset, published by one journaled flush (an
         # empty dataset meta, info and diff); the tensors' folders go once it is published
-        from lakeformat.core.meta import DatasetMeta
-        from lakeformat.version_control.objects import DatasetDiff
-
         old_tensors = list(st.meta.tensors)
         st.dropped = [f"{k}/" for k in old_tensors]
         st.schema_edited = True
@@ -335,8 +321,7 @@ def reset(ds: "Dataset") -> None:
         st.diff = DatasetDiff()
         st.diff.dirty = True
         ds.flush()
-        vs.forget_chunk_sets()
-        st.load_commit(cur)
+        st.reload(cur)
         return
     new = new_commit_id()
     copy_version_metas(storage, parent, new)
@@ -349,9 +334,8 @@ def reset(ds: "Dataset") -> None:
         t.branches[branch] = new
 
     _publish_version(storage, vs, mutate, new, [new])
-    _drop_version_folder(storage, cur)
-    vs.forget_chunk_sets()
-    st.load_commit(new)
+    drop_version_folder(storage, cur)
+    st.reload(new)
 
 
 def _branch_commits(tree: VersionTree, name: str) -> List[str]:
@@ -365,8 +349,6 @@ def _branch_commits(tree: VersionTree, name: str) -> List[str]:
 
 def _chunk_pointers_into(storage, tree: VersionTree, targets: set, skip: set) -> Optional[str]:
     """A commit outside `skip` whose chunk sets point at chunks of a commit in `targets`."""
-    from lakeformat.core.meta import DatasetMeta
-
     for cid in tree.commits:
         if cid in skip or cid == C.FIRST_COMMIT_ID:
             continue
@@ -386,7 +368,7 @@ def delete_branch(ds: "Dataset", name: str) -> None:
     branch with branches made from it, one merged elsewhere, or one a live writer holds."""
     from lakeformat.version_control.locks import is_locked_by_other, lock_key
 
-    st = ds._state
+    st = ds.session
     if st.read_only:
         raise ReadOnlyError("cannot delete a branch of a dataset opened read-only")
     storage = st.storage
@@ -423,7 +405,7 @@ def delete_branch(ds: "Dataset", name: str) -> None:
 
     st.vs.tree = update_tree(storage, mutate)
     for c in own:
-        _drop_version_folder(storage, c)
+        drop_version_folder(storage, c)
     try:
         storage.delete(lock_key(name))
     except Exception:  # noqa: BLE001

@@ -26,7 +26,7 @@ import numpy as np
 
 from lakeformat.core import keys
 from lakeformat.errors import CorruptDataError
-from lakeformat.version_control.objects import CommitDiff, DatasetDiff
+from lakeformat.core.version_objects import CommitDiff, DatasetDiff
 
 if TYPE_CHECKING:
     from lakeformat.core.dataset import Dataset
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 # ---- helpers shared with merge ----------------------------------------------------------------
 def id_tensor_key(ds: "Dataset", key: str) -> Optional[str]:
     """The key of tensor `key`'s hidden sample-id tensor at `ds`'s version, if it has one."""
-    eng = ds._engine(key)
+    eng = ds.session.engine(key)
     for hkey, link in (eng.meta.links or {}).items():
         if link.get("extend") == "extend_id" and hkey in ds.meta.tensors:
             return hkey
@@ -49,7 +49,7 @@ def sample_ids(ds: "Dataset", key: str) -> Optional[np.ndarray]:
         return None
     from lakeformat.core.tensor import Tensor
 
-    eng = ds._engine(hkey)
+    eng = ds.session.engine(hkey)
     n = eng.num_samples
     if n == 0:
         return np.zeros(0, np.uint64)
@@ -148,7 +148,7 @@ class _Versions:
 def changed_ids(versions: _Versions, key: str, path: Sequence[str]) -> Set[int]:
     """Ids of samples of tensor `key` updated by any version on `path`."""
     out: Set[int] = set()
-    storage = versions.ds._state.storage
+    storage = versions.ds.session.storage
     for c in path:
         cd = commit_diff_at(storage, key, c)
         if cd is None or not cd.data_updated:
@@ -164,7 +164,7 @@ def changed_ids(versions: _Versions, key: str, path: Sequence[str]) -> Set[int]:
 def deleted_ids(versions: _Versions, key: str, path: Sequence[str]) -> Set[int]:
     """Ids of samples of tensor `key` popped by any version on `path`."""
     out: Set[int] = set()
-    storage = versions.ds._state.storage
+    storage = versions.ds.session.storage
     for c in path:
         cd = commit_diff_at(storage, key, c)
         if cd is not None:
@@ -175,8 +175,8 @@ def deleted_ids(versions: _Versions, key: str, path: Sequence[str]) -> Set[int]:
 # ---- one side ------------------------------------------------------------------------------------
 def side_changes(versions: _Versions, commit_id: str, base: Optional[str]) -> Dict[str, Any]:
     ds = versions.ds
-    storage = ds._state.storage
-    tree = ds._state.vs.tree
+    storage = ds.session.storage
+    tree = ds.session.vs.tree
     path = path_to(tree, commit_id, base)
     x = versions.at(commit_id)
     kx = visible_keys(x)
@@ -198,7 +198,7 @@ def side_changes(versions: _Versions, commit_id: str, base: Optional[str]) -> Di
     for k, name in sorted(kx.items(), key=lambda kv: kv[1]):
         cds = [cd for c in path if (cd := commit_diff_at(storage, k, c)) is not None]
         entry: Dict[str, Any] = {"created": k in created_set, "info_updated": any(cd.info_updated for cd in cds), "added": [], "updated": [], "deleted": []}
-        n_x = x._engine(k).num_samples
+        n_x = x.session.engine(k).num_samples
         if k in created_set:
             entry["added"] = list(range(n_x))
         else:
@@ -251,7 +251,7 @@ def compare(ds: "Dataset", id_1: Optional[str] = None, id_2: Optional[str] = Non
     """The dict form of `ds.diff(id_1, id_2)` (see the module docstring)."""
     from lakeformat.version_control.api import refresh_tree
 
-    st = ds._state
+    st = ds.session
     if not st.read_only and st.vs.is_head:
         ds.flush()
     refresh_tree(ds)

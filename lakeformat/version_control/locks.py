@@ -37,6 +37,15 @@ logger = logging.getLogger(__name__)
 
 LOCK_VALIDITY_S = float(os.environ.get("LAKEFORMAT_LOCK_VALIDITY", "300"))
 _OWNER = uuid.uuid4().hex  # this process
+
+
+def _new_owner_after_fork() -> None:
+    # a forked child (a forkserver's workers preload this module) is another lock owner
+    global _OWNER
+    _OWNER = uuid.uuid4().hex
+
+
+os.register_at_fork(after_in_child=_new_owner_after_fork)
 _HELD: "Dict[tuple, _LockHandle]" = {}
 _HELD_LOCK = threading.Lock()
 
@@ -267,7 +276,7 @@ def holds_lock(storage, branch: Optional[str]) -> bool:
 
 def acquire_branch_lock(ds: "Dataset") -> None:
     """Take the write lock of `ds`'s branch (if it is writable at a branch head)."""
-    st = ds._state
+    st = ds.session
     branch = st.vs.branch
     if branch is None or st.read_only or not st.vs.is_head:
         return
@@ -280,7 +289,7 @@ def release_branch_lock(storage, branch: Optional[str]) -> None:
 
 def release_handle(ds: "Dataset") -> None:
     """Give back every lock the handle `ds` holds (ds.close())."""
-    st = ds._state
+    st = ds.session
     with _HELD_LOCK:
         mine = [(k, h) for k, h in _HELD.items() if h.owner() is st]
         for k, _ in mine:

@@ -27,13 +27,18 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
-from lakeformat import constants as C
-from lakeformat.core import keys
+from lakeformat.core import keys, nulls
+from lakeformat.core.dataset import Dataset
+from lakeformat.core.session import Session
+from lakeformat.core.version_objects import ChunkSet, CommitDiff
+from lakeformat.core.version_state import VersionState
+from lakeformat.core.version_tree import VersionTree, load_tree, new_commit_id, update_tree
 from lakeformat.errors import MergeConflictError, MergeError
+from lakeformat.version_control import api
 from lakeformat.version_control.diff import (
     _Versions,
     changed_ids,
@@ -43,10 +48,7 @@ from lakeformat.version_control.diff import (
     visible_keys,
     commit_diff_at,
 )
-from lakeformat.version_control.objects import ChunkSet, CommitDiff
-
-if TYPE_CHECKING:
-    from lakeformat.core.dataset import Dataset
+from lakeformat.version_control.locks import acquire_lock, release_lock
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +88,7 @@ def _read_values(ds: "Dataset", key: str, indices: List[int]) -> List[Any]:
 
     if not indices:
         return []
-    eng = ds._engine(key)
+    eng = ds.session.engine(key)
     meta = eng.meta
     items = np.asarray(indices, dtype=np.int64)
     sc = meta.sample_compression
@@ -127,12 +129,12 @@ def _same_sample(ours: "Dataset", key_o: str, i_o: int, theirs: "Dataset", key_t
 
 # ---- planning (reads only) --------------------------------------------------------------------------
 def _has_changes_on(versions: _Versions, key: str, path: List[str]) -> bool:
-    storage = versions.ds._state.storage
+    storage = versions.ds.session.storage
     return any((cd := commit_diff_at(storage, key, c)) is not None and cd.has_changes for c in path)
 
 
 def _plan(versions: _Versions, head: str, target: str, lca: str, force: bool, delete_removed_tensors: bool) -> _Plan:
-    tree = versions.ds._state.vs.tree
+    tree = versions.ds.session.version_state.tree
     ours, theirs, base = versions.at(head), versions.at(target), versions.at(lca)
     ko, kt, kl = visible_keys(ours), visible_keys(theirs), visible_keys(base)
     path_o, path_t = path_to(tree, head, lca), path_to(tree, target, lca)
@@ -180,7 +182,7 @@ def _plan(versions: _Versions, head: str, target: str, lca: str, force: bool, de
 
 def _plan_tensor(versions: _Versions, head: str, target: str, lca: str, name: str, key_o: str, key_t: str, path_o: List[str], path_t: List[str]) -> _TensorPlan:
     ours, theirs = versions.at(head), versions.at(target)
-    mo, mt = ours._engine(key_o).meta, theirs._engine(key_t).meta
+    mo, mt = ours.session.engine(key_o).meta, theirs.session.engine(key_t).meta
     for what in ("htype", "sample_compression", "chunk_compression"):
         a, b = getattr(mo, what, None), getattr(mt, what, None)
         if (a or None) != (b or None):
@@ -246,18 +248,17 @@ def _conflict_error(plan: _Plan, target_label: str) -> MergeConflictError:
 
 # ---- applying (into a new version folder) -------------------------------------------------------------
 def _append_with_ids(wds: "Dataset", key: str, values: List[Any], ids: np.ndarray) -> None:
-    from lakeformat.core import nulls
-
+    st = wds.session
     values, null_rows = nulls.split(wds, key, values)  # nulls: placeholders + validity rows
-    before = wds._engine(key).num_samples
-    b = wds._serialize(key, values)
-    hidden = wds._hidden_batches(key, b, values)
+    before = st.engine(key).num_samples
+    b = st.serialize(key, values)
+    hidden = st.hidden_batches(key, b)
     idk = id_tensor_key(wds, key)
     if idk is not None:
-        hidden[idk] = wds._serialize(idk, np.ascontiguousarray(ids, dtype=np.uint64).reshape(-1, 1))
-    wds._engine(key).extend(b)
+        hidden[idk] = st.serialize(idk, np.ascontiguousarray(ids, dtype=np.uint64).reshape(-1, 1))
+    st.engine(key).extend(b)
     for hk, hb in hidden.items():
-        wds._engine(hk).extend(hb)
+        st.engine(hk).extend(hb)
     nulls.apply_extend(wds, null_rows, before)
 
 
@@ -274,9 +275,9 @@ def _apply_tensor(wds: "Dataset", theirs: "Dataset", tp: _TensorPlan, policy: Op
     for s in range(0, len(updates), _BATCH):
         part = updates[s : s + _BATCH]
         vals = _read_values(theirs, tp.key_theirs, [j for _, j in part])
-        wds._update(tp.key_ours, [i for i, _ in part], vals)
+        wds.update_samples(tp.key_ours, [i for i, _ in part], vals)
     for i in sorted(set(pops), reverse=True):
-        wds._pop_tensor(tp.key_ours, i)
+        wds.pop_samples(tp.key_ours, i)
     appends.sort()
     for s in range(0, len(appends), _BATCH):
         part = appends[s : s + _BATCH]
@@ -286,18 +287,19 @@ def _apply_tensor(wds: "Dataset", theirs: "Dataset", tp: _TensorPlan, policy: Op
 def _copy_tensor(wds: "Dataset", theirs: "Dataset", name: str, key: str) -> None:
     """Add the target's tensor `key` (with its hidden tensors) by reference: its metas and
     encoders are copied into the merge version, its chunks pointed at from its chunk_set."""
-    storage = wds._state.storage
-    src, dst = theirs._state.vs.commit_id, wds._state.vs.commit_id
-    eng = theirs._engine(key)
+    ours_st, theirs_st = wds.session, theirs.session
+    storage = ours_st.storage
+    src, dst = theirs_st.version_state.commit_id, ours_st.version_state.commit_id
+    eng = theirs_st.engine(key)
     all_keys = [key] + [h for h in (eng.meta.links or {}) if h in theirs.meta.tensors]
     for k in all_keys:
-        e = theirs._engine(k)
+        e = theirs_st.engine(k)
         files = [keys.tensor_meta_key, keys.tensor_info_key, keys.chunk_id_encoder_key, keys.tile_encoder_key, keys.sequence_encoder_key, keys.creds_encoder_key]
         got = storage.get_many([f(k, src) for f in files], missing_ok=True)
         out = {f(k, dst): v for f, v in zip(files, got.values()) if v is not None}
         cs = ChunkSet()
         for cname in e.chunk_ids.names():
-            cid, tkey = theirs._state.vs.chunk_location(k, cname)
+            cid, tkey = theirs_st.version_state.chunk_location(k, cname)
             cs.add(cname, cid, tkey if tkey != k else None)
         out[keys.chunk_set_key(k, dst)] = cs.to_bytes()
         cd = CommitDiff(0, created=True)
@@ -306,9 +308,9 @@ def _copy_tensor(wds: "Dataset", theirs: "Dataset", name: str, key: str) -> None
         storage.set_many(out)
         tname = name if k == key else next((n for n, kk in theirs.meta.tensor_names.items() if kk == k), k)
         wds.meta.add_tensor(tname, k, k != key)
-        wds._state.engines.pop(k, None)
-    wds._register_groups(name)
-    wds._state.meta_dirty = True
+        ours_st.forget_engine(k)
+    wds.register_groups(name)
+    ours_st.mark_meta_dirty()
 
 
 def merge(ds: "Dataset", target_id: str, conflict_resolution: Optional[str] = None, delete_removed_tensors: bool = False, force: bool = False) -> Optional[str]:
@@ -317,18 +319,13 @@ def merge(ds: "Dataset", target_id: str, conflict_resolution: Optional[str] = No
 
     >>> ds.checkout("main"); ds.merge("alt", conflict_resolution="theirs")  # doctest: +SKIP
     """
-    from lakeformat.core.dataset import Dataset, _DatasetState
-    from lakeformat.core.version_state import VersionState
-    from lakeformat.version_control import api
-    from lakeformat.version_control.tree import VersionTree, new_commit_id, update_tree
-
     if conflict_resolution not in (None, "ours", "theirs"):
         raise MergeError(f"conflict_resolution must be None, 'ours' or 'theirs', not {conflict_resolution!r}")
     if ds.is_view:
         raise MergeError("merge into the dataset, not a view of it")
-    ds._check_writable()
-    st = ds._state
-    vs = st.vs
+    ds.check_writable()
+    st = ds.session
+    vs = st.version_state
     storage = st.storage
     ds.flush()
     api.refresh_tree(ds)
@@ -355,7 +352,7 @@ def merge(ds: "Dataset", target_id: str, conflict_resolution: Optional[str] = No
         _commit_branch_head(ds, target_branch, f"auto commit before merging into {branch}")
         api.refresh_tree(ds)
         tree = vs.tree
-    user = api._user()
+    user = api.user_name()
     head_changed = api.has_head_changes(ds)
     parent = tree.node(head)["parent"]
     base = head if head_changed or parent is None else parent
@@ -370,7 +367,7 @@ def merge(ds: "Dataset", target_id: str, conflict_resolution: Optional[str] = No
     work_tree.branches[branch] = merge_id
     new_head = new_commit_id()
     try:
-        wds = Dataset(_DatasetState(storage, VersionState(storage, work_tree, merge_id, branch), False, st.path))
+        wds = Dataset(Session(storage, VersionState(storage, work_tree, merge_id, branch), False, st.path))
         theirs = versions.at(target)
         with wds:
             for old, new in plan.renames:
@@ -400,32 +397,25 @@ def merge(ds: "Dataset", target_id: str, conflict_resolution: Optional[str] = No
 
         vs.tree = update_tree(storage, mutate)
     except BaseException:
-        api._drop_version_folder(storage, merge_id)
-        api._drop_version_folder(storage, new_head)
+        api.drop_version_folder(storage, merge_id)
+        api.drop_version_folder(storage, new_head)
         raise
     api.write_commit_infos(storage, vs.tree, [c for c in (head, merge_id, new_head) if c in vs.tree.commits])
     if base != head:
-        api._drop_version_folder(storage, head)
-    vs.forget_chunk_sets()
-    st.load_commit(new_head)
+        api.drop_version_folder(storage, head)
+    st.reload(new_head)
     return merge_id
 
 
 def _commit_branch_head(ds: "Dataset", branch: str, message: str) -> str:
     """Commit the uncommitted changes at the head of another branch (taking its lock)."""
-    from lakeformat.core.dataset import Dataset, _DatasetState
-    from lakeformat.core.version_state import VersionState
-    from lakeformat.version_control import api
-    from lakeformat.version_control.locks import acquire_lock, release_lock
-    from lakeformat.version_control.tree import load_tree
-
-    st = ds._state
+    st = ds.session
     storage = st.storage
     tree = load_tree(storage)
     took = acquire_lock(storage, branch)
     try:
-        other = Dataset(_DatasetState(storage, VersionState(storage, tree, tree.branches[branch], branch), False, st.path))
-        return api._commit(other, message)
+        other = Dataset(Session(storage, VersionState(storage, tree, tree.branches[branch], branch), False, st.path))
+        return api.commit_head(other, message)
     finally:
         if took:
             release_lock(storage, branch)
