@@ -1,96 +1,21 @@
 """Stream a lakeformat dataset (or a query view) into PyTorch training.
 
+The loader lives in `lakeformat.integrations.torch`; `loaders` is kept as the users' import
+path (`from loaders import dataloader`, `from loaders.reader import ...` keep working).
+
 >>> from loaders import dataloader                                     # doctest: +SKIP
 >>> loader = (dataloader(ds).transform({"images": augment}).batch(64)  # doctest: +SKIP
 ...           .shuffle(True, seed=0).pytorch(num_workers=2))
->>> for batch in loader:                                               # doctest: +SKIP
-...     images, labels = batch["images"], batch["labels"]
 
-See docs/loader.md for the engine, the shuffle's guarantees, sharding and resume.
+See docs/loader.md.
 """
-from __future__ import annotations
-
-import copy
-from typing import Any, Callable, Dict, Optional, Sequence, Union
-
-from loaders.errors import LoaderError, SampleLoadError
-from loaders.torch_loader import LakeDataLoader
+from lakeformat.integrations.torch import (
+    DataLoaderBuilder,
+    LakeDataLoader,
+    LoaderError,
+    SampleLoadError,
+    dataloader,
+    dataset_pytorch,
+)
 
 __all__ = ["dataloader", "DataLoaderBuilder", "LakeDataLoader", "dataset_pytorch", "LoaderError", "SampleLoadError"]
-
-
-class DataLoaderBuilder:
-    """Immutable description of a loader; each method returns a new builder."""
-
-    def __init__(self, ds: Any):
-        self._ds = ds
-        self._opts: Dict[str, Any] = {}
-
-    def _with(self, **kw: Any) -> "DataLoaderBuilder":
-        b = copy.copy(self)
-        b._opts = {**self._opts, **kw}
-        return b
-
-    def transform(self, fn: Union[Callable, Dict[str, Callable]], **kwargs: Any) -> "DataLoaderBuilder":
-        """A per-sample transform: a callable taking the sample dict (with `kwargs`), or a
-        {tensor: callable} dict applied to single tensors' values."""
-        return self._with(transform=fn, transform_kwargs=kwargs)
-
-    def batch(self, size: int, drop_last: bool = False) -> "DataLoaderBuilder":
-        return self._with(batch_size=int(size), drop_last=bool(drop_last))
-
-    def shuffle(self, shuffle: bool = True, buffer_size: int = 256, seed: Optional[int] = None) -> "DataLoaderBuilder":
-        """Chunk-order shuffle plus a shuffle buffer of `buffer_size` MiB of decoded samples
-        per worker (converted to a sample count from the tensors' largest sample size)."""
-        return self._with(shuffle=bool(shuffle), buffer_size=int(buffer_size), seed=seed)
-
-    def pytorch(
-        self,
-        num_workers: int = 0,
-        tensors: Optional[Sequence[str]] = None,
-        collate_fn: Optional[Callable] = None,
-        decode_method: Optional[Dict[str, str]] = None,
-        pin_memory: bool = False,
-        distributed: bool = False,
-        prefetch_factor: Optional[int] = 2,
-        **engine: Any,
-    ) -> LakeDataLoader:
-        """The loader. `engine` options: `pad_tensors`, `ignore_errors`, `return_index`,
-        `prefetch_bytes` (read-ahead budget per worker), `num_threads` (fetch threads per
-        worker), `decode_threads` (decoding threads per worker), `multiprocessing_context`, `timeout`."""
-        return LakeDataLoader(self._ds, num_workers=num_workers, tensors=tensors, collate_fn=collate_fn,
-                              decode_method=decode_method, pin_memory=pin_memory, distributed=distributed,
-                              prefetch_factor=prefetch_factor, **{**self._opts, **engine})
-
-
-def dataloader(ds_or_view: Any) -> DataLoaderBuilder:
-    """Start describing a loader over a dataset or a view (`ds[...]`, a query result)."""
-    return DataLoaderBuilder(ds_or_view)
-
-
-_DL3_POSITIONAL = ("transform", "tensors", "num_workers", "batch_size", "drop_last", "collate_fn", "pin_memory",
-                   "shuffle", "buffer_size", "use_local_cache", "return_index", "pad_tensors", "transform_kwargs",
-                   "decode_method", "persistent_workers")
-
-
-def dataset_pytorch(ds: Any, *args: Any, **kwargs: Any) -> LakeDataLoader:
-    """`ds.pytorch(...)` with deeplake 3.x's arguments (transform, tensors, num_workers=1,
-    batch_size=1, drop_last, collate_fn, pin_memory, shuffle, buffer_size (MiB), return_index=True,
-    pad_tensors, transform_kwargs, decode_method, distributed, ...)."""
-    if len(args) > len(_DL3_POSITIONAL):
-        raise LoaderError(f"ds.pytorch takes at most {len(_DL3_POSITIONAL)} positional arguments")
-    opts: Dict[str, Any] = {"num_workers": 1, "batch_size": 1, "return_index": True, "buffer_size": 2048}
-    for name, value in zip(_DL3_POSITIONAL, args):
-        opts[name] = value
-    opts.update(kwargs)
-    for ignored in ("use_local_cache", "persistent_workers", "progressbar", "use_progress_bar"):
-        opts.pop(ignored, None)
-    tobytes = opts.pop("tobytes", False)  # deeplake 3.x: True or a list of tensors -> raw bytes
-    if tobytes:
-        names = tobytes if isinstance(tobytes, (list, tuple)) else (opts.get("tensors") or list(ds.tensors))
-        opts["decode_method"] = {**{n: "tobytes" for n in names}, **(opts.get("decode_method") or {})}
-    if opts.get("tensors") is not None and isinstance(opts["tensors"], str):
-        opts["tensors"] = [opts["tensors"]]
-    if opts.get("transform_kwargs") is None:
-        opts.pop("transform_kwargs", None)
-    return LakeDataLoader(ds, **opts)

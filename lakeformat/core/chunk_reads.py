@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import functools
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 
 from lakeformat import _native
-from lakeformat.codecs import BYTE_COMPRESSIONS, IMAGE_COMPRESSIONS, decompress_bytes, decompress_image
+from lakeformat.codecs import IMAGE_COMPRESSIONS
 from lakeformat.codecs.bytes_codecs import decompress_into
 from lakeformat.core import keys
 from lakeformat.core.chunk import Chunk
 from lakeformat.core.codec_pool import codec_pool
 from lakeformat.core.encoders import ChunkIdEncoder
-from lakeformat.core.tiling import assemble_tiles
+from lakeformat.core.decode import assemble_tiled
+from lakeformat.core.layout import SampleFormat
 from lakeformat.errors import CorruptDataError, IndexOutOfRangeError, LakeFormatError, StorageError
+
+if TYPE_CHECKING:
+    from lakeformat.core.checksums import EngineChecksums
+    from lakeformat.core.chunk import ChunkBuilder
+    from lakeformat.core.encoders import TileEncoder
+    from lakeformat.core.meta import TensorMeta
+    from lakeformat.core.version_state import VersionState
+    from lakeformat.storage import StorageProvider
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,6 +82,38 @@ def run_concurrently(fn: Callable[[Any], None], jobs: Sequence[Any], concurrency
 
 
 class ChunkReads:
+    """The read methods of `ChunkEngine`; the engine's state they use is declared here (for
+    the type checker: `ChunkEngine` sets it)."""
+
+    if TYPE_CHECKING:
+        key: str
+        commit_id: str
+        storage: StorageProvider
+        vs: VersionState
+        sums: EngineChecksums
+        meta: TensorMeta
+        chunk_ids: ChunkIdEncoder
+        tiles: TileEncoder
+        builder: Optional[ChunkBuilder]
+        staged: Dict[str, bytes]
+        dirty_builders: Dict[str, ChunkBuilder]
+        _parsed: Dict[str, Chunk]
+        _headers: Dict[str, Chunk]
+        _lock: threading.RLock
+
+        @property
+        def verify_reads(self) -> bool: ...
+        @property
+        def num_items(self) -> int: ...
+        @property
+        def max_chunk_size(self) -> int: ...
+        @property
+        def chunk_compression(self) -> Optional[str]: ...
+        def chunk_key_of(self, name: str) -> str: ...
+        def get_chunks(self, names: Sequence[str]) -> Dict[str, Chunk]: ...
+        def _chunk_in_current_commit(self, name: str) -> bool: ...
+        def _unflushed_chunk(self, name: str) -> Optional[Chunk]: ...
+
     def corruption_at(self, items: np.ndarray, reason: str, key: Optional[str], cls: type = CorruptDataError) -> CorruptDataError:
         """The error for damaged bytes met reading `items`: the first of them the chunk `key`
         holds (the first of them, and its chunk, when no key is known)."""
@@ -549,22 +590,10 @@ class ChunkReads:
 
     @names_corruption
     def read_tiled(self, item: int) -> np.ndarray:
-        sample_shape, tile_shape = self.tiles.entries[item]
+        """A tiled item, its tile chunks decoded and assembled (`lakeformat.core.decode`)."""
         rows = self.chunk_ids.rows_of_sample(item)
         names = self.chunk_ids.names()
         chunks = self.get_chunks([names[r] for r in rows])
-        dtype = np.dtype(self.meta.dtype or "uint8")
-        sc = self.meta.sample_compression
-        tiles = []
-        for r in rows:
-            c = chunks[names[r]]
-            tshape = tuple(int(x) for x in c.shape_rows[0, :-1])
-            data = c.data
-            if sc in IMAGE_COMPRESSIONS:
-                t = decompress_image(data, tshape)
-            elif sc in BYTE_COMPRESSIONS:
-                t = np.frombuffer(decompress_bytes(data, sc), dtype=dtype).reshape(tshape)
-            else:
-                t = np.frombuffer(data, dtype=dtype)[: int(np.prod(tshape))].reshape(tshape)
-            tiles.append(t)
-        return assemble_tiles(tiles, sample_shape, tile_shape, dtype)
+        fmt = SampleFormat.of_meta(self.meta.name, self.meta)
+        sample_shape, tile_shape = self.tiles.entries[item]
+        return assemble_tiled(fmt, sample_shape, tile_shape, [chunks[names[r]] for r in rows])

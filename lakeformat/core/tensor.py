@@ -1,24 +1,24 @@
 """`Tensor`: one column of a dataset, or a view of some of its samples."""
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 
-from lakeformat.codecs import BYTE_COMPRESSIONS, IMAGE_COMPRESSIONS, decompress_bytes, decompress_image, png_fast
+from lakeformat.core import decode as D
 from lakeformat.core.codec_pool import codec_pool
+from lakeformat.core.decode import convert_to_text, text_like_array
 from lakeformat.core.index import Index, apply_ops, apply_ops_stacked
-from lakeformat.core.text_codec import json_loads
+from lakeformat.core.info import Info
+from lakeformat.core.layout import SampleFormat, TensorLayout
 from lakeformat.errors import CorruptSampleError, DynamicShapeError, LakeFormatError
 
 if TYPE_CHECKING:
     from lakeformat.core.chunk_engine import ChunkEngine
     from lakeformat.core.dataset import Dataset
 
-_DECODE_THREADS = max(2, min(8, os.cpu_count() or 2))  # the size of the codec pool
-_TEXT_LIKE = ("text", "json", "list", "tag")
+__all__ = ["Tensor", "text_like_array", "convert_to_text"]
+_TEXT_LIKE = D.TEXT_HTYPES
 _IMAGE_HTYPES = ("image", "image.rgb", "image.gray", "dicom", "nifti")  # data() adds sample_info
 
 
@@ -30,29 +30,6 @@ def _shape_after(shape: Tuple[int, ...], ops: Sequence[Any], row: int = 0) -> Tu
     if row < 0:  # a view of no rows: its ops on a stack of no samples
         return tuple(np.shape(apply_ops_stacked(np.broadcast_to(np.zeros((), np.uint8), (0,) + tuple(shape)), ops))[1:])
     return tuple(np.shape(apply_ops(np.broadcast_to(np.zeros((), np.uint8), shape), ops, row)))
-
-
-def text_like_array(v: Any, base: str) -> np.ndarray:
-    """One text, json or list sample as deeplake 3.x's numpy() returns it: a (1,) str array,
-    a (1,) object array holding the object, an object array of the list's items."""
-    if base == "text":
-        return np.array(v).reshape(1) if v is not None else np.array([None], dtype=object)
-    if base == "json":
-        out = np.empty(1, dtype=object)
-        out[0] = v
-        return out
-    items = [] if v is None else v
-    out = np.empty(len(items), dtype=object)
-    for k, x in enumerate(items):
-        out[k] = x
-    return out
-
-
-def convert_to_text(v: Any, names: Sequence[str]) -> Any:
-    """Class indices -> names, nested like the indices (an index past the names: None)."""
-    if isinstance(v, (np.integer, int)):
-        return names[int(v)] if int(v) < len(names) else None
-    return [convert_to_text(x, names) for x in v]
 
 
 class Tensor:
@@ -74,7 +51,7 @@ class Tensor:
         return self.dataset._engine(self.key)
 
     @property
-    def meta(self):
+    def meta(self) -> Any:
         return self.engine.meta
 
     @property
@@ -85,11 +62,11 @@ class Tensor:
             h = f"link[{h}]"
         if m.is_sequence:
             h = f"sequence[{h}]"
-        return h
+        return str(h)
 
     @property
     def base_htype(self) -> str:
-        return self.meta.base_htype
+        return str(self.meta.base_htype)
 
     @property
     def dtype(self) -> Optional[np.dtype]:
@@ -100,15 +77,15 @@ class Tensor:
             return None if d is None else np.dtype(object)
         if d == "str":
             return np.dtype(str)
-        return np.dtype(d)
+        return np.dtype(str(d))
 
     @property
     def sample_compression(self) -> Optional[str]:
-        return self.meta.sample_compression
+        return cast(Optional[str], self.meta.sample_compression)
 
     @property
     def chunk_compression(self) -> Optional[str]:
-        return self.meta.chunk_compression
+        return cast(Optional[str], self.meta.chunk_compression)
 
     @property
     def is_sequence(self) -> bool:
@@ -123,8 +100,33 @@ class Tensor:
         return bool(self.meta.hidden)
 
     @property
-    def info(self) -> "TensorInfo":
-        return TensorInfo(self.engine, self.dataset)
+    def info(self) -> Info:
+        """tensor_info.json as a mapping; changes are saved with the tensor."""
+        eng, ds = self.engine, self.dataset
+
+        def save() -> None:
+            eng.info_dirty = True
+            eng.commit_diff.modify_info()
+            ds._autoflush()
+
+        return Info(eng.info, save, ds._check_writable_view)
+
+    @property
+    def layout(self) -> TensorLayout:
+        """Where the tensor's samples are stored, at the dataset's commit (a plain value; see
+        `lakeformat.core.layout`)."""
+        return TensorLayout.of(self)
+
+    @property
+    def sample_format(self) -> SampleFormat:
+        """How one sample is stored (what decoding it needs)."""
+        return SampleFormat.of_meta(self.name, self.meta)
+
+    @property
+    def link_resolver(self) -> Callable[[List[Any], np.ndarray], List[Any]]:
+        """Stored link paths and their items -> the linked samples (the dataset's creds)."""
+        resolver = self.dataset._links
+        return lambda datas, items: resolver.resolve_many(self, datas, items)
 
     @property
     def num_samples(self) -> int:
@@ -132,7 +134,7 @@ class Tensor:
 
     def __len__(self) -> int:
         if self.index.row_pos:  # the rows axis is not the first: len is the first axis, as NumPy's
-            return int(self.shape[0])
+            return int(cast(int, self.shape[0]))
         return self.index.length(self.num_samples)
 
     @property
@@ -173,7 +175,7 @@ class Tensor:
         """As deeplake 3.x: (items, *item shape) for one sequence, (n, items, *item shape)
         for several, None on axes that differ."""
         samples = np.array([self.index.samples]) if self.index.is_single else self.index.resolve(self.num_samples)
-        starts, ends = self.engine.seq.item_ranges(np.asarray(samples, dtype=np.int64))
+        starts, ends = self._item_ranges(np.asarray(samples, dtype=np.int64))
         lens = (np.asarray(ends) - np.asarray(starts)).astype(np.int64)
         items = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)]).astype(np.int64) if len(lens) else np.zeros(0, np.int64)
         if len(items):
@@ -184,6 +186,13 @@ class Tensor:
         item = tuple(int(a) if a == b else None for a, b in zip(lo, hi))
         seq_len = int(lens[0]) if len(lens) and (lens == lens[0]).all() else None
         return (seq_len,) + item if self.index.is_single else (n, seq_len) + item
+
+    def _item_ranges(self, samples: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """[start, end) of each sequence's items."""
+        seq = self.engine.seq
+        if seq is None:
+            raise LakeFormatError(f"tensor {self.name!r} is not a sequence")
+        return seq.item_ranges(samples)
 
     @property
     def ndim(self) -> int:
@@ -213,7 +222,7 @@ class Tensor:
     def _linked_key(self, kind: str) -> Optional[str]:
         for k, v in (self.meta.links or {}).items():
             if v.get("extend") == kind:
-                return k
+                return str(k)
         return None
 
     # -- indexing ---------------------------------------------------------------------------------------
@@ -231,7 +240,7 @@ class Tensor:
             nd += 1
         return nd
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator["Tensor"]:
         for i in range(len(self)):
             yield self[i]
 
@@ -240,14 +249,14 @@ class Tensor:
         if idx.ops:
             raise LakeFormatError("assigning into part of a sample is not supported; assign the whole sample")
         if idx.is_single:
-            self.dataset._update(self.key, [idx.samples], [value])
+            self.dataset.update_samples(self.key, [cast(int, idx.samples)], [value])
             return
         items = idx.resolve(self.num_samples)
         # an array goes through whole (a masked array keeps its mask): one serialization
-        values = value if isinstance(value, np.ndarray) else list(value)
+        values: Any = value if isinstance(value, np.ndarray) else list(value)
         if len(values) != len(items):
             raise LakeFormatError(f"{len(values)} values for {len(items)} samples")
-        self.dataset._update(self.key, items.tolist(), values)
+        self.dataset.update_samples(self.key, items.tolist(), values)
 
     # -- writes -----------------------------------------------------------------------------------------
     def append(self, sample: Any) -> None:
@@ -260,7 +269,7 @@ class Tensor:
     def pop(self, index: Optional[int] = None) -> None:
         if index is None:
             index = self.num_samples - 1
-        self.dataset._pop_tensor(self.key, index)
+        self.dataset.pop_samples(self.key, index)
 
     # -- reads ------------------------------------------------------------------------------------------
     def numpy(self, aslist: bool = False, fetch_chunks: bool = True, nulls: Optional[str] = None) -> Union[np.ndarray, List[Any]]:
@@ -277,14 +286,14 @@ class Tensor:
         >>> ds.price.numpy(nulls="mask")  # doctest: +SKIP
         """
         if nulls is not None:
-            return self._numpy_nulls(aslist, nulls)
+            return cast(Union[np.ndarray, List[Any]], self._numpy_nulls(aslist, nulls))
         idx = self.index
         items = idx.resolve(self.num_samples)
         if idx.is_single:
             out = self._read(items, aslist, arrays=True)[0]
-            return self._apply_ops(out, aslist) if idx.ops else out
+            return cast(Union[np.ndarray, List[Any]], self._apply_ops(out, aslist) if idx.ops else out)
         if not idx.ops:
-            return self._read(items, aslist, arrays=True)
+            return cast(Union[np.ndarray, List[Any]], self._read(items, aslist, arrays=True))
         m = self.meta
         if not aslist and not m.is_sequence and m.min_shape == m.max_shape and self._fixed_shape() is not None:
             # one stacked array: the ops applied to all samples at once
@@ -371,9 +380,9 @@ class Tensor:
             return np.ma.MaskedArray(data, mask=np.array(mask))
         if (self.engine.info or {}).get("lakeformat_type") in N.TIME_TYPES:
             return self._as_time(data, mask)
-        out = data.astype(np.float64)
-        out[mask] = np.nan
-        return out
+        floats = data.astype(np.float64)
+        floats[mask] = np.nan
+        return floats
 
     def _as_time(self, data: np.ndarray, mask: np.ndarray) -> np.ndarray:
         kind = self.engine.info.get("lakeformat_type")
@@ -406,7 +415,7 @@ class Tensor:
             return np.asarray(us, np.int64).view("timedelta64[us]")
         if info.get("lakeformat_type") not in N.TIME_TYPES:
             raise LakeFormatError(f"tensor {self.name!r} is not a time column (its info has no lakeformat_type timestamp/date/time)")
-        out = self._numpy_nulls(False, "nan")
+        out: np.ndarray = self._numpy_nulls(False, "nan")
         return out.reshape(-1) if out.ndim > 1 and out.shape[-1] == 1 and out.ndim == 2 else out
 
     def to_arrow(self) -> Any:
@@ -459,185 +468,97 @@ class Tensor:
             return list(out) if aslist and np.ndim(out) and out.ndim == arr.ndim else out
         return apply_ops(np.asarray(x) if not isinstance(x, np.ndarray) else x, ops, row)
 
-    def _read(self, samples: np.ndarray, aslist: bool, arrays: bool = False) -> Union[np.ndarray, List[Any]]:
+    def _read(self, samples: np.ndarray, aslist: bool, arrays: bool = False) -> Any:
         """Whole samples. `arrays`: text, json and list samples as deeplake 3.x's arrays
         (`text_like_array`), else as Python values (aslist) or (n, 1) arrays."""
         eng = self.engine
         base = self.meta.base_htype
         eng.check_items(samples) if not self.is_sequence else None
         if arrays and base in _TEXT_LIKE and not self.is_sequence and (aslist or base in ("list", "tag")):
-            vals = [text_like_array(v, base) for v in self._read_items(samples, aslist=True)]
-            if aslist:
-                return vals
-            if len({v.shape for v in vals}) > 1:
-                raise DynamicShapeError(f"tensor {self.name!r}: lists of different lengths; use .numpy(aslist=True)")
-            return np.stack(vals) if vals else np.zeros((0, 0), dtype=object)
+            return D.text_like_arrays(self.name, self._read_items(samples, aslist=True), base, aslist)
         if self.is_sequence:
-            starts, ends = eng.seq.item_ranges(samples)
+            starts, ends = self._item_ranges(samples)
             flat = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]) if len(samples) else np.zeros(0, np.int64)
             vals = self._read_items(flat.astype(np.int64), aslist=True)
             if arrays and base in _TEXT_LIKE:
                 vals = [text_like_array(v, base) for v in vals]
-            out, pos = [], 0
-            for s, e in zip(starts, ends):
-                part = vals[pos : pos + (e - s)]
-                pos += e - s
-                if aslist:
-                    out.append(part)
-                else:
-                    shapes = {np.shape(p) for p in part}
-                    if not part:
-                        out.append(np.zeros((0,), self.dtype if self.dtype is not None else object))
-                    elif isinstance(part[0], (str, dict, list)) or part[0] is None:
-                        out.append(np.asarray(part, dtype=object))
-                    elif len(shapes) == 1:
-                        out.append(np.stack(part))
-                    else:
-                        raise DynamicShapeError(f"tensor {self.name!r}: items of different shapes in one sequence; use aslist=True")
-            if aslist:
-                return out
-            shapes = {o.shape for o in out}
-            if len(shapes) > 1:
-                raise DynamicShapeError(f"tensor {self.name!r}: sequences of different lengths or shapes; use aslist=True")
-            return np.stack(out) if out else np.zeros((0,))
+            return D.group_sequences(self.name, vals, starts, ends, aslist, self.dtype if self.dtype is not None else object)
         return self._read_items(samples, aslist)
 
-    def _fixed_shape(self) -> Optional[Tuple[int, ...]]:
-        m = self.meta
-        if m.is_link or m.sample_compression is not None or m.base_htype in ("text", "json", "list", "tag"):
-            return None
-        if not m.min_shape or m.min_shape != m.max_shape or m.dtype in (None, "str", "Any", "List"):
-            return None
-        return tuple(m.min_shape)
-
-    def _read_items(self, items: np.ndarray, aslist: bool) -> Union[np.ndarray, List[Any]]:
+    def _read_items(self, items: np.ndarray, aslist: bool) -> Any:
         eng = self.engine
-        m = self.meta
+        fmt = self.sample_format
         tiled = [k for k, it in enumerate(items.tolist()) if it in eng.tiles] if eng.tiles.entries else []
-        fixed = self._fixed_shape()
+        fixed = fmt.fixed_shape
         if fixed is not None and not tiled:
-            arr = eng.read_fixed(items, fixed, np.dtype(m.dtype))
+            arr = eng.read_fixed(items, fixed, np.dtype(fmt.dtype))
             return list(arr) if aslist else arr
-        if m.base_htype == "text" and not m.is_link and m.sample_compression is None and not tiled:
+        if fmt.htype == "text" and not fmt.is_link and fmt.sample_compression is None and not tiled:
             if not aslist:
-                arr = eng.read_text_array(items)
-                if arr is not None:
-                    return arr.reshape(len(items), 1)
+                ascii_arr = eng.read_text_array(items)
+                if ascii_arr is not None:
+                    return ascii_arr.reshape(len(items), 1)
             texts = eng.read_texts(items)
-            return texts if aslist else self._stack_text(texts)
+            return texts if aslist else D.stack_text(texts, "text")
         values: List[Any] = [None] * len(items)
         plain = np.asarray([k for k in range(len(items)) if k not in set(tiled)], dtype=np.int64)
         if len(plain):
-            if not aslist and not tiled and m.sample_compression in IMAGE_COMPRESSIONS and not m.is_link and m.min_shape and m.min_shape == m.max_shape:
-                return self._read_images_fixed(items, tuple(int(x) for x in m.min_shape))
+            if not aslist and not tiled and fmt.is_image and not fmt.is_link and fmt.min_shape and fmt.min_shape == fmt.max_shape:
+                return self._read_images_fixed(items, fmt)
             datas, shapes = eng.read_items_bytes(items[plain])
-            decoded = self._decode_many(datas, shapes, items[plain])
+            its = items[plain]
+            decoded = D.decode_samples(fmt, datas, shapes, its, links=self.link_resolver if fmt.is_link else None,
+                                       fail=lambda k, reason: eng.corruption_at(np.asarray(its[k : k + 1]), reason, None, CorruptSampleError))
             for k, v in zip(plain.tolist(), decoded):
                 values[k] = v
         for k in tiled:
             values[k] = eng.read_tiled(int(items[k]))
-        if aslist or m.base_htype in ("text", "json", "list", "tag"):
-            if m.base_htype in ("text", "json", "list", "tag") and not aslist:
-                return self._stack_text(values)
+        if fmt.is_text_like:
+            return values if aslist else D.stack_text(values, fmt.htype)
+        if aslist:
             return values
-        shapes_set = {v.shape for v in values}
-        if len(shapes_set) > 1:
-            raise DynamicShapeError(
-                f"tensor {self.name!r} has samples of different shapes; use .numpy(aslist=True)"
-            )
+        if len({v.shape for v in values}) > 1:
+            raise DynamicShapeError(f"tensor {self.name!r} has samples of different shapes; use .numpy(aslist=True)")
         if not values:
             dt = self.dtype if self.dtype is not None else np.float64
-            return np.zeros((0,) + tuple(m.min_shape or ()), dtype=dt)
+            return np.zeros((0,) + fmt.min_shape, dtype=dt)
         return np.stack(values)
 
-    def _stack_text(self, values: List[Any]) -> np.ndarray:
-        base = self.meta.base_htype
-        if base == "text":
-            if None in values:  # C-level scan; nulls need an object array
-                out = np.empty((len(values), 1), dtype=object)
-                out[:, 0] = values
-                return out
-            return np.asarray(values, dtype=str).reshape(len(values), 1) if values else np.zeros((0, 1), str)
-        out = np.empty((len(values), 1), dtype=object)
-        for i, v in enumerate(values):
-            out[i, 0] = v
-        return out
+    def _fixed_shape(self) -> Optional[Tuple[int, ...]]:
+        return self.sample_format.fixed_shape
 
-    def _read_images_fixed(self, items: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
+    def _read_images_fixed(self, items: np.ndarray, fmt: SampleFormat) -> np.ndarray:
         """Compressed images of one shape, decoded straight into one array. Blocks of items
         are read one after another while the codec threads decode the blocks before them,
         each block cut into one slice per thread (the codecs release the GIL)."""
-        m = self.meta
-        dtype = np.dtype(m.dtype) if m.dtype not in (None, "Any", "List", "str") else np.dtype("uint8")
+        shape = fmt.min_shape
+        dtype = fmt.np_dtype
         n = len(items)
         out = np.zeros((n,) + shape, dtype)
-        sc = m.sample_compression
+        sc = fmt.sample_compression
+        eng = self.engine
 
         def decode_slice(job: Tuple[List[memoryview], int, int, int]) -> None:
             datas, base, lo, hi = job
             for k in range(lo, hi):
-                d = datas[k]
-                if not len(d):
-                    continue  # an empty sample reads as zeros
                 try:
-                    if dtype == np.uint8 and sc == "png" and png_fast.decode(d, out[base + k]) is not None:
-                        continue
-                    out[base + k] = decompress_image(d, shape).astype(dtype, copy=False).reshape(shape)
+                    odd = D.decode_image_into(datas[k], sc, shape, dtype, out[base + k])
+                    if odd is not None:
+                        raise ValueError(f"decoded shape {odd.shape} is not the stored {shape}")
                 except Exception as e:  # noqa: BLE001 - Pillow raises many kinds
-                    raise self.engine.corruption_at(np.asarray(items[base + k : base + k + 1]), f"stored {sc} bytes do not decode: {e}", None, CorruptSampleError) from e
+                    raise eng.corruption_at(np.asarray(items[base + k : base + k + 1]), D.image_error(sc, e), None, CorruptSampleError) from e
 
         block = max(256, min(4096, n // 8 + 1))
         pending = []
         for base in range(0, n, block):
-            datas, _ = self.engine.read_items_bytes(items[base : base + block])
-            cuts = np.linspace(0, len(datas), _DECODE_THREADS + 1).astype(int).tolist()
+            datas, _ = eng.read_items_bytes(items[base : base + block])
+            cuts = np.linspace(0, len(datas), D.DECODE_THREADS + 1).astype(int).tolist()
             pending += [codec_pool().submit(decode_slice, (datas, base, a, b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
-            while len(pending) > 2 * _DECODE_THREADS:  # bounded: at most ~3 blocks of bytes held
+            while len(pending) > 2 * D.DECODE_THREADS:  # bounded: at most ~3 blocks of bytes held
                 pending.pop(0).result()
         for f in pending:
             f.result()
         return out
-
-    def _decode_many(self, datas: List[memoryview], shapes: np.ndarray, items: np.ndarray) -> List[Any]:
-        m = self.meta
-        if m.is_link:
-            return self.dataset._links.resolve_many(self, datas, items)
-        base = m.base_htype
-        sc = m.sample_compression
-        if base in ("text", "json", "list", "tag"):
-            return [self._decode_text(d, base, shapes[k]) for k, d in enumerate(datas)]
-        dtype = np.dtype(m.dtype) if m.dtype not in (None, "Any", "List", "str") else np.dtype("uint8")
-        if sc in IMAGE_COMPRESSIONS:
-            def dec(args):
-                k, d = args
-                shp = tuple(int(x) for x in shapes[k])
-                if len(d) == 0:
-                    return np.zeros(shp, dtype)
-                try:
-                    return decompress_image(d, shp).astype(dtype, copy=False)
-                except Exception as e:  # noqa: BLE001 - Pillow raises many kinds
-                    raise self.engine.corruption_at(np.asarray(items[k : k + 1]), f"stored {sc} bytes do not decode: {e}", None, CorruptSampleError) from e
-            if len(datas) > 4:
-                with ThreadPoolExecutor(_DECODE_THREADS) as pool:
-                    return list(pool.map(dec, enumerate(datas)))
-            return [dec(x) for x in enumerate(datas)]
-        out = []
-        for k, d in enumerate(datas):
-            shp = tuple(int(x) for x in shapes[k])
-            if sc in BYTE_COMPRESSIONS and len(d):
-                d = decompress_bytes(d, sc)
-            out.append(np.frombuffer(d, dtype=dtype).reshape(shp) if len(d) else np.zeros(shp, dtype))
-        return out
-
-    @staticmethod
-    def _decode_text(d: memoryview, base: str, shape: Any = (1,)) -> Any:
-        if base == "text":
-            if len(d) == 0 and len(shape) and shape[0] == 0:
-                return None  # a null, stored as an empty sample: distinct from ""
-            return bytes(d).decode("utf-8")
-        if len(d) == 0:
-            return None if base == "json" else []
-        return json_loads(d)
 
     def _view_ndim(self) -> int:
         """len(self.shape), without reading shapes."""
@@ -656,14 +577,14 @@ class Tensor:
     def text(self) -> Union[str, List[str]]:
         """The strings of a text tensor (np.str_, as deeplake 3.x returns them)."""
         if self.base_htype == "text":
-            return self._extract_value()
-        return self._python_values()
+            return cast(Union[str, List[str]], self._extract_value())
+        return cast(List[str], self._python_values())
 
     def dict(self) -> Union[Dict[str, Any], List[Any]]:
         """The objects of a json tensor."""
         if self.base_htype == "json":
-            return self._extract_value()
-        return self._python_values()
+            return cast(Union[Dict[str, Any], List[Any]], self._extract_value())
+        return cast(List[Any], self._python_values())
 
     def list(self) -> Union[List[Any], List[List[Any]]]:
         """The lists of a list tensor (each as a Python list)."""
@@ -671,7 +592,7 @@ class Tensor:
             if self._view_ndim() == 1:
                 return list(self.numpy())
             return [list(v) for v in self.numpy(aslist=True)]
-        return self._python_values()
+        return cast(List[Any], self._python_values())
 
     def values(self) -> List[Any]:
         """One Python value per sample of the view: str (None for a null), dict or list for
@@ -683,10 +604,10 @@ class Tensor:
         ['ann', 'bob']
         """
         if self.base_htype in _TEXT_LIKE and not self.index.ops:
-            v = self._read(self.index.resolve(self.num_samples), aslist=True)
+            v: List[Any] = self._read(self.index.resolve(self.num_samples), aslist=True)
             return v[:1] if self.index.is_single else v
-        out = self.numpy(aslist=True)
-        out = [out] if self.index.is_single else out
+        read = self.numpy(aslist=True)
+        out: List[Any] = [read] if self.index.is_single else cast(List[Any], read)
         if self.nullable:  # a null reads None, not its placeholder
             out = [None if z else v for v, z in zip(out, np.atleast_1d(self.isnull()).tolist())]
         return out
@@ -707,7 +628,7 @@ class Tensor:
         info = Tensor(info_key, info_key, self.dataset, Index())
         rows = self.index.resolve(self.num_samples)
         if self.is_sequence:
-            starts, ends = self.engine.seq.item_ranges(rows)
+            starts, ends = self._item_ranges(rows)
             flat = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)]).astype(np.int64) if len(rows) else np.zeros(0, np.int64)
             vals = iter(info._read(flat, aslist=True) if len(flat) else [])
             out: List[Any] = [[{"value": next(vals)} for _ in range(int(b) - int(a))] for a, b in zip(starts, ends)]
@@ -751,34 +672,3 @@ class Tensor:
 
     def __repr__(self) -> str:
         return f"Tensor(key={self.name!r}, htype={self.htype!r}, length={len(self)})"
-
-
-class TensorInfo(dict):
-    """tensor_info.json as a dict; changes are saved with the tensor."""
-
-    def __init__(self, engine: "ChunkEngine", dataset: "Dataset"):
-        super().__init__(engine.info)
-        self._engine = engine
-        self._dataset = dataset
-
-    def _save(self) -> None:
-        self._dataset._check_writable_view()
-        self._engine.info.clear()
-        self._engine.info.update(dict(self))
-        self._engine.info_dirty = True
-        self._engine.commit_diff.modify_info()
-        self._dataset._autoflush()
-
-    def __setitem__(self, k: str, v: Any) -> None:
-        super().__setitem__(k, v)
-        self._save()
-
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        super().update(*args, **kwargs)
-        self._save()
-
-    def __getattr__(self, k: str) -> Any:
-        try:
-            return self[k]
-        except KeyError:
-            raise AttributeError(k) from None

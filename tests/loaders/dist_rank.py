@@ -1,6 +1,5 @@
 """One rank of the distributed loader test (run as a script by test_distributed.py)."""
 import json
-import os
 import sys
 
 import torch.distributed as dist

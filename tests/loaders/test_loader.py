@@ -61,7 +61,8 @@ def test_sparse_view_fetches_each_chunk_once(mixed_ds_path):
 
 
 def test_shuffle_is_deterministic_per_epoch_and_covers_everything(mixed_ds):
-    mk = lambda: dataloader(mixed_ds).batch(32).shuffle(True, seed=11).pytorch(num_workers=2, tensors=["labels"], return_index=True)
+    def mk():
+        return dataloader(mixed_ds).batch(32).shuffle(True, seed=11).pytorch(num_workers=2, tensors=["labels"], return_index=True)
     a, b = mk(), mk()
     e0 = _indices(a)
     assert e0 == _indices(b)
@@ -73,7 +74,8 @@ def test_shuffle_is_deterministic_per_epoch_and_covers_everything(mixed_ds):
 
 
 def test_resume_mid_epoch_neither_repeats_nor_skips(mixed_ds):
-    mk = lambda: dataloader(mixed_ds).batch(20).shuffle(True, seed=2).pytorch(num_workers=2, tensors=["images", "labels"], return_index=True)
+    def mk():
+        return dataloader(mixed_ds).batch(20).shuffle(True, seed=2).pytorch(num_workers=2, tensors=["images", "labels"], return_index=True)
     first = mk()
     got = []
     it = iter(first)
