@@ -19,8 +19,10 @@ array([0, 1, 2, 3, 4])
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from types import EllipsisType
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -31,7 +33,7 @@ class InvalidIndexError(LakeFormatError, IndexError):
     """A key NumPy would refuse, or one lakeformat does not support (says which and why)."""
 
 
-Entry = Union[int, slice, np.ndarray, "ellipsis"]  # noqa: F821 - type(Ellipsis)
+Entry = Union[int, slice, np.ndarray, EllipsisType]
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ def _entry(x: Any) -> Entry:
             raise InvalidIndexError(f"slice {x}: the step cannot be zero")
         return slice(*(None if p is None else int(p) for p in (x.start, x.stop, x.step)))
     if x is Ellipsis:
-        return Ellipsis
+        return ...
     if x is None:
         raise InvalidIndexError("None (np.newaxis) in a key is not supported; reshape the result instead")
     if isinstance(x, (list, tuple, range, np.ndarray)):
@@ -274,6 +276,17 @@ class Index:
             return 1
         return len(self.samples)
 
+    def rows(self, base_length: int) -> "RowSelection":
+        """The rows this index selects, as a `RowSelection` (refused when the index also
+        indexes within samples: a row selection carries whole samples only)."""
+        if self.ops:
+            raise InvalidIndexError("this handle also indexes within samples (e.g. ds[0:5, 1:3]); a row selection carries whole samples only")
+        if self.samples is None:
+            return RowSelection.all(base_length)
+        if isinstance(self.samples, int):
+            return RowSelection.one(self.samples)
+        return RowSelection.from_array(self.samples)
+
     def sample_ndim(self, base_ndim: int) -> int:
         """ndim of one sample of the view, given the stored samples' ndim."""
         return _ndim_after(self.ops, base_ndim)
@@ -310,7 +323,7 @@ class Index:
         current = self.resolve(base_length)
         rows, single = normalize_sample_index(r, len(current))
         paired: Optional[PairedKey] = None
-        if _is_array(r) and sample_has_array:
+        if _is_array(r) and sample_has_array and isinstance(rows, np.ndarray):
             rows, paired = _pair(rows, sample_entries)
         new_rows: Union[int, np.ndarray] = int(current[rows]) if single else current[rows]
         ops = [_take(op, rows, single) for op in self.ops] if self.ops else []
@@ -375,3 +388,246 @@ def _pair(rows: np.ndarray, sample_entries: List[Any]) -> Tuple[np.ndarray, Pair
     it = iter(arrays)
     key = tuple(np.ascontiguousarray(next(it)) if _is_array(e) else e for e in sample_entries)
     return np.ascontiguousarray(rows), PairedKey(key, tuple(masks))
+
+
+Range = Tuple[int, int, int]
+
+
+class RowSelection:
+    """Which rows of a dataset a view covers, in order: a frozen value, the rows part of an
+    `Index` (`Index.rows`, `RowSelection.to_index`), and the rows of a `lakeformat.View`.
+
+    Held as ranges `(start, stop, step)` when the rows are a few arithmetic runs (a slice is
+    one), else as a read-only int64 array. `single`: one row picked by an integer (the handle
+    then reads samples, not stacks of them). Two selections are equal when they hold the same
+    rows in the same order, however each is held.
+
+    >>> RowSelection.from_array(np.array([0, 2, 4, 6])).ranges
+    ((0, 8, 2),)
+    >>> RowSelection.all(10).select(slice(None, None, -3)).to_array()
+    array([9, 6, 3, 0])
+    """
+
+    __slots__ = ("ranges", "indices", "single", "_len")
+    ranges: Optional[Tuple[Range, ...]]
+    indices: Optional[np.ndarray]
+    single: bool
+    _len: int
+
+    def __init__(self, ranges: Optional[Sequence[Range]] = None, indices: Optional[np.ndarray] = None, single: bool = False):
+        if (ranges is None) == (indices is None):
+            raise InvalidIndexError("a row selection holds either ranges or an index array")
+        if ranges is not None:
+            held: Optional[Tuple[Range, ...]] = _normal_ranges(ranges)
+            n = sum(_range_len(r) for r in held or ())
+            arr = None
+        else:
+            held = None
+            arr = np.array(indices, dtype=np.int64).reshape(-1)
+            if len(arr) and int(arr.min()) < 0:
+                raise InvalidIndexError(f"row {int(arr.min())} is negative: rows are positions in the dataset")
+            arr.setflags(write=False)
+            n = len(arr)
+        if single and n != 1:
+            raise InvalidIndexError(f"a single-row selection holds one row, not {n}")
+        object.__setattr__(self, "ranges", held)
+        object.__setattr__(self, "indices", arr)
+        object.__setattr__(self, "single", bool(single))
+        object.__setattr__(self, "_len", n)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"a RowSelection is frozen: cannot set {name!r}")
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (RowSelection, (self.ranges, self.indices, self.single))
+
+    # -- constructors ----------------------------------------------------------------------
+    @staticmethod
+    def all(length: int) -> "RowSelection":
+        return RowSelection(ranges=((0, int(length), 1),))
+
+    @staticmethod
+    def one(row: int) -> "RowSelection":
+        return RowSelection(ranges=((int(row), int(row) + 1, 1),), single=True)
+
+    @staticmethod
+    def from_array(rows: Any, single: bool = False) -> "RowSelection":
+        """Rows as ranges when that is compact (one range, or at most a third as many numbers
+        as the array), else as the array."""
+        arr = np.asarray(rows, dtype=np.int64).reshape(-1)
+        runs = _runs(arr)
+        if runs is not None:
+            return RowSelection(ranges=runs, single=single)
+        return RowSelection(indices=arr, single=single)
+
+    # -- reading ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._len
+
+    def to_array(self) -> np.ndarray:
+        """The rows as an int64 array (read-only when held as one)."""
+        if self.indices is not None:
+            return self.indices
+        parts = [np.arange(*r, dtype=np.int64) for r in self.ranges or ()]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+    def bounds(self) -> Optional[Tuple[int, int]]:
+        """(smallest, largest) row, None when empty; no array is built for ranges."""
+        if not self._len:
+            return None
+        if self.indices is not None:
+            return int(self.indices.min()), int(self.indices.max())
+        ends = [(r[0], r[0] + (_range_len(r) - 1) * r[2]) for r in self.ranges or ()]
+        return min(min(e) for e in ends), max(max(e) for e in ends)
+
+    def is_all(self, length: int) -> bool:
+        """Every row of a dataset of `length` rows, in order (and not one picked by an int)."""
+        return not self.single and self._len == length and (length == 0 or self.ranges == ((0, length, 1),))
+
+    def select(self, item: Any) -> "RowSelection":
+        """`self[item]` with NumPy's semantics on the rows: `arange(n)[rows][item]` (an int,
+        a slice, a list of ints or a boolean mask)."""
+        if isinstance(item, tuple):
+            if len(item) != 1:
+                raise InvalidIndexError(f"a row selection takes one key, not {len(item)} (a view selects rows, not sample axes)")
+            item = item[0]
+        if self.single:
+            raise InvalidIndexError("a single row (picked by an integer) cannot be indexed on rows again")
+        e = _entry(item)
+        if isinstance(e, slice) and self.ranges is not None and len(self.ranges) <= 1:
+            r = range(*self.ranges[0])[e] if self.ranges else range(0)
+            return RowSelection(ranges=((r.start, r.stop, r.step),))
+        pos, single = normalize_sample_index(e, self._len)
+        if single:
+            return RowSelection.one(self.row(int(pos)))
+        return RowSelection.from_array(self.to_array()[pos])
+
+    def row(self, i: int) -> int:
+        """The i-th row (0 <= i < len)."""
+        if self.indices is not None:
+            return int(self.indices[i])
+        for r in self.ranges or ():
+            k = _range_len(r)
+            if i < k:
+                return r[0] + i * r[2]
+            i -= k
+        raise IndexOutOfRangeError(f"position {i} is past the end of a selection of {self._len} rows")
+
+    def to_index(self) -> "Index":
+        """The `Index` of a handle over these rows (whole samples)."""
+        if self.single:
+            return Index(self.row(0))
+        return Index(self.to_array().copy() if self.indices is not None else self.to_array())
+
+    # -- values ----------------------------------------------------------------------------
+    def to_dict(self) -> Dict[str, Any]:
+        """JSON-safe: {"ranges": [[start, stop, step], ...]} or {"indices": [...]}, and "single"."""
+        out: Dict[str, Any] = {"ranges": [list(r) for r in self.ranges]} if self.ranges is not None else {"indices": [int(x) for x in self.to_array()]}
+        if self.single:
+            out["single"] = True
+        return out
+
+    @staticmethod
+    def from_dict(d: Dict[str, Any]) -> "RowSelection":
+        single = bool(d.get("single", False))
+        if "ranges" in d:
+            try:
+                ranges = [(int(a), int(b), int(c)) for a, b, c in d["ranges"]]
+            except (TypeError, ValueError):
+                raise InvalidIndexError(f"row ranges must be [start, stop, step] triples of integers, not {d['ranges']!r}") from None
+            return RowSelection(ranges=ranges, single=single)
+        if "indices" in d:
+            vals = d["indices"]
+            if not isinstance(vals, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in vals):
+                raise InvalidIndexError("row indices must be a list of integers")
+            return RowSelection(indices=np.asarray(vals, dtype=np.int64), single=single)
+        raise InvalidIndexError(f"a row selection needs 'ranges' or 'indices' (got keys {sorted(d)})")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RowSelection):
+            return NotImplemented
+        if self.single != other.single or self._len != other._len:
+            return False
+        if self.ranges is not None and self.ranges == other.ranges:
+            return True
+        return bool(np.array_equal(self.to_array(), other.to_array()))
+
+    def __hash__(self) -> int:
+        # consistent with __eq__ whatever the representation: length and end rows
+        ends = (self.row(0), self.row(self._len - 1)) if self._len else ()
+        return hash((self.single, self._len) + ends)
+
+    def __repr__(self) -> str:
+        held = f"ranges={self.ranges!r}" if self.ranges is not None else f"indices=<{self._len} rows>"
+        return f"RowSelection({held}{', single=True' if self.single else ''})"
+
+
+def _range_len(r: Range) -> int:
+    return len(range(*r))
+
+
+def _normal_ranges(ranges: Sequence[Range]) -> Tuple[Range, ...]:
+    """Empty ranges dropped, each written as (start, start + len * step, step) (one-row
+    ranges with step 1), and consecutive runs with one step merged."""
+    out: List[Range] = []
+    for t in ranges:
+        if len(t) != 3:
+            raise InvalidIndexError(f"a row range is (start, stop, step), not {t!r}")
+        start, stop, step = (int(v) for v in t)
+        if step == 0:
+            raise InvalidIndexError(f"row range {t!r}: the step cannot be zero")
+        k = len(range(start, stop, step))
+        if not k:
+            continue
+        if k == 1:
+            step = 1
+        last = start + (k - 1) * step
+        if min(start, last) < 0:
+            raise InvalidIndexError(f"row range {t!r} reaches row {min(start, last)}: rows are positions in the dataset")
+        if out:
+            ps, pe, pst = out[-1]
+            pk = _range_len(out[-1])
+            if pk == 1 and k == 1 and start != ps:  # two single rows make a run of their own
+                out[-1] = (ps, start + (start - ps), start - ps)
+                continue
+            if pst == step and start == pe:
+                out[-1] = (ps, start + k * step, step)
+                continue
+            if pk > 1 and k == 1 and start == pe:
+                out[-1] = (ps, pe + pst, pst)
+                continue
+        out.append((start, start + k * step, step))
+    return tuple(out)
+
+
+def _runs(arr: np.ndarray) -> Optional[List[Range]]:
+    """Greedy arithmetic runs of `arr`, or None when there are too many to be compact."""
+    n = len(arr)
+    if n == 0:
+        return []
+    if n == 1:
+        return [(int(arr[0]), int(arr[0]) + 1, 1)]
+    if int(arr.min()) < 0:
+        return None
+    limit = max(1, n // 3)
+    d = np.diff(arr)
+    changes = np.flatnonzero(d[1:] != d[:-1])
+    if len(changes) > 2 * limit + 2:
+        return None
+    breaks = changes.tolist()
+    out: List[Range] = []
+    s = 0
+    while s < n:
+        if len(out) >= limit:
+            return None
+        x = int(arr[s])
+        step = int(d[s]) if s < n - 1 else 0
+        if step == 0:
+            out.append((x, x + 1, 1))
+            s += 1
+            continue
+        j = bisect.bisect_left(breaks, s)
+        e = breaks[j] + 1 if j < len(breaks) else n - 1
+        out.append((x, int(arr[e]) + step, step))
+        s = e + 1
+    return out

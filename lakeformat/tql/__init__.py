@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from lakeformat.core.view import with_selection
 from lakeformat.tql import ast
 from lakeformat.tql.errors import TQLError
 from lakeformat.tql.executor import Executor
@@ -125,7 +126,8 @@ def run(ds: Any, text: str, params: Optional[Sequence[Any]] = None, seed: Option
     ex = Executor(reader or DatasetColumnReader(ds), length, text, params, rng)
     sel = ex.run(plan)
     rows = sel.rows.astype(np.int64)
-    return QueryResult(ds[rows], rows, {k: v.to_python() for k, v in sel.columns.items()}, sel.tensors, text, _commit_of(ds))
+    # the result's handle carries its query, so that `.view` records what made it
+    return QueryResult(with_selection(ds[rows], None, text), rows, {k: v.to_python() for k, v in sel.columns.items()}, sel.tensors, text, _commit_of(ds))
 
 
 def explain(ds: Any, text: str) -> str:
