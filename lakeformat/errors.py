@@ -3,7 +3,7 @@ builtin a caller would naturally catch (a missing dataset is a `FileNotFoundErro
 sample a `ValueError` or `TypeError`)."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterable, Mapping, Optional
 
 
 class LakeFormatError(Exception):
@@ -69,7 +69,7 @@ class TensorDoesNotExistError(LakeFormatError, KeyError):
         self.name = name
 
     def __str__(self) -> str:  # KeyError quotes its message otherwise
-        return self.args[0]
+        return str(self.args[0])
 
 
 class TensorAlreadyExistsError(LakeFormatError, ValueError):
@@ -141,7 +141,7 @@ class LinkError(LakeFormatError, OSError):
 
 class CredsKeyError(LakeFormatError, KeyError):
     def __str__(self) -> str:
-        return self.args[0]
+        return str(self.args[0])
 
 
 # --- version control ----------------------------------------------------------------------
@@ -166,13 +166,27 @@ class MergeError(VersionControlError):
 
 
 class MergeConflictError(MergeError):
-    def __init__(self, conflicts: dict):
+    def __init__(self, conflicts: Mapping[str, Iterable[int]]):
         self.conflicts = conflicts
         details = "; ".join(f"{t}: samples {sorted(idx)[:20]}" for t, idx in conflicts.items())
         super().__init__(
             "Merge conflict: the same samples changed on both sides. "
             f"{details}. Pass conflict_resolution='ours' or 'theirs'."
         )
+
+
+class CommitConflictError(CommitError):
+    """A commit operation was prepared against a version of its branch that is no longer
+    the branch's state (another write landed meanwhile)."""
+
+    def __init__(self, branch: Optional[str], read_version: str, current_version: str):
+        super().__init__(
+            f"Branch {branch!r} moved since the operation read it (read version {read_version}, now "
+            f"{current_version}): read the branch again (read_version) and retry the operation."
+        )
+        self.branch = branch
+        self.read_version = read_version
+        self.current_version = current_version
 
 
 class LockedError(LakeFormatError, PermissionError):

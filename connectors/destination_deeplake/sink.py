@@ -28,7 +28,8 @@ from connectors.destination_deeplake import files as F
 from connectors.destination_deeplake import schema as S
 from connectors.destination_deeplake.columnar import ColumnBatch, RowBatch
 from lakeformat.core.text_codec import EncodedSamples, json_loads, json_samples
-from lakeformat.errors import LakeFormatError, SampleError
+from lakeformat.errors import CommitConflictError, LakeFormatError, SampleError
+from lakeformat.version_control.operations import read_version
 
 logger = logging.getLogger("airbyte.destination_deeplake")
 
@@ -118,6 +119,7 @@ class StreamSink:
         self.file_tensors: dict[str, str] = {}  # role (files.py) -> tensor name
         self.truncate = sync_mode == "overwrite" or (self.minimum_generation_id > 0 and self.minimum_generation_id == self.generation_id)
         self.staged = False
+        self.main_version: str | None = None  # main's version token when a staged truncate began
         self.ds: lakeformat.Dataset | None = None
         self.fields: dict[str, tuple[str, str]] = {}  # field -> (tensor name, kind)
         self.declared = {k: v for k, v in ((json_schema or {}).get("properties") or {}).items()}
@@ -154,6 +156,8 @@ class StreamSink:
                 ds.checkout(stage, create=True)
                 self._clear_stage(ds)
             self.staged = True
+            # main as this sync found it: the staged data replaces it only if no one wrote it since
+            self.main_version = read_version(ds, DEFAULT_BRANCH)
         ds.__enter__()  # one flush when the writer asks, not one per call
         self.ds = ds
         self.rows_at_open = len(ds)
@@ -530,7 +534,7 @@ class StreamSink:
         ds.__exit__(None, None, None)
         commit = ds.commit(message, allow_empty=True)
         if promote:
-            promote_branch(ds, self.url, self.creds)
+            promote_branch(ds, self.url, self.creds, self.main_version)
         return commit
 
     def close(self) -> None:
@@ -539,52 +543,26 @@ class StreamSink:
             try:
                 from lakeformat.version_control.locks import release_lock
 
-                release_lock(self.ds._state.storage, self.ds.branch)
+                release_lock(self.ds.session.storage, self.ds.branch)
             except Exception:  # noqa: BLE001 - the lock expires anyway
                 pass
             self.ds = None
 
 
-def promote_branch(ds: lakeformat.Dataset, url: str, creds: dict[str, Any] | None) -> None:
+def promote_branch(ds: lakeformat.Dataset, url: str, creds: dict[str, Any] | None, main_version: str | None = None) -> None:
     """Move `main` to the last commit of the staging branch `ds` is on, as one write of the
-    version tree, and forget the staging branch. `main`'s log then reads: the staged sync's
-    commit, then the commits main had (the staging branch was cut from main's last commit).
-    Until that write, readers of `main` see the previous data.
+    version tree (a `ResetBranch` commit operation), and forget the staging branch. `main`'s
+    log then reads: the staged sync's commit, then the commits main had (the staging branch
+    was cut from main's last commit). Until that write, readers of `main` see the previous
+    data. `main_version`: main's version token when the staged sync began (None: now); a
+    main that moved since raises CommitConflictError and the staged data stays."""
+    from lakeformat.version_control.operations import ResetBranch, commit_operation
 
-    TODO(version_control): belongs in lakeformat.version_control as a `reset_branch` verb.
-    """
-    from lakeformat.version_control import api as vc
-    from lakeformat.version_control.locks import acquire_lock, release_lock
-    from lakeformat.version_control.tree import load_tree, new_commit_id, update_tree
-
-    storage = ds._state.storage
-    stage = ds._state.vs.branch
+    stage = ds.branch
     assert stage is not None and stage != DEFAULT_BRANCH
-    tree = load_tree(storage)
-    stage_head = tree.branches[stage]
-    staged_commit = tree.node(stage_head)["parent"]
-    old_main_head = tree.branches[DEFAULT_BRANCH]
-    release_lock(storage, stage)
-    took = acquire_lock(storage, DEFAULT_BRANCH)  # LockedError when another writer holds main
+    token = main_version if main_version is not None else read_version(ds, DEFAULT_BRANCH)
     try:
-        new_head = new_commit_id()
-        vc.copy_version_metas(storage, staged_commit, new_head)
-
-        def mutate(t) -> None:
-            if t.branches.get(DEFAULT_BRANCH) != old_main_head:
-                raise LakeFormatError(f"branch main of {url!r} moved during the sync; the staged data stays on {stage!r}")
-            t.add_node(new_head, DEFAULT_BRANCH, staged_commit)
-            t.branches[DEFAULT_BRANCH] = new_head
-            t.branches.pop(stage, None)
-            for pending in (old_main_head, stage_head):
-                if pending in t.commits and t.commits[pending]["commit_time"] is None:
-                    t.remove_node(pending)
-
-        tree = update_tree(storage, mutate)
-        vc.write_commit_infos(storage, tree, [new_head])
-        for pending in (old_main_head, stage_head):
-            vc._drop_version_folder(storage, pending)
-        storage.flush()
-    finally:
-        if took:
-            release_lock(storage, DEFAULT_BRANCH)
+        commit_operation(ds, ResetBranch(DEFAULT_BRANCH, stage), token)
+    except CommitConflictError:
+        logger.warning("branch main of %r moved during the sync; the staged data stays on %r", url, stage)
+        raise

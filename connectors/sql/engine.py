@@ -620,7 +620,7 @@ def _run_parallel(spec: SourceSpec, plans: List[ColumnPlan], run: Dict[str, Any]
             except queue_mod.Empty:
                 dead = [i for i in active if not procs[i].is_alive()]
                 if dead:
-                    raise SqlIngestError(f"partition worker(s) {dead} died without a word")
+                    raise SqlIngestError(f"partition worker(s) {dead} died without a word") from None
                 continue
             if kind == "batch":
                 apply(pi, a, b)

@@ -89,32 +89,7 @@ def truncate(ds, length: int) -> int:
     """Cut every tensor (hidden ones too) back to `length` samples; returns how many tensors
     were longer. For the tail a killed flush left beyond the recorded state: the tensor metas
     are the commit points, so lowering a meta's length (and dropping the chunks wholly beyond
-    it) is all it takes; the format's reader and appender ignore samples past the length."""
-    from lakeformat.core.encoders import ChunkIdEncoder
-
-    st = ds._state
-    cut = 0
-    with st.lock:
-        for key in list(ds.meta.tensor_names.values()):
-            eng = ds._engine(key)
-            if eng.seq is not None or eng.num_items <= length:
-                continue
-            cut += 1
-            eng.builder = None
-            before = [ChunkIdEncoder.name_of(int(r[0])) for r in eng.chunk_ids.rows]
-            eng.meta.length = length
-            eng._reconcile()
-            after = {ChunkIdEncoder.name_of(int(r[0])) for r in eng.chunk_ids.rows}
-            for name in before:
-                if name not in after:
-                    eng._forget_chunk(name)
-            if eng.creds is not None:
-                eng.creds.set_values(eng.creds.all_values()[:length])
-            cd = eng.commit_diff
-            cd.data_added = [min(cd.data_added[0], length), min(cd.data_added[1], length)]
-            cd.data_updated = {i for i in cd.data_updated if i < length}
-            cd.dirty = True
-            eng.meta_dirty = eng.encoders_dirty = True
-    if cut:
-        ds.flush()
-    return cut
+    it) is all it takes (`Session.truncate`, one flush); the format's reader and appender
+    ignore samples past the length."""
+    st = ds.session
+    return st.truncate({key: int(length) for key in st.meta.tensor_names.values()})
