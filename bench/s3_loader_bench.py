@@ -202,7 +202,7 @@ def main() -> None:
     # each loader run against the ceiling measured just before it (the same machine load)
     pairs = [x["images_per_s"] / y["images_per_s"] for x, y in zip(loads, ceilings)]
     verdict = "ok" if ratio >= FLOOR else f"BELOW floor {FLOOR}"
-    print(f"[s3-loader-bench] per run: " + ", ".join(f"{r:.2f}" for r in pairs) + f" (median {float(np.median(pairs)):.2f})")
+    print("[s3-loader-bench] per run: " + ", ".join(f"{r:.2f}" for r in pairs) + f" (median {float(np.median(pairs)):.2f})")
     print(f"[s3-loader-bench] loader / ceiling at +{a.s3_latency_ms:g} ms, best of each: {ratio:.2f} (floor {FLOOR}) {verdict}; "
           f"load average {load_start[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} cores")
     out = ROOT / "bench" / "results" / f"s3-loader-{time.strftime('%Y%m%d-%H%M%S')}.json"

@@ -69,7 +69,7 @@ class DestinationDeeplake(Destination):
         lines = (orjson.dumps(AirbyteMessageSerializer.dump(m)) for m in input_messages)
         cfg = DestinationConfig.from_mapping(config)
         try:
-            for msg in run_write(cfg, catalog, lines, out.append, yield_each=True):
+            for _ in run_write(cfg, catalog, lines, out.append, yield_each=True):
                 for m in out:
                     yield AirbyteMessageSerializer.load(m)
                 out.clear()

@@ -13,7 +13,7 @@ from test_faker_pipeline import COUNT, configured, destination_exe, faker_catalo
 DENSE_KINDS = ("int", "float", "bool", "timestamp_tz", "timestamp_ntz", "date", "time")
 
 
-def test_faker_columns_are_dense_with_their_nulls(faker_reads, destination_exe, faker_catalog, tmp_path):
+def test_faker_columns_are_dense_with_their_nulls(faker_reads, destination_exe, faker_catalog, tmp_path):  # noqa: F811 - fixtures imported above
     lake = tmp_path / "lake"
     records, _ = sync(faker_reads[0], destination_exe, tmp_path / "s1", lake, configured(faker_catalog, "append"))
     checked, with_nulls = [], []

@@ -8,16 +8,30 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from lakeformat.errors import LockedError, ReadOnlyError, StorageError
 
+if TYPE_CHECKING:
+    import numpy as np
+
 T = TypeVar("T")
+
+#: memory a read fills in place (`read_into`); collections.abc.Buffer would say it, from 3.12
+WritableBuffer = Union[bytearray, memoryview, "np.ndarray"]
+#: bytes a write takes in pieces (`set_parts`)
+ReadableBuffer = Union[bytes, WritableBuffer]
 
 #: a ticket of the emulated mutex older than this is a dead writer's, and is ignored
 MUTEX_TICKET_TTL_S = 10.0
 #: how long `update_object` retries a conditional write that keeps losing
 UPDATE_RETRY_S = 60.0
+
+
+def byte_view(buf: ReadableBuffer) -> memoryview:
+    """`buf` (C-contiguous) as a flat view of its bytes."""
+    # NumPy's stubs make ndarray a buffer from Python 3.12 on only (PEP 688 needs 3.12)
+    return memoryview(buf).cast("B")  # type: ignore[arg-type]
 
 
 def content_version(data: bytes) -> str:
@@ -60,10 +74,10 @@ class StorageProvider(ABC):
         """Several byte ranges of one value (a stored chunk's samples)."""
         return [self.get_range(key, a, b) for a, b in zip(starts, ends)]
 
-    def read_into(self, key: str, start: int, out) -> None:
+    def read_into(self, key: str, start: int, out: WritableBuffer) -> None:
         """Fill the writable buffer `out` with bytes [start, start + len(out)) of the value
         (a store that can read into memory it is given overrides this to skip a copy)."""
-        view = memoryview(out).cast("B")
+        view = byte_view(out)
         data = self.get_range(key, start, start + len(view))
         if len(data) != len(view):
             raise StorageError(f"{key!r} holds {start + len(data)} bytes, fewer than the {start + len(view)} asked for")
@@ -123,7 +137,7 @@ class StorageProvider(ABC):
         if self.read_only:
             raise ReadOnlyError(f"Storage at {self.root!r} is read-only.")
 
-    def flush(self) -> None:
+    def flush(self) -> None:  # noqa: B027 - a no-op by design; buffered stores override it
         """Push buffered writes down (no-op for unbuffered stores)."""
 
     def __contains__(self, key: str) -> bool:
@@ -132,7 +146,7 @@ class StorageProvider(ABC):
     def subdir(self, prefix: str) -> "StorageProvider":
         return PrefixedStorage(self, prefix)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a no-op by design; stores holding resources override it
         pass
 
     # -- conditional writes ---------------------------------------------------------------
@@ -307,8 +321,8 @@ class PrefixedStorage(StorageProvider):
         return self.base.delete_if_match(self._k(key), version)
 
 
-def iter_chunks(items: Iterable, size: int):
-    batch = []
+def iter_chunks(items: Iterable[T], size: int) -> Iterator[List[T]]:
+    batch: List[T] = []
     for it in items:
         batch.append(it)
         if len(batch) == size:

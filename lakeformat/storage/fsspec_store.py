@@ -4,13 +4,15 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Protocol, Sequence, Tuple, TypeVar
 
 from lakeformat.errors import KeyNotFoundInStorageError, StorageError, TransientStorageError
 from lakeformat.storage.base import StorageProvider
 from lakeformat.storage.retry import RetryPolicy, ShortReadError, is_transient
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # deeplake 3.x creds names -> fsspec/s3fs storage options
 _S3_CREDS_ALIASES = {
@@ -149,7 +151,7 @@ class FsspecStorage(StorageProvider):
     def _p(self, key: str) -> str:
         return f"{self.path}/{key}" if key else self.path
 
-    def _wrap(self, key: str, exc: Exception, what: str = "request") -> Exception:
+    def _wrap(self, key: str, exc: BaseException, what: str = "request") -> Exception:
         if isinstance(exc, (FileNotFoundError, KeyError)):
             return KeyNotFoundInStorageError(key)
         if is_transient(exc):
@@ -158,7 +160,7 @@ class FsspecStorage(StorageProvider):
                 f"the last with {type(exc).__name__}: {exc}")
         return StorageError(f"Storage {what} for {key!r} under {self.url!r} failed: {type(exc).__name__}: {exc}")
 
-    def _run(self, what: str, key: str, fn: Callable[[], Any]) -> Any:
+    def _run(self, what: str, key: str, fn: Callable[[], T]) -> T:
         """`fn()` under the retry policy; failures come out typed, naming the key."""
         try:
             return self.retry.run(fn, f"{what} {key!r} under {self.url!r}")
@@ -176,7 +178,11 @@ class FsspecStorage(StorageProvider):
         return data
 
     def get(self, key: str) -> bytes:
-        return self._run("GET", key, lambda: self.fs.cat_file(self._p(key), **self._whole))
+        def go() -> bytes:
+            data: bytes = self.fs.cat_file(self._p(key), **self._whole)
+            return data
+
+        return self._run("GET", key, go)
 
     def get_range(self, key: str, start: int, end: Optional[int]) -> bytes:
         p = self._p(key)
@@ -307,7 +313,7 @@ class FsspecStorage(StorageProvider):
         def go() -> bool:
             # not fs.isfile: it answers False for any failure, a 503 included
             try:
-                return self.fs.info(p).get("type") == "file"
+                return bool(self.fs.info(p).get("type") == "file")
             except FileNotFoundError:
                 return False
 
@@ -322,9 +328,10 @@ class FsspecStorage(StorageProvider):
         def go() -> List[str]:
             self.fs.invalidate_cache()
             try:
-                return self.fs.find(base)
+                found: List[str] = self.fs.find(base)
             except FileNotFoundError:
                 return []
+            return found
 
         found = self._run("LIST", prefix, go)
         root = self.path.strip("/") + "/"
@@ -363,18 +370,19 @@ class FsspecStorage(StorageProvider):
     def get_versioned(self, key: str) -> Tuple[bytes, str]:
         if self._conditional is None:
             return super().get_versioned(key)
-        return self._run("GET", key, lambda: self._conditional.get(self._p(key)))
+        cond = self._conditional
+        return self._run("GET", key, lambda: cond.get(self._p(key)))
 
-    def _conditional_put(self, key: str, value: bytes, version: Optional[str]) -> bool:
+    def _conditional_put(self, cond: _ConditionalWriter, key: str, value: bytes, version: Optional[str]) -> bool:
         self.check_writable()
         p = self._p(key)
         data = bytes(value)
 
         def go() -> bool:
-            if self._conditional.put(p, data, version):
+            if cond.put(p, data, version):
                 return True
             try:
-                held, _ = self._conditional.get(p)
+                held, _ = cond.get(p)
             except FileNotFoundError:
                 return False
             if held == data:
@@ -389,26 +397,27 @@ class FsspecStorage(StorageProvider):
     def set_if_absent(self, key: str, value: bytes) -> bool:
         if self._conditional is None:
             return super().set_if_absent(key, value)
-        return self._conditional_put(key, value, None)
+        return self._conditional_put(self._conditional, key, value, None)
 
     def set_if_match(self, key: str, value: bytes, version: str) -> bool:
         if self._conditional is None:
             return super().set_if_match(key, value, version)
-        return self._conditional_put(key, value, version)
+        return self._conditional_put(self._conditional, key, value, version)
 
     def delete_if_match(self, key: str, version: str) -> bool:
         if self._conditional is None:
             return super().delete_if_match(key, version)
         self.check_writable()
+        cond = self._conditional
         p = self._p(key)
 
         def go() -> bool:
-            if self._conditional.delete(p, version):
+            if cond.delete(p, version):
                 return True
             # lost, and gone: an attempt of this call whose answer was lost deleted it (only
             # the holder of `version` deletes it; either way that version is gone)
             try:
-                self._conditional.get(p)
+                cond.get(p)
             except FileNotFoundError:
                 return True
             return False
@@ -444,10 +453,11 @@ class _S3Conditional:
     def __init__(self, fs: Any):
         self.fs = fs
 
-    def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _run(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         from fsspec.asyn import sync
 
-        return sync(self.fs.loop, fn, *args, **kwargs)
+        result: T = sync(self.fs.loop, fn, *args, **kwargs)
+        return result
 
     def get(self, path: str) -> Tuple[bytes, str]:
         bucket, key, _ = self.fs.split_path(path)
@@ -497,10 +507,11 @@ class _AzureConditional:
     def __init__(self, fs: Any):
         self.fs = fs
 
-    def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _run(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         from fsspec.asyn import sync
 
-        return sync(self.fs.loop, fn, *args, **kwargs)
+        result: T = sync(self.fs.loop, fn, *args, **kwargs)
+        return result
 
     def _split(self, path: str) -> Tuple[str, str]:
         container, blob, _ = self.fs.split_path(path)
@@ -562,7 +573,17 @@ class _AzureConditional:
         return True
 
 
-def _conditional_writer(protocol: str, fs: Any) -> Any:
+class _ConditionalWriter(Protocol):
+    """Conditional PUT and DELETE of one object store's SDK, the object's ETag as version."""
+
+    def get(self, path: str) -> Tuple[bytes, str]: ...
+
+    def put(self, path: str, data: bytes, version: Optional[str]) -> bool: ...
+
+    def delete(self, path: str, version: str) -> bool: ...
+
+
+def _conditional_writer(protocol: str, fs: Any) -> Optional[_ConditionalWriter]:
     if protocol in ("s3", "s3a") and hasattr(fs, "_call_s3"):
         return _S3Conditional(fs)
     if protocol in ("az", "abfs", "abfss") and hasattr(fs, "service_client"):

@@ -6,10 +6,10 @@ import fcntl
 import os
 import shutil
 import tempfile
-from typing import Iterator, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from lakeformat.errors import KeyNotFoundInStorageError, StorageError
-from lakeformat.storage.base import StorageProvider, content_version
+from lakeformat.storage.base import ReadableBuffer, StorageProvider, WritableBuffer, byte_view, content_version
 
 
 class LocalStorage(StorageProvider):
@@ -47,7 +47,7 @@ class LocalStorage(StorageProvider):
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise KeyNotFoundInStorageError(key) from None
 
-    def get_ranges(self, key: str, starts, ends) -> List[bytes]:
+    def get_ranges(self, key: str, starts: Sequence[int], ends: Sequence[int]) -> List[bytes]:
         """One open, then a pread per range."""
         try:
             fd = os.open(self._path(key), os.O_RDONLY)
@@ -58,7 +58,7 @@ class LocalStorage(StorageProvider):
         finally:
             os.close(fd)
 
-    def get_many(self, keys, missing_ok: bool = False):
+    def get_many(self, keys: Sequence[str], missing_ok: bool = False) -> Dict[str, Optional[bytes]]:
         """Metadata and encoders (small files) one after the other: on a local disk a thread
         per file costs more than the read; chunks side by side."""
         keys = list(keys)
@@ -69,9 +69,9 @@ class LocalStorage(StorageProvider):
             out.update(super().get_many(big, missing_ok))
         return {k: out[k] for k in keys}
 
-    def read_into(self, key: str, start: int, out) -> None:
+    def read_into(self, key: str, start: int, out: WritableBuffer) -> None:
         """preadv straight into `out` (no intermediate bytes object; the GIL is released)."""
-        view = memoryview(out).cast("B")
+        view = byte_view(out)
         try:
             fd = os.open(self._path(key), os.O_RDONLY)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
@@ -167,7 +167,7 @@ class LocalStorage(StorageProvider):
                 return False
             return True
 
-    def set_parts(self, key: str, parts) -> None:
+    def set_parts(self, key: str, parts: Iterable[ReadableBuffer]) -> None:
         """Store the concatenation of `parts` (buffers) atomically, without joining them
         in memory first: one gathered write."""
         self.check_writable()
@@ -176,7 +176,7 @@ class LocalStorage(StorageProvider):
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
         try:
-            views = [memoryview(p).cast("B") for p in parts if len(p)]
+            views = [v for v in map(byte_view, parts) if len(v)]
             while views:
                 done = os.writev(fd, views[:1024])
                 while views and done >= len(views[0]):
@@ -196,7 +196,7 @@ class LocalStorage(StorageProvider):
                 pass
             raise
 
-    def set_many(self, items) -> None:
+    def set_many(self, items: Dict[str, bytes]) -> None:
         # local writes land in the page cache: a thread pool costs more than it overlaps
         for k, v in items.items():
             self.set(k, v)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import posixpath
 import threading
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from lakeformat import constants as C
 from lakeformat.errors import StorageError
-from lakeformat.storage.base import StorageProvider
+from lakeformat.storage.base import StorageProvider, WritableBuffer, byte_view
 
 _SHARED_NAMES = frozenset({
     C.VERSION_CONTROL_INFO_FILENAME,
@@ -48,7 +48,7 @@ class LRUCache(StorageProvider):
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> Dict[str, Any]:
         # for a spawned or forkserver loader worker: the store travels, not its cached
         # objects (a worker reads each chunk once) nor its lock (locks do not pickle)
         d = dict(self.__dict__)
@@ -57,7 +57,7 @@ class LRUCache(StorageProvider):
         d.pop("_lock", None)
         return d
 
-    def __setstate__(self, d: dict) -> None:
+    def __setstate__(self, d: Dict[str, Any]) -> None:
         self.__dict__.update(d)
         self._lock = threading.Lock()
 
@@ -122,11 +122,11 @@ class LRUCache(StorageProvider):
             return [v[a:b] for a, b in zip(starts, ends)]
         return self.base.get_ranges(key, starts, ends)
 
-    def read_into(self, key: str, start: int, out) -> None:
+    def read_into(self, key: str, start: int, out: WritableBuffer) -> None:
         v = self._hit(key)
         if v is None:
             return self.base.read_into(key, start, out)  # a scan's bytes bypass the cache
-        view = memoryview(out).cast("B")
+        view = byte_view(out)
         if start + len(view) > len(v):
             raise StorageError(f"{key!r} holds {len(v)} bytes, fewer than the {start + len(view)} asked for")
         view[:] = memoryview(v)[start : start + len(view)]

@@ -3,7 +3,7 @@ dataset created at memory://x can be loaded again at memory://x in the same proc
 from __future__ import annotations
 
 import threading
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from lakeformat.errors import KeyNotFoundInStorageError
 from lakeformat.storage.base import StorageProvider, content_version
@@ -32,7 +32,7 @@ class MemoryStorage(StorageProvider):
     def get_range(self, key: str, start: int, end: Optional[int]) -> bytes:
         return self.get(key)[start:end]
 
-    def get_many(self, keys, missing_ok: bool = False):
+    def get_many(self, keys: Sequence[str], missing_ok: bool = False) -> Dict[str, Optional[bytes]]:
         return {k: self._get_or_none(k, missing_ok) for k in keys}
 
     def set(self, key: str, value: bytes) -> None:

@@ -14,7 +14,7 @@ import os
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Optional, TypeVar, Union
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Set, Tuple, TypeVar, Union
 
 from lakeformat.errors import StorageError
 
@@ -45,7 +45,7 @@ class ShortReadError(StorageError):
     """A body shorter than what was asked for and what the object holds (a truncated answer)."""
 
 
-def _status_and_code(exc: BaseException) -> tuple:
+def _status_and_code(exc: BaseException) -> Tuple[Optional[int], str]:
     resp = getattr(exc, "response", None)
     if isinstance(resp, dict):  # botocore ClientError
         err = resp.get("Error", {}) or {}
@@ -61,8 +61,8 @@ def _status_and_code(exc: BaseException) -> tuple:
     return (status if isinstance(status, int) else None), str(code)
 
 
-def _chain(exc: BaseException):
-    seen = set()
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: Set[int] = set()
     e: Optional[BaseException] = exc
     while e is not None and id(e) not in seen and len(seen) < 16:
         seen.add(id(e))

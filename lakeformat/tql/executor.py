@@ -385,7 +385,6 @@ def sort_permutation(keys: Sequence[Tuple[np.ndarray, np.ndarray, bool]]) -> np.
 def top_k(vals: np.ndarray, null: np.ndarray, k: int, desc: bool) -> np.ndarray:
     """The first k positions of the stable order of `vals` (NULLs last), found with
     `np.argpartition` instead of a full sort: equal to sort_permutation(...)[:k]."""
-    n = len(vals)
     if k <= 0:
         return np.zeros(0, np.int64)
     valid = np.flatnonzero(~null)
@@ -403,7 +402,8 @@ def top_k(vals: np.ndarray, null: np.ndarray, k: int, desc: bool) -> np.ndarray:
     ties = np.flatnonzero(key == threshold)[: k - len(below)]  # ties keep row order, as a stable sort does
     chosen = np.concatenate([below, ties])
     chosen = chosen[np.lexsort((chosen, key[chosen]))]
-    return valid[chosen].astype(np.int64)
+    rows: np.ndarray = valid[chosen].astype(np.int64)
+    return rows
 
 
 def _set_op(op: str, left: np.ndarray, right: np.ndarray) -> np.ndarray:

@@ -141,7 +141,8 @@ def _norm(name: str, fn: Callable[..., Any], doc: str) -> None:
 _norm("L1_NORM", lambda x, axis: np.sum(np.abs(x), axis=axis), "L1_NORM(x): sum of absolute values of each sample")
 def _l2(x: np.ndarray, axis: Any) -> np.ndarray:
     x = x.astype(np.float64) if x.dtype.kind in "iub" else x
-    return np.sqrt(np.sum(np.square(x), axis=axis))
+    norm: np.ndarray = np.sqrt(np.sum(np.square(x), axis=axis))
+    return norm
 
 
 @_builtin("L2_NORM", 1, 1, "L2_NORM(x): Euclidean norm of each sample")
@@ -175,7 +176,8 @@ def _matvec(a: Value, b: Value) -> Optional[np.ndarray]:
     """The fast path of DOT and COSINE_SIMILARITY: a fixed-shape vector column against one
     constant vector is one matrix-vector product."""
     if a.kind == "array" and b.kind == "const" and a.data.ndim == 2 and np.ndim(b.data) == 1 and a.data.shape[1] == np.shape(b.data)[0] and a.data.shape[1] > 0:
-        return a.data @ np.asarray(b.data, dtype=a.data.dtype if a.data.dtype.kind == "f" else np.float64)
+        product: np.ndarray = a.data @ np.asarray(b.data, dtype=a.data.dtype if a.data.dtype.kind == "f" else np.float64)
+        return product
     return None
 
 
@@ -303,8 +305,8 @@ def _iou(ctx: CallContext, args: List[Value]) -> Value:
         return rowwise(one, [a, b], ctx.n)
     if a.kind == "const" and b.kind == "const":
         return Value("const", _iou_np(np.asarray(a.data), np.asarray(b.data))[()])
-    x, y = align(np.asarray(a.data), a.kind == "array", np.asarray(b.data), b.kind == "array")
-    return Value("array", _iou_np(x, y))
+    xa, ya = align(np.asarray(a.data), a.kind == "array", np.asarray(b.data), b.kind == "array")
+    return Value("array", _iou_np(xa, ya))
 
 
 @_builtin("RANDOM", 0, 0, "RANDOM(): a uniform random number in [0, 1) per row (seeded by run(..., seed=))")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -13,7 +13,7 @@ from lakeformat.tql.values import Value, null_to_ragged, rows_flat, rowwise, wit
 
 _ARITH = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide, "%": np.mod}
 _CMP = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
-_PY_CMP = {
+_PY_CMP: Dict[str, Callable[[Any, Any], Any]] = {
     "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
     "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
 }
@@ -232,7 +232,7 @@ def logical(op: str, a: Value, b: Value, n: int) -> Value:
         known = (~xn & xa) | (~yn & ya) | (~xn & ~yn)  # a definite TRUE decides
     null = ~np.broadcast_to(known, value.shape)
     value = value & ~null
-    row_null = rows_flat(null).all(axis=1) if value.ndim > 1 else null
+    row_null = np.asarray(rows_flat(null).all(axis=1)) if value.ndim > 1 else null
     return with_null(value, row_null) if value.ndim == 1 else Value("array", value, None, row_null if row_null.any() else None)
 
 
@@ -254,7 +254,7 @@ def row_mask(v: Value, n: int) -> np.ndarray:
     if t.kind == "ragged":
         return np.fromiter((bool(r.any()) for r in t.data), bool, n)
     d = t.data
-    out = d if d.ndim == 1 else rows_flat(d).any(axis=1)
+    out: np.ndarray = d if d.ndim == 1 else np.asarray(rows_flat(d).any(axis=1))
     return out & ~t.null if t.null is not None else out
 
 

@@ -78,12 +78,12 @@ def walk(e: Any) -> Iterator[Any]:
             yield from walk(x)
     elif isinstance(e, A.Subscript):
         yield from walk(e.expr)
-        for i in e.items:
-            yield from walk(i)
+        for item in e.items:
+            yield from walk(item)
     elif isinstance(e, A.Slice):
-        for x in (e.start, e.stop, e.step):
-            if x is not None:
-                yield from walk(x)
+        for bound in (e.start, e.stop, e.step):
+            if bound is not None:
+                yield from walk(bound)
 
 
 def output_names(plan: Plan) -> Tuple[str, ...]:

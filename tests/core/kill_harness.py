@@ -235,7 +235,7 @@ def recorded_writes(record: str) -> int:
 def _acks(progress: str) -> int:
     if not os.path.exists(progress):
         return 0
-    return len([l for l in Path(progress).read_text().split("\n") if l.strip()])
+    return len([line for line in Path(progress).read_text().split("\n") if line.strip()])
 
 
 def _link_or_copy(src: str, dst: str) -> None:

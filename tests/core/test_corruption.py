@@ -111,7 +111,7 @@ def test_a_flipped_byte_names_the_chunk_tensor_and_samples(tmp_path):
     Path(chunk).write_bytes(bytes(data))
     report = verify(root)
     name = os.path.basename(chunk)
-    assert any(f"tensor 'raw'" in p and f"chunk {name} (samples 0..11)" in p for p in report.problems), report.problems
+    assert any("tensor 'raw'" in p and f"chunk {name} (samples 0..11)" in p for p in report.problems), report.problems
     # a raw chunk is not decoded: the default policy reads it unchecked, verify_reads checks it
     assert lakeformat.load(root, read_only=True).raw.numpy().shape == (12, 1)
     with pytest.raises(CorruptDataError) as e:
@@ -151,8 +151,8 @@ def test_a_chunk_truncated_to_half_raises_corrupt_data_naming_where(tmp_path, te
     Path(chunk).write_bytes(data[: len(data) // 2])
     for verify_reads in (False, True):
         ds = lakeformat.load(root, read_only=True, verify_reads=verify_reads)
-        for read, sample in ((lambda: ds[tensor][95].numpy(), 95), (lambda: ds[tensor].numpy(), 0),
-                             (lambda: ds[tensor][[3, 97]].numpy(), 3)):
+        for read, sample in ((lambda ds=ds: ds[tensor][95].numpy(), 95), (lambda ds=ds: ds[tensor].numpy(), 0),
+                             (lambda ds=ds: ds[tensor][[3, 97]].numpy(), 3)):
             with pytest.raises(CorruptDataError) as e:
                 read()
             assert e.value.tensor == tensor and e.value.key.endswith(os.path.basename(chunk))

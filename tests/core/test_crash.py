@@ -30,7 +30,7 @@ def _start(path: Path, progress: Path, batches: int = 400, per_batch: int = 37) 
 def _last_flushed(progress: Path) -> int:
     if not progress.exists():
         return 0
-    lines = [l for l in progress.read_text().split("\n") if l.strip()]
+    lines = [line for line in progress.read_text().split("\n") if line.strip()]
     return int(lines[-1]) if lines else 0
 
 
@@ -62,7 +62,7 @@ def test_sigkill_at_random_points(tmp_path, seed):
     rng = random.Random(seed)
     path, progress = tmp_path / "ds", tmp_path / "progress"
     # a fresh run killed early or late, then two resumed runs killed again
-    for attempt in range(3):
+    for _ in range(3):
         p = _start(path, progress)
         time.sleep(rng.uniform(0.3, 2.5))
         p.send_signal(signal.SIGKILL)

@@ -22,13 +22,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _lines(progress: Path) -> list:
-    return [l for l in progress.read_text().split("\n") if l.strip()] if progress.exists() else []
+    return [line for line in progress.read_text().split("\n") if line.strip()] if progress.exists() else []
 
 
 def _allowed(progress: Path) -> list:
     """The states a kill may leave: the last published one, and the one being flushed."""
     lines = _lines(progress)
-    published = [json.loads(l[2:]) for l in lines if l.startswith("A ")]
+    published = [json.loads(line[2:]) for line in lines if line.startswith("A ")]
     out = [published[-1] if published else []]
     if lines and lines[-1].startswith("P "):
         out.append(json.loads(lines[-1][2:]))
@@ -68,7 +68,7 @@ def test_sigkill_while_editing(tmp_path, seed):
         assert ints in allowed, f"attempt {attempt}: a state no flush made ({len(ints)} samples)"
         texts = ds.txt.text() if len(ds.txt) else []
         assert texts == [f"v{v}" for v in ints], "the text tensor disagrees with the ints tensor"
-        flushes.append(sum(1 for l in _lines(progress) if l.startswith("A ")))
+        flushes.append(sum(1 for line in _lines(progress) if line.startswith("A ")))
         # the next writer's run starts from what is there: the model follows the dataset
         with open(progress, "a") as f:
             f.write(f"A {json.dumps(ints)}\n")

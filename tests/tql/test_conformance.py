@@ -207,7 +207,7 @@ def ref_sort(d: Data, keys: List[Tuple[Callable[[int], Any], bool]], base: Optio
     NaN) last in either direction."""
     out = list(range(d.n)) if base is None else list(base)
     for fn, desc in reversed(keys):
-        def isnull(k: int) -> bool:
+        def isnull(k: int, fn: Callable[[int], Any] = fn) -> bool:
             v = fn(k)
             return v is None or (isinstance(v, float) and math.isnan(v))
         nonnull = [k for k in out if not isnull(k)]

@@ -2,7 +2,6 @@
 TQLError naming a position, never another exception."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

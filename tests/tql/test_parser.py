@@ -10,7 +10,7 @@ from lakeformat.tql import TQLError, ast as A, parse, parse_expression
 from lakeformat.tql.lexer import tokenize
 from lakeformat.tql.unparse import to_text
 
-I = A.Identifier
+I = A.Identifier  # noqa: E741 - one-letter AST constructors keep the expected trees readable
 L = A.Literal
 
 

@@ -43,7 +43,7 @@ def make_data(seed: int, n: int = 40) -> Data:
         else:
             s.append(" ".join(rng.choice(WORDS, size=int(rng.integers(1, 3)))))
     j: List[Dict[str, Any]] = []
-    for k in range(n):
+    for _ in range(n):
         d: Dict[str, Any] = {"id": int(rng.integers(0, 5))}
         if rng.random() < 0.7:
             d["source"] = {"id": int(rng.integers(0, 3)), "name": str(rng.choice(["web", "cam", "sim"]))}

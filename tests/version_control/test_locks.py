@@ -15,7 +15,7 @@ from lakeformat.constants import FIRST_COMMIT_ID
 from lakeformat.errors import LockedError
 from lakeformat.version_control.locks import lock_key
 
-from ._helpers import REPO, run_lakeformat
+from ._helpers import REPO
 
 HOLDER = r'''
 import sys, time, lakeformat

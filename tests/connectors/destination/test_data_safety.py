@@ -29,7 +29,7 @@ def _load(tmp_path: Path, name: str):
 
 
 def _col(ds, field):
-    for name, t in ds.tensors.items():
+    for t in ds.tensors.values():
         if t.info.get("airbyte_field") == field:
             return [S.value_of(t.info.get("airbyte_kind", S.JSON), v) for v in t.values()]
     raise KeyError(field)

@@ -215,7 +215,8 @@ def test_overwrite_is_staged_and_failure_keeps_previous_data(tmp_path):
 
 
 def test_refresh_removes_older_generations_at_the_end(tmp_path):
-    mk = lambda g, m: catalog(stream("t", {"id": {"type": "integer"}}, generation_id=g, minimum_generation_id=m))
+    def mk(g, m):
+        return catalog(stream("t", {"id": {"type": "integer"}}, generation_id=g, minimum_generation_id=m))
     write(_cfg(tmp_path), mk(1, 0), [record("t", {"id": 1})])
     write(_cfg(tmp_path), mk(2, 0), [record("t", {"id": 2})])
     write(_cfg(tmp_path), mk(3, 2), [record("t", {"id": 3})])

@@ -3,7 +3,6 @@ import datetime as dt
 import decimal
 
 import numpy as np
-import pytest
 
 from connectors.sql.types import ColumnData, ColumnPlan, apply_override, convert_column, decode_values, plan_from_values, tensor_name_for
 from lakeformat import temporal
