@@ -126,11 +126,13 @@ class DestinationConfig:
             if ov.htype is not None:
                 _check_htype(ov.htype, f"tensor_overrides {key[1]}.{fname}")
             overrides.setdefault(key, {})[fname] = ov
+        from lakeformat.htypes import is_link_htype  # on first use, as _check_htype imports it
+
         links: dict[StreamKey, dict[str, LinkField]] = {}
         for item in raw.get("link_fields") or []:
             key, fname = _stream_field(item, "link_fields")
             htype = item.get("htype") or "link[image]"
-            if not (isinstance(htype, str) and htype.startswith("link[") and htype.endswith("]")):
+            if not (isinstance(htype, str) and is_link_htype(htype) and htype.endswith("]")):
                 raise config_error(f"`link_fields` {key[1]}.{fname}: htype must be link[...], got {htype!r}.")
             _check_htype(htype, f"link_fields {key[1]}.{fname}")
             links.setdefault(key, {})[fname] = LinkField(htype=htype, creds_key=item.get("creds_key") or None)

@@ -38,6 +38,7 @@ from connectors.sql.types import (
     plan_from_values,
     tensor_name_for,
 )
+from lakeformat.htypes import is_link_htype
 
 logger = logging.getLogger(__name__)
 
@@ -265,7 +266,7 @@ def plan_backfill(
         for col, spec in mapping.items():
             if col not in by_name:
                 raise SourceConfigError(f"{what} {col}=...: no column {col!r} in the source (columns: {', '.join(names)})")
-            by_name[col] = apply_override(by_name[col], spec if what == "--tensor" else (spec if spec.startswith("link[") else f"link[{spec}]"))
+            by_name[col] = apply_override(by_name[col], spec if what == "--tensor" else (spec if is_link_htype(spec) else f"link[{spec}]"))
     plans = [by_name[n] for n in names]
     taken: List[str] = []
     for p in plans:

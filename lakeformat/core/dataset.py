@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union, cast
 
 import numpy as np
 
@@ -163,7 +163,7 @@ class Dataset(SchemaOps):
             return
         raise AttributeError(f"cannot set {name!r}: assign samples with ds.{name}.append(...) or ds.{name}[i] = ...")
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Union[Tensor, "Dataset"]]:
         for i in range(len(self)):
             yield self[i]
 
@@ -287,7 +287,8 @@ class Dataset(SchemaOps):
         self._check_writable_view()
         st = self._state
         with st.lock:
-            idx = normalize_pop_indices(indices, self.max_len, f"dataset {self.path!r}")
+            # an int array is taken too (np.asarray); the callee types its argument as a Sequence
+            idx = normalize_pop_indices(cast("Sequence[int]", indices), self.max_len, f"dataset {self.path!r}")
             if not len(idx):
                 return
             for t in self._visible_full_tensors():
@@ -466,7 +467,8 @@ class Dataset(SchemaOps):
         """
         from lakeformat import tql  # imported on first use: TQL is not needed to open a dataset
 
-        return tql.run(self, text, params=params).view
+        view: Dataset = tql.run(self, text, params=params).view  # QueryResult.view is a Dataset
+        return view
 
     def explain(self, text: str) -> str:
         """The plan of a TQL query on this dataset: tensors read, filter, order, limit."""

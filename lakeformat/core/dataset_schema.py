@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Union, cast
 
 import numpy as np
 
@@ -24,13 +24,18 @@ from lakeformat.errors import (
 )
 from lakeformat.htypes import (
     HTYPE_DEFAULTS,
+    check_compressions,
     creates_info_tensor,
     creates_shape_tensor,
+    htype_of,
     parse_htype,
 )
 
 if TYPE_CHECKING:
     from lakeformat.core.dataset import Dataset
+    from lakeformat.core.index import Index
+    from lakeformat.core.meta import DatasetMeta
+    from lakeformat.core.session import Session
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +46,26 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 class SchemaOps:
     """create_tensor / create_group / delete_tensor / rename_tensor, for `Dataset`."""
 
+    if TYPE_CHECKING:  # what `Dataset` gives the mixin (its state and helpers)
+        _state: Session
+        index: Index
+        group: str
+
+        def __init__(self, state: Session, index: Optional[Index] = None, group: str = "") -> None: ...
+        @property
+        def meta(self) -> DatasetMeta: ...
+        def _check_writable_view(self) -> None: ...
+        def _full_name(self, name: str) -> str: ...
+        def _tensor(self, name: str) -> Tensor: ...
+        def _engine(self, key: str) -> ChunkEngine: ...
+        def _autoflush(self) -> None: ...
+        def flush(self) -> None: ...
+
     def create_tensor(
         self,
         name: str,
         htype: Optional[str] = None,
-        dtype: Optional[Union[str, np.dtype, type]] = None,
+        dtype: Optional[Union[str, np.dtype[Any], type]] = None,
         sample_compression: Optional[str] = None,
         chunk_compression: Optional[str] = None,
         hidden: bool = False,
@@ -88,7 +108,7 @@ class SchemaOps:
             raise HtypeError(f"tensor {full!r}: give sample_compression or chunk_compression, not both")
         defaults = dict(HTYPE_DEFAULTS[base])
         if dtype is not None:
-            if base in ("text", "json", "list", "tag"):
+            if htype_of(base).text_like:
                 raise HtypeError(f"tensor {full!r}: htype {base} takes no dtype")
             try:
                 dtype_name: Optional[str] = np.dtype(dtype).name
@@ -96,10 +116,7 @@ class SchemaOps:
                 raise HtypeError(f"tensor {full!r}: bad dtype {dtype!r}: {e}") from None
         else:
             dtype_name = defaults.get("dtype")
-        if base in ("text", "json", "list", "tag") and sample_compression in ("png", "jpeg"):
-            raise HtypeError(f"tensor {full!r}: {base} samples cannot be {sample_compression}-compressed")
-        if chunk_compression in ("png", "jpeg") and base in ("text", "json", "list", "tag"):
-            raise HtypeError(f"tensor {full!r}: {base} chunks cannot be {chunk_compression}-compressed")
+        check_compressions(base, sample_compression, chunk_compression, f"tensor {full!r}")
         if "jpeg" in (sample_compression, chunk_compression) and dtype_name not in (None, "uint8"):
             raise HtypeError(f"tensor {full!r}: jpeg stores uint8 only, not {dtype_name}")
         if is_link and sample_compression is None and base.startswith("image"):
@@ -138,7 +155,7 @@ class SchemaOps:
         if nullable:
             eng.info["nullable"] = True
         self._state.add_engine(eng)
-        self.meta.add_tensor(full, key, hidden)
+        self._state.meta = self._state.meta.with_tensor(full, key, hidden)
         self.register_groups(full)
         self._state.meta_dirty = True
         if not hidden:
@@ -164,7 +181,7 @@ class SchemaOps:
                               C.HIDDEN_TENSOR_MAX_CHUNK_SIZE, None, True, False, False, extra)
         meta = meta.without("vdb_indexes")
         self._state.add_engine(ChunkEngine(hkey, self._state.storage, self._state.vs, meta))
-        self.meta.add_tensor(hkey, hkey, True)
+        self._state.meta = self._state.meta.with_tensor(hkey, hkey, True)
         link = {"extend": extend, "flatten_sequence": flatten}
         if update:
             link["update"] = update
@@ -177,7 +194,7 @@ class SchemaOps:
         """Make the groups that hold tensor (or group) `full`, as the dataset meta lists them."""
         parts = full.split("/")[:-1]
         for i in range(1, len(parts) + 1):
-            self.meta.add_group("/".join(parts[:i]))
+            self._state.meta = self._state.meta.with_group("/".join(parts[:i]))
 
     def create_group(self, name: str, exist_ok: bool = False) -> "Dataset":
         self._check_writable_view()
@@ -189,7 +206,8 @@ class SchemaOps:
         self.register_groups(full + "/x")
         self._state.meta_dirty = True
         self._autoflush()
-        return type(self)(self._state, self.index, full)
+        # the mixin is only ever a Dataset (or its subclass, the View)
+        return cast("Dataset", type(self)(self._state, self.index, full))
 
     def delete_tensor(self, name: str, large_ok: bool = True) -> None:
         self._check_writable_view()
@@ -201,9 +219,10 @@ class SchemaOps:
         mask = eng.info.get("null_mask")  # the validity tensor (lakeformat.core.nulls) goes too
         for hidden in list((eng.meta.links or {}).keys()) + ([mask] if isinstance(mask, str) else []):
             if hidden in self.meta.tensors:
-                self.meta.remove_tensor(next(n for n, k in self.meta.tensor_names.items() if k == hidden))
+                hname = next(n for n, k in self.meta.tensor_names.items() if k == hidden)
+                self._state.meta = self._state.meta.without_tensor(hname)
                 self._drop_tensor_files(hidden)
-        self.meta.remove_tensor(full)
+        self._state.meta = self._state.meta.without_tensor(full)
         self._drop_tensor_files(key)
         self._state.diff.tensor_deleted(full)
         self._state.meta_dirty = True
@@ -231,7 +250,7 @@ class SchemaOps:
         if any(not _NAME_RE.match(p) for p in new_full.split("/")):
             raise InvalidTensorNameError(f"{new_name!r} is not a valid tensor name")
         key = self.meta.tensor_names[full]
-        self.meta.rename_tensor(full, new_full)
+        self._state.meta = self._state.meta.with_renamed_tensor(full, new_full)
         self._engine(key).set_meta(name=new_full)
         self._engine(key).meta_dirty = True
         self._state.schema_edited = True  # two objects (tensor and dataset meta) change together

@@ -5,12 +5,14 @@ htype's own such as ``class_names``) is kept in ``extra``, so a meta read and wr
 the same JSON document: same keys, same values. A key the document did not have is not added
 on the way back unless it was set (``present`` records which known keys the document had).
 
-``TensorMeta`` is frozen: a change makes a new meta (``meta.replace(length=n)``); the chunk
-engine swaps its meta with ``ChunkEngine.set_meta(**changes)``.
+Both are frozen: a change makes a new meta (``meta.replace(length=n)``,
+``meta.with_tensor(...)``); the chunk engine swaps its meta with
+``ChunkEngine.set_meta(**changes)``, a schema edit assigns ``session.meta``.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
@@ -298,51 +300,61 @@ _TENSOR_KEYS = frozenset(_FIELD_NAMES) - {"extra", "present"}
 _DATASET_KEYS = ("allow_delete", "default_index", "groups", "hidden_tensors", "tensor_names", "tensors", "version")
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class DatasetMeta:
     """dataset_meta.json: the tensors (by key), their names, groups and hidden tensors.
 
-    Not frozen yet: the dataset's schema edits (create, delete, rename) change it in place
-    through the methods below."""
+    Frozen, like ``TensorMeta``: a schema edit makes a new meta (``meta.with_tensor(...)``)
+    that the session then holds (``session.meta = ...``)."""
 
-    tensors: list[str] = field(default_factory=list)
-    tensor_names: dict[str, str] = field(default_factory=dict)  # name -> key (a rename keeps the key)
-    hidden_tensors: list[str] = field(default_factory=list)
-    groups: list[str] = field(default_factory=list)
+    tensors: tuple[str, ...] = ()
+    tensor_names: Mapping[str, str] = field(default_factory=dict)  # name -> key (a rename keeps the key)
+    hidden_tensors: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
     allow_delete: Any = True
     default_index: Any = field(default_factory=lambda: [{"start": None, "step": None, "stop": None}])
     version: Any = C.FORMAT_VERSION
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
     present: frozenset[str] = field(default=frozenset(_DATASET_KEYS), compare=False)
 
     @classmethod
     def from_dict(cls, d: Any, key: str = C.DATASET_META_FILENAME) -> DatasetMeta:
         if not isinstance(d, dict) or "tensors" not in d:
             raise CorruptDataError("dataset meta has no 'tensors'", key)
-        for name in ("tensors", "hidden_tensors", "groups"):
+        for name in _NAME_LISTS:
             if name in d and not _is_str_list(d[name]):
                 raise CorruptDataError(f"dataset meta's {name!r} is not a list of names", key)
         names = d.get("tensor_names")
         if names is not None and not (isinstance(names, dict) and all(isinstance(v, str) for v in names.values())):
             raise CorruptDataError("dataset meta's 'tensor_names' is not a mapping of names to keys", key)
         check_version(d.get("version"), "This dataset")
-        typed = {k: v for k, v in d.items() if k in _DATASET_KEYS}
-        extra = {k: v for k, v in d.items() if k not in _DATASET_KEYS}
+        typed: dict[str, Any] = {k: v for k, v in d.items() if k in _DATASET_KEYS}
+        extra = {k: _json_copy(v) for k, v in d.items() if k not in _DATASET_KEYS}
         # a reader relies on these three: an older document without them gets them written
         typed.setdefault("tensor_names", {k: k for k in typed["tensors"]})
         typed.setdefault("hidden_tensors", [])
         typed.setdefault("groups", [])
         if typed["tensor_names"] is None:
             typed["tensor_names"] = {k: k for k in typed["tensors"]}
-        return cls(**typed, extra=extra, present=frozenset(typed))
+        present = frozenset(typed)
+        for name in _NAME_LISTS:
+            typed[name] = tuple(typed[name])
+        typed["tensor_names"] = dict(typed["tensor_names"])
+        for name in ("allow_delete", "default_index", "version"):
+            if name in typed:
+                typed[name] = _json_copy(typed[name])
+        return cls(**typed, extra=extra, present=present)
 
     @classmethod
     def from_bytes(cls, data: bytes, key: str = C.DATASET_META_FILENAME) -> DatasetMeta:
         return cls.from_dict(loads(data, key), key)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: _json_copy(getattr(self, k)) for k in self.present}
-        out.update(_json_copy(self.extra))
+        out: dict[str, Any] = {}
+        for k in self.present:
+            v = getattr(self, k)
+            out[k] = list(v) if k in _NAME_LISTS else dict(v) if k == "tensor_names" else _json_copy(v)
+        out.update(_json_copy(dict(self.extra)))
         return out
 
     def to_bytes(self) -> bytes:
@@ -354,26 +366,40 @@ class DatasetMeta:
         return MappingProxyType(self.to_dict())
 
     def copy(self) -> DatasetMeta:
-        return DatasetMeta.from_dict(self.to_dict())
+        return self  # immutable
 
-    # schema edits (in place) -----------------------------------------------------------------
-    def add_tensor(self, name: str, key: str, hidden: bool) -> None:
-        self.tensors.append(key)
-        self.tensor_names[name] = key
-        if hidden:
-            self.hidden_tensors.append(key)
+    # schema edits: each returns a new meta ---------------------------------------------------
+    def _with(self, **changes: Any) -> DatasetMeta:
+        return dataclasses.replace(self, **changes)
 
-    def remove_tensor(self, name: str) -> str:
-        key = self.tensor_names.pop(name)
-        self.tensors.remove(key)
-        if key in self.hidden_tensors:
-            self.hidden_tensors.remove(key)
-        return key
+    def with_tensor(self, name: str, key: str, hidden: bool) -> DatasetMeta:
+        """This meta with tensor `key` added under `name` (and listed hidden when `hidden`)."""
+        return self._with(
+            tensors=(*self.tensors, key),
+            tensor_names={**self.tensor_names, name: key},
+            hidden_tensors=(*self.hidden_tensors, key) if hidden else self.hidden_tensors,
+        )
 
-    def rename_tensor(self, old: str, new: str) -> None:
-        key = self.tensor_names.pop(old)
-        self.tensor_names[new] = key
+    def without_tensor(self, name: str) -> DatasetMeta:
+        """This meta without the tensor named `name` (its key leaves every list)."""
+        key = self.tensor_names[name]
+        tensors = list(self.tensors)
+        tensors.remove(key)  # the first occurrence only, as list.remove did before
+        hidden = list(self.hidden_tensors)
+        if key in hidden:
+            hidden.remove(key)
+        names = {n: k for n, k in self.tensor_names.items() if n != name}
+        return self._with(tensors=tuple(tensors), tensor_names=names, hidden_tensors=tuple(hidden))
 
-    def add_group(self, name: str) -> None:
-        if name not in self.groups:
-            self.groups.append(name)
+    def with_renamed_tensor(self, old: str, new: str) -> DatasetMeta:
+        """This meta with tensor `old` named `new` (same key; the name moves to the end)."""
+        names = {n: k for n, k in self.tensor_names.items() if n != old}
+        names[new] = self.tensor_names[old]
+        return self._with(tensor_names=names)
+
+    def with_group(self, name: str) -> DatasetMeta:
+        """This meta with group `name` listed (itself when it already is)."""
+        return self if name in self.groups else self._with(groups=(*self.groups, name))
+
+
+_NAME_LISTS = ("tensors", "hidden_tensors", "groups")

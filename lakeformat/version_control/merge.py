@@ -38,6 +38,7 @@ from lakeformat.core.version_objects import ChunkSet, CommitDiff
 from lakeformat.core.version_state import VersionState
 from lakeformat.core.version_tree import VersionTree, load_tree, new_commit_id, update_tree
 from lakeformat.errors import MergeConflictError, MergeError
+from lakeformat.htypes import htype_of
 from lakeformat.version_control import api
 from lakeformat.version_control.diff import (
     _Versions,
@@ -97,7 +98,7 @@ def _read_values(ds: "Dataset", key: str, indices: List[int]) -> List[Any]:
         return [Sample(buffer=bytes(d), compression=sc) for d in datas]
     t = Tensor(meta.name, key, ds)
     vals = t[items.tolist()].values()
-    if meta.base_htype == "class_label" and not meta.is_sequence:
+    if htype_of(meta.base_htype).label and not meta.is_sequence:
         names = list(eng.info.get("class_names", []) or [])
         if names:
             out = []
@@ -307,7 +308,7 @@ def _copy_tensor(wds: "Dataset", theirs: "Dataset", name: str, key: str) -> None
         out[keys.commit_diff_key(k, dst)] = cd.to_bytes()
         storage.set_many(out)
         tname = name if k == key else next((n for n, kk in theirs.meta.tensor_names.items() if kk == k), k)
-        wds.meta.add_tensor(tname, k, k != key)
+        ours_st.meta = ours_st.meta.with_tensor(tname, k, k != key)
         ours_st.forget_engine(k)
     wds.register_groups(name)
     ours_st.mark_meta_dirty()

@@ -298,9 +298,7 @@ def target_meta(data: bytes) -> None:
 def seeds_meta() -> List[bytes]:
     from lakeformat.core.meta import DatasetMeta, TensorMeta
 
-    dm = DatasetMeta()
-    dm.add_tensor("images", "images", False)
-    dm.add_tensor("_images_id", "_images_id", True)
+    dm = DatasetMeta().with_tensor("images", "images", False).with_tensor("_images_id", "_images_id", True)
     tm = TensorMeta.new("images", "image", "uint8", "png", None, 8 << 20, 4 << 20, False, False, False, {})
     tm = tm.replace(length=10).with_shape_interval((1, 2, 3), (4, 5, 3))
     return [b"\1" + dm.to_bytes(), b"\0" + tm.to_bytes(), b"\1{\"tensors\": [], \"version\": \"3.9.52\"}"]
