@@ -75,3 +75,10 @@ def concat_sizes(parts: Sequence[Buffer], sizes_out: Buffer) -> int:
 
 def scatter_fixed(src: Buffer, item_size: int, out_index: Buffer, out: Buffer) -> None:
     """Copy item i of ``src`` (``item_size`` bytes) into slot ``out_index[i]`` (int64) of ``out``."""
+
+def widen_bytes(src: Buffer, out: Buffer) -> tuple[int, int]:
+    """Copy each byte of ``src`` into uint32 ``out``; return (OR of all bytes, number of non-zero bytes)."""
+
+def narrow_ucs4(src: Buffer, width: int, out: Buffer, lengths_out: Buffer) -> tuple[int, int]:
+    """Rows of ``width`` uint32 code points to one byte each in ``out`` (row lengths to int64
+    ``lengths_out``); return (OR of all code points, bytes written)."""

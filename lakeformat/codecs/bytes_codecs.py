@@ -127,7 +127,7 @@ def decoded_size(data, compression: str) -> int:
 _ZSTD_MAX_RATIO = 1 << 16
 
 
-def decompress_into(data, compression: str, out, partial: bool = False) -> None:
+def decompress_into(data, compression: Optional[str], out, partial: bool = False) -> None:
     """Decompress straight into the writable buffer `out` (len(out) bytes: the whole content,
     or with `partial` its first len(out) bytes). lz4 blocks decode natively without the GIL
     and with no intermediate copy; zstd decodes whole, then copies."""

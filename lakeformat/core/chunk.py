@@ -9,7 +9,7 @@ the decompressed bytes. A tile chunk carries one tile: one shape row and no byte
 from __future__ import annotations
 
 import struct
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -18,6 +18,14 @@ from lakeformat import constants as C
 from lakeformat.codecs import decompress_image
 from lakeformat.codecs.registry import ByteCodec, Codec, Uncompressed, UnknownCodecError, get_codec, is_image_codec
 from lakeformat.errors import CorruptDataError
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+# a sample's or a chunk's bytes as callers hand them over
+BytesLike = Union[bytes, bytearray, memoryview]
+# arrays go to the native kernels as `.data` (their buffer): numpy's stubs give ndarray no
+# __buffer__ before Python 3.12, and a memoryview of an array reads the same in C
 
 _I32x2 = struct.Struct("<ii")
 MAX_SHAPE_COLS = 65
@@ -31,19 +39,19 @@ class Chunk:
 
     __slots__ = ("key", "version", "shape_rows", "bp_rows", "_raw_data", "_data", "compression", "header_nbytes")
 
-    def __init__(self, key: str, version: str, shape_rows: np.ndarray, bp_rows: np.ndarray, raw_data, compression: Optional[str], header_nbytes: int):
+    def __init__(self, key: str, version: str, shape_rows: np.ndarray, bp_rows: np.ndarray, raw_data: Optional[memoryview], compression: Optional[str], header_nbytes: int):
         self.key = key
         self.version = version
         self.shape_rows = shape_rows
         self.bp_rows = bp_rows
         self._raw_data = raw_data
-        self._data = None
+        self._data: Optional[memoryview] = None
         self.compression = compression
         self.header_nbytes = header_nbytes
 
     @classmethod
-    def parse(cls, raw, compression: Optional[str], key: str = "", header_only: bool = False) -> "Chunk":
-        mv = memoryview(raw)
+    def parse(cls, raw: Union[Buffer, np.ndarray], compression: Optional[str], key: str = "", header_only: bool = False) -> "Chunk":
+        mv = raw.data if isinstance(raw, np.ndarray) else memoryview(raw)
         try:
             n = mv[0]
             version = bytes(mv[1 : 1 + n]).decode("ascii")
@@ -77,10 +85,10 @@ class Chunk:
         return cls(key, version, shape_rows, bp_rows, data, compression, off)
 
     @staticmethod
-    def header_nbytes_from(prefix) -> Optional[int]:
+    def header_nbytes_from(prefix: Union[Buffer, np.ndarray]) -> Optional[int]:
         """The size of a chunk's header from its first bytes, or None if they are too few
         (the version, the shape table's size and the byte positions' count say it)."""
-        mv = memoryview(prefix)
+        mv = prefix.data if isinstance(prefix, np.ndarray) else memoryview(prefix)
         try:
             n = mv[0]
             rows, cols = _I32x2.unpack_from(mv, 1 + n)
@@ -88,7 +96,7 @@ class Chunk:
             (nbp,) = struct.unpack_from("<I", mv, off)
         except (IndexError, struct.error, OverflowError):
             return None  # too few bytes, or a size no storage holds: the caller reads it all
-        return off + 4 + nbp * 12
+        return int(off + 4 + nbp * 12)
 
     @property
     def data(self) -> memoryview:
@@ -101,10 +109,11 @@ class Chunk:
             elif isinstance(codec, Uncompressed):
                 self._data = self._raw_data
             else:
-                self._data = memoryview(codec.decode(self._raw_data))
+                decoded = codec.decode(self._raw_data)
+                self._data = decoded.data if isinstance(decoded, np.ndarray) else memoryview(decoded)
         return self._data
 
-    def decompress_into(self, alloc) -> None:
+    def decompress_into(self, alloc: Callable[[int], np.ndarray]) -> None:
         """Decompress byte-compressed data into a buffer of its decoded size from
         `alloc(nbytes)`, then let go of the compressed bytes (the header keeps copies of its
         tables, so nothing refers to them any more)."""
@@ -121,8 +130,8 @@ class Chunk:
         except CorruptDataError:  # no size up front (an lz4 frame): the ordinary path
             self.data  # noqa: B018
             return
-        codec.decode_into(self._raw_data, out)
-        self._data = memoryview(out).cast("B")
+        codec.decode_into(self._raw_data, out.data)
+        self._data = out.data.cast("B")
         self.shape_rows = self.shape_rows.copy()
         self.bp_rows = self.bp_rows.copy()
         self._raw_data = None
@@ -149,7 +158,7 @@ class Chunk:
 
     @property
     def ndim(self) -> int:
-        return self.shape_rows.shape[1] - 1
+        return int(self.shape_rows.shape[1]) - 1
 
     def byte_ranges(self, local: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         local = np.ascontiguousarray(local, dtype=np.int64)
@@ -162,7 +171,7 @@ class Chunk:
             end[:] = len(self.data)
             return start, end
         try:
-            _native.positions_expand(np.ascontiguousarray(self.bp_rows), local, start, end)
+            _native.positions_expand(np.ascontiguousarray(self.bp_rows).data, local.data, start.data, end.data)
         except IndexError as e:
             raise CorruptDataError(f"sample not in chunk: {e}", self.key) from None
         if len(local) and (self._data is not None or (self.compression is None and self._raw_data is not None)):
@@ -177,7 +186,7 @@ class Chunk:
         out = np.empty((len(local), nd), np.int64)
         if nd and len(local):
             try:
-                _native.shapes_expand(np.ascontiguousarray(self.shape_rows), nd, local, out)
+                _native.shapes_expand(np.ascontiguousarray(self.shape_rows).data, nd, local.data, out.data)
             except IndexError as e:
                 raise CorruptDataError(f"sample not in chunk: {e}", self.key) from None
         return out
@@ -213,14 +222,14 @@ def chunk_header(sizes: np.ndarray, shapes: np.ndarray, tile: bool = False, posi
     shapes = np.ascontiguousarray(shapes, dtype=np.uint32)
     ndim = shapes.shape[1] if shapes.ndim == 2 else 0
     shape_out = np.empty(n * (ndim + 1), dtype=np.uint32)
-    nrows = _native.runs_encode(shapes.reshape(-1), ndim, 0, shape_out) if n and ndim else 0
+    nrows = _native.runs_encode(shapes.reshape(-1).data, ndim, 0, shape_out.data) if n and ndim else 0
     shape_rows = shape_out[: nrows * (ndim + 1)]
     if tile or not positions:
         bp_rows = np.zeros(0, np.uint32)
         nbp = 0
     else:
         bp_out = np.empty(3 * n, dtype=np.uint32)
-        nbp = _native.positions_encode(np.ascontiguousarray(sizes, dtype=np.int64), 0, 0, bp_out) if n else 0
+        nbp = _native.positions_encode(np.ascontiguousarray(sizes, dtype=np.int64).data, 0, 0, bp_out.data) if n else 0
         bp_rows = bp_out[: 3 * nbp]
     v = version.encode("ascii")
     return b"".join([
@@ -230,7 +239,7 @@ def chunk_header(sizes: np.ndarray, shapes: np.ndarray, tile: bool = False, posi
 
 
 def serialize_chunk(
-    parts: Sequence,
+    parts: Sequence[BytesLike],
     sizes: np.ndarray,
     shapes: np.ndarray,
     compression: Optional[str],
@@ -264,7 +273,7 @@ def serialize_chunk(
     return head + codec.encode(data)
 
 
-def _canvas_encode(parts: Sequence, sizes: np.ndarray, shapes: np.ndarray, compression: str) -> bytes:
+def _canvas_encode(parts: Sequence[BytesLike], sizes: np.ndarray, shapes: np.ndarray, compression: Optional[str]) -> bytes:
     n = len(sizes)
     if n == 0:
         return b""
@@ -293,7 +302,7 @@ def _canvas_encode(parts: Sequence, sizes: np.ndarray, shapes: np.ndarray, compr
     return get_codec(compression).encode(canvas)
 
 
-def _canvas_decode(raw, shape_rows: np.ndarray, key: str) -> Tuple[memoryview, np.ndarray]:
+def _canvas_decode(raw: memoryview, shape_rows: np.ndarray, key: str) -> Tuple[memoryview, np.ndarray]:
     """An image chunk -> its samples' raw bytes back to back, and their byte positions."""
     n = int(shape_rows[-1, -1]) + 1 if len(shape_rows) else 0
     if n > _MAX_EMPTY_IMAGE_SAMPLES + len(raw):
@@ -305,7 +314,7 @@ def _canvas_decode(raw, shape_rows: np.ndarray, key: str) -> Tuple[memoryview, n
     shapes = np.empty((n, nd), np.int64)
     if n:
         try:
-            _native.shapes_expand(np.ascontiguousarray(shape_rows), nd, local, shapes)
+            _native.shapes_expand(np.ascontiguousarray(shape_rows).data, nd, local.data, shapes.data)
         except (IndexError, ValueError) as e:
             raise CorruptDataError(f"image chunk's shape table is damaged: {e}", key) from None
     try:
@@ -326,7 +335,7 @@ def _canvas_decode(raw, shape_rows: np.ndarray, key: str) -> Tuple[memoryview, n
             out.append(b"")
     sizes = np.fromiter(map(len, out), dtype=np.int64, count=n)
     bp = np.empty(3 * n, np.uint32)
-    nbp = _native.positions_encode(sizes, 0, 0, bp) if n else 0
+    nbp = _native.positions_encode(sizes.data, 0, 0, bp.data) if n else 0
     return memoryview(b"".join(out)), bp[: 3 * nbp].reshape(nbp, 3)
 
 
@@ -364,13 +373,13 @@ class ChunkBuilder:
 
     @property
     def data(self) -> memoryview:
-        return memoryview(self.buf)[: self.nbytes]
+        return self.buf.data[: self.nbytes]
 
     @property
     def parts(self) -> List[memoryview]:
         return [self.data]
 
-    def _set(self, data, capacity: int = 0) -> None:
+    def _set(self, data: BytesLike, capacity: int = 0) -> None:
         n = len(data)
         self.buf = np.empty(max(n, capacity), np.uint8)
         if n:
@@ -384,11 +393,11 @@ class ChunkBuilder:
             grown[: self.nbytes] = self.buf[: self.nbytes]
             self.buf = grown
 
-    def add(self, parts: Sequence, sizes: np.ndarray, shapes: np.ndarray) -> None:
+    def add(self, parts: Sequence[BytesLike], sizes: np.ndarray, shapes: np.ndarray) -> None:
         total = int(np.sum(sizes)) if len(sizes) else 0
         self._reserve(total)
         if total:
-            _native.concat(list(parts), memoryview(self.buf)[self.nbytes : self.nbytes + total])
+            _native.concat(list(parts), self.buf.data[self.nbytes : self.nbytes + total])
         self.sizes.append(np.asarray(sizes, dtype=np.int64))
         self.shapes.append(np.asarray(shapes, dtype=np.int64).reshape(len(sizes), -1))
         self.nbytes += total
@@ -461,4 +470,5 @@ class ChunkBuilder:
         return self.data[a:], sizes[start:], shapes[start:]
 
     def serialize(self, compression: Optional[str], level: Optional[int] = None) -> bytes:
-        return serialize_chunk([self.data], self.all_sizes(), self.all_shapes(), compression, level)
+        # an uncompressed chunk is a bytearray (built in place, no copy): storage takes any bytes
+        return serialize_chunk([self.data], self.all_sizes(), self.all_shapes(), compression, level)  # type: ignore[return-value]

@@ -12,7 +12,7 @@ encoders and the commit diff are updated with array operations.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -24,6 +24,11 @@ from lakeformat.core.encoders import ChunkIdEncoder
 from lakeformat.core.serialize import SerializedBatch
 from lakeformat.errors import CorruptDataError
 from lakeformat.core.version_objects import CommitDiff
+
+if TYPE_CHECKING:
+    from lakeformat.core.chunk_updates import EditTarget
+    from lakeformat.core.encoders import CredsEncoder, RangeEncoder, TileEncoder
+    from lakeformat.core.meta import TensorMeta
 
 
 def normalize_pop_indices(index: Sequence[int], length: int, what: str) -> np.ndarray:
@@ -94,8 +99,9 @@ def _gather_runs(sources: List[np.ndarray], src_id: np.ndarray, starts: np.ndarr
     out = np.empty(int(lengths.sum()), np.uint8)
     if len(out):
         offsets = np.cumsum(lengths) - lengths
-        _native.gather(sources, np.ascontiguousarray(src_id, dtype=np.int64), np.ascontiguousarray(starts, dtype=np.int64),
-                       lengths, out, offsets)
+        # `.data`: the arrays' own buffers (NumPy's stubs make an array a Buffer from 3.12 only)
+        _native.gather([s.data for s in sources], np.ascontiguousarray(src_id, dtype=np.int64).data,
+                       np.ascontiguousarray(starts, dtype=np.int64).data, lengths.data, out.data, offsets.data)
     return out
 
 
@@ -225,7 +231,38 @@ def _replace_in_builder(b: ChunkBuilder, local: np.ndarray, new: np.ndarray, new
 
 
 class ChunkDeletes:
-    """Bulk pops and updates (`ChunkEngine` provides the state and the chunk plumbing)."""
+    """Bulk pops and updates (`ChunkEngine` provides the state and the chunk plumbing; the
+    part of it used here is declared below, for the type checker)."""
+
+    if TYPE_CHECKING:
+        key: str
+        commit_id: str
+        meta: TensorMeta
+        chunk_ids: ChunkIdEncoder
+        tiles: TileEncoder
+        seq: Optional[RangeEncoder]
+        creds: Optional[CredsEncoder]
+        builder: Optional[ChunkBuilder]
+        staged: Dict[str, bytes]
+        dirty_builders: Dict[str, ChunkBuilder]
+        edited: bool
+        meta_dirty: bool
+        encoders_dirty: bool
+        info_dirty: bool
+
+        @property
+        def chunk_compression(self) -> Optional[str]: ...
+        @property
+        def commit_diff(self) -> CommitDiff: ...
+        @property
+        def info(self) -> Dict[str, Any]: ...
+        def set_meta(self, **changes: Any) -> None: ...
+        def _check_writable(self) -> None: ...
+        def staged_nbytes(self) -> int: ...
+        def write_chunks(self) -> None: ...
+        def _forget_chunk(self, name: str) -> None: ...
+        def _edit_target(self, row: int) -> EditTarget: ...
+        def update_item(self, item: int, batch: SerializedBatch) -> None: ...
 
     def _stage_edited(self, b: ChunkBuilder) -> None:
         """Serialize a bulk-edited chunk now (the open chunk excepted) instead of holding it
@@ -341,7 +378,7 @@ class ChunkDeletes:
 
             flat = np.empty(int(ends[-1]) if n else 0, np.uint8)
             if len(flat):
-                _native.concat(list(batch.parts), memoryview(flat))
+                _native.concat(list(batch.parts), flat.data)
         elif batch.parts:
             flat = np.frombuffer(batch.parts[0], np.uint8)
         else:
@@ -358,11 +395,11 @@ class ChunkDeletes:
                 got = self._edit_target(r)
                 if not isinstance(got, ChunkBuilder):
                     c, cid, covered, new_name = got
-                    b = _chunk_replaced(c, cid, covered, local, new, sizes[pos], shapes[pos])
-                    if b is None:  # not one size and shape throughout: per-sample tables
-                        got = b = ChunkBuilder.from_chunk(cid, c, covered)
-                        b.dirty = True
-                    self.dirty_builders[new_name] = b
+                    scattered = _chunk_replaced(c, cid, covered, local, new, sizes[pos], shapes[pos])
+                    if scattered is None:  # not one size and shape throughout: per-sample tables
+                        got = scattered = ChunkBuilder.from_chunk(cid, c, covered)
+                        scattered.dirty = True
+                    self.dirty_builders[new_name] = b = scattered
                 if isinstance(got, ChunkBuilder):
                     b = got
                     if b.ndim != shapes.shape[1]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
@@ -47,6 +47,12 @@ def _header_and_compressed(sizes: np.ndarray, shapes: np.ndarray, data: Any, cod
     """A byte-compressed chunk as gathered parts: its header, then the compressed samples
     (written with one writev: no joined copy of the compressed bytes)."""
     return [chunk_header(sizes, shapes), *codec.encode_parts(data)]
+
+
+def _as_bytes(data: Union[bytes, bytearray]) -> bytes:
+    """A serialized chunk as staged: `serialize_chunk` builds an uncompressed one in place, in
+    a bytearray (no copy into bytes); staging and storage take any bytes-like value."""
+    return data  # type: ignore[return-value]  # a bytearray stands in for bytes (see above)
 
 
 class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
@@ -160,6 +166,7 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
         raw = stored.get(CS.side_key(self.key, c))
         if raw is None or not getattr(self.vs, "checksums_at_open", True):
             return  # none kept, or `verify`, which checks them itself and reports the rest too
+        table: Optional[CS.TensorChecksums]
         try:
             table = CS.TensorChecksums.from_bytes(raw, CS.side_key(self.key, c))
         except CorruptDataError as e:
@@ -333,11 +340,15 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
                 want[self.chunk_key_of(n)] = n
         if want:
             try:
-                got = self.storage.get_many(list(want))
+                fetched = self.storage.get_many(list(want))
             except KeyError as e:
                 raise CorruptDataError(f"chunk missing from storage in tensor {self.meta.name!r}", str(e)) from None
-            for k, raw in got.items():
+            got: Dict[str, bytes] = {}
+            for k, raw in fetched.items():
+                if raw is None:  # get_many raises KeyError for it instead (no missing_ok): the same error
+                    raise CorruptDataError(f"chunk missing from storage in tensor {self.meta.name!r}", k)
                 self.verify_chunk(want[k], k, raw)
+                got[k] = raw
             parsed = [Chunk.parse(raw, self.chunk_compression, k) for k, raw in got.items()]
             if self.chunk_compression is not None and len(parsed) > 1:
                 # decompress side by side: lz4, zstd and the image codecs release the GIL
@@ -423,7 +434,7 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
             # stays invisible until the encoders and the meta point at it (next flush)
             parts = [chunk_header(b.all_sizes(), b.all_shapes()), b.data]
             self._note_chunk_write(key, CS.checksum_parts(parts))
-            self.storage.set_parts(key, parts)
+            self.storage.set_parts(key, parts)  # type: ignore[attr-defined]  # present when _direct_writes() (hasattr)
         else:
             self.staged[key] = b.serialize(self.chunk_compression, self.meta.zstd_level)
         self.builder = None
@@ -489,7 +500,7 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
         per_item_parts = len(batch.parts) == n
         size = uniform_size(sizes, shapes)
         if size:  # samples of one size: where each ends is arithmetic, not a 1M-long cumsum
-            ends = starts = None
+            ends = starts = np.zeros(0, np.int64)  # not read
         else:
             ends = np.cumsum(sizes)
             starts = ends - sizes
@@ -558,17 +569,17 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
             if codec.is_image:
                 data: Any = codec.encode(tile)
             elif isinstance(codec, Uncompressed):
-                data = memoryview(tile).cast("B")  # no copy
+                data = tile.data.cast("B")  # no copy
             else:
-                data = codec.encode(memoryview(tile).cast("B"))
+                data = codec.encode(tile.data.cast("B"))
             cid = ChunkIdEncoder.new_id()
             self.chunk_ids.append_chunk(cid, item)
             name = ChunkIdEncoder.name_of(cid)
             self._register_chunk(name)
             shp = np.asarray([tile.shape], dtype=np.int64)
-            self.staged[keys.chunk_key(self.key, name, self.commit_id)] = serialize_chunk(
+            self.staged[keys.chunk_key(self.key, name, self.commit_id)] = _as_bytes(serialize_chunk(
                 [data], np.asarray([len(data)], np.int64), shp, self.chunk_compression, self.meta.zstd_level, tile=True
-            )
+            ))
         self.tiles.entries[item] = (tuple(int(s) for s in arr.shape), tuple(int(s) for s in tile_shape))
 
     # ------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, TypeVar
 
 import numpy as np
 
@@ -114,7 +114,7 @@ class ChunkReads:
         def _chunk_in_current_commit(self, name: str) -> bool: ...
         def _unflushed_chunk(self, name: str) -> Optional[Chunk]: ...
 
-    def corruption_at(self, items: np.ndarray, reason: str, key: Optional[str], cls: type = CorruptDataError) -> CorruptDataError:
+    def corruption_at(self, items: np.ndarray, reason: str, key: Optional[str], cls: Type[CorruptDataError] = CorruptDataError) -> CorruptDataError:
         """The error for damaged bytes met reading `items`: the first of them the chunk `key`
         holds (the first of them, and its chunk, when no key is known)."""
         sample = int(items[0]) if len(items) else None
@@ -209,15 +209,15 @@ class ChunkReads:
         if width * n > 4 * total + (1 << 20):
             return None
         raw = np.zeros(n, dtype=f"S{width}")
-        _native.gather(sources, src_id, starts, lengths, raw.view(np.uint8), np.arange(n, dtype=np.int64) * width)
+        _native.gather(sources, src_id.data, starts.data, lengths.data, raw.view(np.uint8).data, (np.arange(n, dtype=np.int64) * width).data)
         out = np.empty(n, dtype=f"U{width}")
         src, dst = raw.view(np.uint8), out.view(np.uint32)
         if len(src) >= (4 << 20):  # two halves side by side: the page faults of `out` dominate
             half = (n // 2) * width
-            parts = list(codec_pool().map(lambda ab: _native.widen_bytes(src[ab[0] : ab[1]], dst[ab[0] : ab[1]]), [(0, half), (half, len(src))]))
+            parts = list(codec_pool().map(lambda ab: _native.widen_bytes(src[ab[0] : ab[1]].data, dst[ab[0] : ab[1]].data), [(0, half), (half, len(src))]))
             high, nonzero = parts[0][0] | parts[1][0], parts[0][1] + parts[1][1]
         else:
-            high, nonzero = _native.widen_bytes(src, dst)
+            high, nonzero = _native.widen_bytes(src.data, dst.data)
         if high >= 128 or nonzero != total:
             return None  # non-ASCII, or NUL bytes that a fixed-width array would drop
         return out
@@ -227,7 +227,8 @@ class ChunkReads:
         """Text items decoded chunk by chunk (a null, stored with shape (0,), reads None)."""
         arr = self.read_text_array(items)
         if arr is not None:
-            return arr.tolist()
+            texts: List[Optional[str]] = arr.tolist()
+            return texts
         rows, local = self.item_locations(items)
         names = self.chunk_ids.names()
         groups = group_by_row(rows)
@@ -242,6 +243,7 @@ class ChunkReads:
         for r, sel in groups:
             c = chunks[names[r]]
             s, e = c.byte_ranges(local[sel])
+            vals: List[Optional[str]]
             if len(sel) * 16 < c.num_samples:  # a few items: decode just those
                 data = c.data
                 vals = [str(data[a:b], "utf-8") for a, b in zip(s.tolist(), e.tolist())]
@@ -303,11 +305,11 @@ class ChunkReads:
         s, e = h.byte_ranges(np.array([n - 1]))
         return int(e[0]) // n + 1
 
-    def _read_ranged_items(self, ranged, local, names, out: List[Any], n: int) -> np.ndarray:
+    def _read_ranged_items(self, ranged: List[Tuple[int, np.ndarray]], local: np.ndarray, names: List[str], out: List[Any], n: int) -> np.ndarray:
         """Fill `out` with the bytes of the items of `ranged` [(row, positions)], one range
         request per item, `concurrency` in flight; returns their shapes."""
-        jobs = []
-        shapes = None
+        jobs: List[Tuple[List[int], str, np.ndarray, np.ndarray]] = []
+        shapes: Optional[np.ndarray] = None
         for r, sel in ranged:
             h = self._header(names[r])
             s, e = h.byte_ranges(local[sel])
@@ -317,7 +319,7 @@ class ChunkReads:
             shapes[sel] = shp
             jobs.append((sel.tolist(), self.chunk_key_of(names[r]), s + h.header_nbytes, e + h.header_nbytes))
 
-        def fetch(job):
+        def fetch(job: Tuple[List[int], str, np.ndarray, np.ndarray]) -> None:
             ks, key, a, b = job
             for k, data, want in zip(ks, self.storage.get_ranges(key, a.tolist(), b.tolist()), (b - a).tolist()):
                 if len(data) != want:
@@ -325,6 +327,7 @@ class ChunkReads:
                 out[k] = memoryview(data)
 
         run_concurrently(fetch, jobs, self.storage.concurrency)
+        assert shapes is not None  # `ranged` is never empty
         return shapes
 
     @names_corruption
@@ -384,7 +387,8 @@ class ChunkReads:
                 sources.append(c.data)
                 sel_all.append(sel)
             sel = np.concatenate(sel_all)
-            _native.gather(sources, src_id[sel], src_start[sel], np.full(len(sel), item_nbytes, np.int64), out.reshape(-1).view(np.uint8), sel * item_nbytes)
+            _native.gather(sources, src_id[sel].data, src_start[sel].data, np.full(len(sel), item_nbytes, np.int64).data,
+                           out.reshape(-1).view(np.uint8).data, (sel * item_nbytes).data)
         return out
 
     def _read_fixed_lz4_sparse(self, by_row: List[Tuple[int, np.ndarray]], names: List[str], local: np.ndarray,
@@ -417,11 +421,12 @@ class ChunkReads:
                 self.verify_chunk(name, key, raw)
                 c = Chunk.parse(raw, "lz4", key)
                 s, e = c.byte_ranges(local[sel])
-                data = buffer("decoded", int(e.max()))
-                decompress_into(c._raw_data, "lz4", data, partial=True)
+                decoded = buffer("decoded", int(e.max()))
+                decompress_into(c._raw_data, "lz4", decoded, partial=True)
+                data = decoded.data
             if np.any(e - s != item_nbytes):
                 raise CorruptDataError(f"sample size differs from its shape in tensor {self.meta.name!r}", c.key)
-            _native.gather([data], np.zeros(len(sel), np.int64), s, e - s, flat, sel * item_nbytes)
+            _native.gather([data], np.zeros(len(sel), np.int64).data, s.data, (e - s).data, flat.data, (sel * item_nbytes).data)
 
         run_concurrently(one_chunk, by_row, max(2, min(self.storage.concurrency, 4)))
         return out
@@ -447,13 +452,15 @@ class ChunkReads:
 
         def decode(key: str) -> Tuple[str, Chunk]:
             name, sel = fetch[key]
-            self.verify_chunk(name, key, raws[key])
-            c = Chunk.parse(raws[key], "lz4", key)
+            raw = raws[key]
+            assert raw is not None  # get_many without missing_ok raises for a missing key
+            self.verify_chunk(name, key, raw)
+            c = Chunk.parse(raw, "lz4", key)
             _, e = c.byte_ranges(local[sel])
             head = np.empty(int(e.max()) if len(e) else 0, np.uint8)
             if len(head):
                 decompress_into(c._raw_data, "lz4", head, partial=True)
-            c._data = memoryview(head)
+            c._data = head.data
             return name, c
 
         for name, c in codec_pool().map(decode, list(fetch)):
@@ -561,10 +568,11 @@ class ChunkReads:
                 self._headers[name] = h
         return h
 
-    def _read_fixed_ranged(self, items, rows, local, by_row, names, out, item_nbytes) -> np.ndarray:
+    def _read_fixed_ranged(self, items: np.ndarray, rows: np.ndarray, local: np.ndarray, by_row: List[Tuple[int, np.ndarray]],
+                           names: List[str], out: np.ndarray, item_nbytes: int) -> np.ndarray:
         pending = {names[r] for r, _ in by_row}
         unflushed = {n: (self._unflushed_chunk(n) if self._is_unflushed(n) else None) for n in pending}
-        jobs = []
+        jobs: List[Tuple[List[int], str, np.ndarray]] = []
         for r, sel in by_row:
             name = names[r]
             c = unflushed[name]
@@ -578,7 +586,7 @@ class ChunkReads:
             jobs.append((sel.tolist(), self.chunk_key_of(name), s + h.header_nbytes))
         flat = out.reshape(len(items), -1).view(np.uint8)
 
-        def fetch(job):
+        def fetch(job: Tuple[List[int], str, np.ndarray]) -> None:
             ks, key, a = job
             for k, data in zip(ks, self.storage.get_ranges(key, a.tolist(), (a + item_nbytes).tolist())):
                 if len(data) != item_nbytes:
@@ -596,4 +604,5 @@ class ChunkReads:
         chunks = self.get_chunks([names[r] for r in rows])
         fmt = SampleFormat.of_meta(self.meta.name, self.meta)
         sample_shape, tile_shape = self.tiles.entries[item]
-        return assemble_tiled(fmt, sample_shape, tile_shape, [chunks[names[r]] for r in rows])
+        tiled: np.ndarray = assemble_tiled(fmt, sample_shape, tile_shape, [chunks[names[r]] for r in rows])
+        return tiled

@@ -9,7 +9,7 @@ value, gets rows of its own in the chunk index.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
@@ -18,9 +18,55 @@ from lakeformat.core.chunk import Chunk, ChunkBuilder
 from lakeformat.core.encoders import ChunkIdEncoder
 from lakeformat.core.serialize import SerializedBatch
 
+if TYPE_CHECKING:
+    from lakeformat.core.encoders import CredsEncoder, RangeEncoder, TileEncoder
+    from lakeformat.core.meta import TensorMeta
+    from lakeformat.core.version_objects import ChunkSet, CommitDiff
+
+#: what an edit of a chunk starts from (`ChunkUpdates._edit_target`): the open builder, or
+#: (parsed chunk, id of the edited chunk, samples the index covers, name of the edited chunk)
+EditTarget = Union[ChunkBuilder, Tuple[Chunk, int, int, str]]
+
 
 class ChunkUpdates:
-    """Edits of stored items (`ChunkEngine` provides the state and the chunk plumbing)."""
+    """Edits of stored items (`ChunkEngine` provides the state and the chunk plumbing; the
+    part of it used here is declared below, for the type checker)."""
+
+    if TYPE_CHECKING:
+        key: str
+        commit_id: str
+        meta: TensorMeta
+        chunk_ids: ChunkIdEncoder
+        tiles: TileEncoder
+        seq: Optional[RangeEncoder]
+        creds: Optional[CredsEncoder]
+        chunk_set: Optional[ChunkSet]
+        builder: Optional[ChunkBuilder]
+        staged: Dict[str, bytes]
+        dirty_builders: Dict[str, ChunkBuilder]
+        deleted_chunks: List[str]
+        fresh_chunks: Set[str]
+        edited: bool
+        meta_dirty: bool
+        encoders_dirty: bool
+        info_dirty: bool
+        _parsed: Dict[str, Chunk]
+        _headers: Dict[str, Chunk]
+
+        @property
+        def chunk_compression(self) -> Optional[str]: ...
+        @property
+        def commit_diff(self) -> CommitDiff: ...
+        @property
+        def info(self) -> Dict[str, Any]: ...
+        def set_meta(self, **changes: Any) -> None: ...
+        def _check_writable(self) -> None: ...
+        def _chunk_in_current_commit(self, name: str) -> bool: ...
+        def get_chunks(self, names: Sequence[str]) -> Dict[str, Chunk]: ...
+        def item_locations(self, items: np.ndarray) -> Tuple[np.ndarray, np.ndarray]: ...
+        def _register_chunk(self, name: str) -> None: ...
+        def _seal(self) -> None: ...
+        def _write_tiled(self, arr: np.ndarray, item: int) -> None: ...
 
     def _renamed(self, row: int, old: str) -> int:
         """A new chunk id for the chunk of `row`, which an edit is about to change: the row
@@ -44,7 +90,7 @@ class ChunkUpdates:
         self.dirty_builders[new_name] = b
         return b
 
-    def _edit_target(self, row: int) -> "ChunkBuilder | Tuple[Chunk, int, int, str]":
+    def _edit_target(self, row: int) -> EditTarget:
         """What an edit of the chunk of `row` starts from: its builder when it has one, else
         the parsed chunk with the id and name the edited chunk gets (a published chunk is
         renamed) and the number of its samples the index covers."""

@@ -22,6 +22,7 @@ from lakeformat.core.layout import TEXT_HTYPES, SampleFormat
 from lakeformat.core.text_codec import json_loads
 from lakeformat.core.tiling import assemble_tiles
 from lakeformat.errors import CorruptDataError, DynamicShapeError, SampleDecodeError
+from lakeformat.htypes import htype_of
 
 DECODE_THREADS = max(2, min(8, os.cpu_count() or 2))  # the size of the codec pool
 LinkResolver = Callable[[List[Any], np.ndarray], List[Any]]  # (stored paths, items) -> values
@@ -132,7 +133,7 @@ def decode_sample(fmt: SampleFormat, d: Any, shape: Any) -> Any:
     raw or byte-compressed numbers. A damaged image raises `SampleDecodeError`, numbers that
     do not fit their shape `CorruptDataError`."""
     base = fmt.htype
-    if base in TEXT_HTYPES:
+    if htype_of(base).text_like:
         return decode_text(d, base, shape)
     shp = tuple(int(x) for x in shape)
     sc = fmt.sample_compression

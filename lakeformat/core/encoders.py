@@ -15,6 +15,9 @@ from lakeformat import _native
 from lakeformat import constants as C
 from lakeformat.errors import CorruptDataError, IndexOutOfRangeError
 
+# arrays go to the native kernels as `.data` (their buffer): numpy's stubs give ndarray no
+# __buffer__ before Python 3.12, and a memoryview of an array reads the same in C
+
 
 def _version_header(version: str) -> bytes:
     v = version.encode("ascii")
@@ -37,7 +40,7 @@ def lookup_rows(last_index: np.ndarray, queries: np.ndarray) -> np.ndarray:
     out = np.empty(len(q), dtype=np.int64)
     if len(q):
         try:
-            _native.runs_lookup(np.ascontiguousarray(last_index), q, out)
+            _native.runs_lookup(np.ascontiguousarray(last_index).data, q.data, out.data)
         except IndexError as e:
             raise IndexOutOfRangeError(str(e)) from None
     return out
@@ -210,7 +213,7 @@ class RangeEncoder:
         end = np.empty(len(idx), dtype=np.int64)
         if len(idx):
             try:
-                _native.positions_expand(np.ascontiguousarray(self.rows, dtype=np.uint32), idx, start, end)
+                _native.positions_expand(np.ascontiguousarray(self.rows, dtype=np.uint32).data, idx.data, start.data, end.data)
             except IndexError as e:
                 raise IndexOutOfRangeError(str(e)) from None
         return start, end
@@ -221,14 +224,15 @@ class RangeEncoder:
             return
         all_lengths = np.concatenate([self.all_lengths(), lengths])
         out = np.empty(3 * len(all_lengths), dtype=np.uint32)
-        n = _native.positions_encode(all_lengths, 0, 0, out)
+        n = _native.positions_encode(all_lengths.data, 0, 0, out.data)
         self.rows = out[: 3 * n].reshape(n, 3).copy()
 
     def all_lengths(self) -> np.ndarray:
         if not len(self.rows):
             return np.zeros(0, dtype=np.int64)
         s, e = self.item_ranges(np.arange(self.num_samples))
-        return e - s
+        lengths: np.ndarray = e - s
+        return lengths
 
     def set_lengths(self, lengths: np.ndarray) -> None:
         self.rows = np.zeros((0, 3), dtype=np.uint32)
@@ -270,14 +274,15 @@ class CredsEncoder:
     def set_values(self, values: np.ndarray) -> None:
         values = np.ascontiguousarray(values, dtype=np.uint32)
         out = np.empty(2 * len(values), dtype=np.uint32)
-        n = _native.runs_encode(values, 1, 0, out) if len(values) else 0
+        n = _native.runs_encode(values.data, 1, 0, out.data) if len(values) else 0
         self.rows = out[: 2 * n].reshape(n, 2).copy()
 
     def extend(self, values: np.ndarray) -> None:
         self.set_values(np.concatenate([self.all_values(), np.asarray(values, dtype=np.int64)]))
 
     def values_at(self, indices: np.ndarray) -> np.ndarray:
-        return self.rows[lookup_rows(self.rows[:, 1], indices), 0].astype(np.int64)
+        values: np.ndarray = self.rows[lookup_rows(self.rows[:, 1], indices), 0].astype(np.int64)
+        return values
 
     def to_bytes(self) -> bytes:
         return _version_header(self.version) + np.ascontiguousarray(self.rows, dtype=np.uint32).tobytes()

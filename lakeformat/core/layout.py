@@ -20,12 +20,12 @@ import numpy as np
 from lakeformat import constants as C
 from lakeformat.codecs import IMAGE_COMPRESSIONS
 from lakeformat.core.encoders import lookup_rows
+from lakeformat.htypes import TEXT_HTYPES as TEXT_HTYPES  # re-exported: callers import it from here
+from lakeformat.htypes import htype_of, is_numeric_dtype
 
 if TYPE_CHECKING:
     from lakeformat.core.tensor import Tensor
 
-TEXT_HTYPES = ("text", "json", "list", "tag")
-_NOT_NUMERIC = (None, "str", "Any", "List")
 
 Shape = Tuple[int, ...]
 TileEntry = Tuple[Shape, Shape]
@@ -58,7 +58,7 @@ class SampleFormat:
     """How one sample of a tensor is stored: what `lakeformat.core.decode` needs to turn its
     bytes into a value (no chunk facts; cheap to make per read)."""
 
-    name: str
+    name: Optional[str]  # the tensor's, for messages
     htype: str  # the base htype ("image", "text", ...; no link[]/sequence[] wrapper)
     dtype: Optional[str]  # as the tensor meta says (None, "str", "Any", "List" or a NumPy name)
     min_shape: Shape
@@ -69,7 +69,7 @@ class SampleFormat:
     is_sequence: bool
 
     @classmethod
-    def of_meta(cls, name: str, meta: Any) -> "SampleFormat":
+    def of_meta(cls, name: Optional[str], meta: Any) -> "SampleFormat":
         """The format a tensor meta describes."""
         return cls(name, str(meta.base_htype), meta.dtype, _shape(meta.min_shape), _shape(meta.max_shape), meta.sample_compression,
                    meta.chunk_compression, bool(meta.is_link), bool(meta.is_sequence))
@@ -77,11 +77,11 @@ class SampleFormat:
     @property
     def np_dtype(self) -> np.dtype:
         """The dtype samples decode to (uint8 for tensors without a numeric dtype)."""
-        return np.dtype(self.dtype) if self.dtype not in _NOT_NUMERIC else np.dtype("uint8")
+        return np.dtype(self.dtype) if is_numeric_dtype(self.dtype) else np.dtype("uint8")
 
     @property
     def is_text_like(self) -> bool:
-        return self.htype in TEXT_HTYPES
+        return htype_of(self.htype).text_like
 
     @property
     def is_image(self) -> bool:
@@ -93,7 +93,7 @@ class SampleFormat:
         their bytes reads them); None otherwise."""
         if self.is_link or self.sample_compression is not None or self.is_text_like:
             return None
-        if not self.min_shape or self.min_shape != self.max_shape or self.dtype in _NOT_NUMERIC:
+        if not self.min_shape or self.min_shape != self.max_shape or not is_numeric_dtype(self.dtype):
             return None
         return self.min_shape
 

@@ -17,11 +17,12 @@ tensor whose other samples share one shape, an empty sample still reads as null.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple, cast
 
 import numpy as np
 
 from lakeformat.core import keys
+from lakeformat.htypes import is_numeric_dtype
 
 if TYPE_CHECKING:  # pragma: no cover
     from lakeformat.core.chunk_engine import ChunkEngine
@@ -79,7 +80,7 @@ class NullWrite:
 
 
 def _dtype_of(eng: "ChunkEngine", present: List[Any]) -> Optional[np.dtype]:
-    if eng.meta.dtype not in (None, "str", "Any", "List"):
+    if is_numeric_dtype(eng.meta.dtype):
         return np.dtype(eng.meta.dtype)
     for v in present:
         a = np.asarray(v)
@@ -116,7 +117,7 @@ def split(ds: "Dataset", key: str, values: Any) -> Tuple[Any, Optional[NullWrite
     has_mask = mask_key(ds, eng) is not None
     if isinstance(values, np.ma.MaskedArray):
         m = np.ma.getmaskarray(values)
-        null = m.reshape(len(m), -1).any(axis=1) if m.ndim > 1 else m.copy()
+        null = np.asarray(m.reshape(len(m), -1).any(axis=1)) if m.ndim > 1 else m.copy()
         data = np.array(values.data, copy=True)
         if null.any():
             # the tensor's dtype picks the placeholder; the serializer still judges the cast
@@ -221,7 +222,8 @@ def apply_update(ds: "Dataset", nw: Optional[NullWrite], items: List[int]) -> No
     if mask_key(ds, eng) is None and not nw.nulls.any():
         return
     mkey = _mask_at(ds, nw.key, eng.num_samples)
-    ds.update_samples(mkey, list(items), nw.nulls.reshape(-1, 1))
+    # update_samples takes any batch a tensor write takes (here one mask row per item)
+    ds.update_samples(mkey, list(items), cast(List[Any], nw.nulls.reshape(-1, 1)))
 
 
 def pop_rows(ds: "Dataset", eng: "ChunkEngine", idx: np.ndarray) -> None:

@@ -6,6 +6,7 @@ import os
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
+import numpy.typing as npt
 
 from lakeformat.codecs import decompress_image, image_shape, sniff_image_format
 from lakeformat.errors import LinkError
@@ -54,7 +55,7 @@ class Sample:
             self._array = decompress_image(self.buffer)
         return self._array
 
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype: Optional[npt.DTypeLike] = None, copy: Optional[bool] = None) -> np.ndarray:
         a = self.array
         return a.astype(dtype) if dtype is not None else a
 
@@ -102,14 +103,16 @@ def fetch_bytes(url: str, creds: Optional[Dict[str, Any]] = None) -> bytes:
                 return f.read()
         import fsspec
 
-        from lakeformat.storage import protocol_of, storage_options_from_creds
+        from lakeformat.storage import protocol_of
+        from lakeformat.storage.fsspec_store import storage_options_from_creds
 
         proto = protocol_of(url)
         if proto == "gcs":
             url = "gs://" + url.split("://", 1)[1]
             proto = "gs"
         fs, p = fsspec.core.url_to_fs(url, **storage_options_from_creds(proto, creds))
-        return fs.cat_file(p)
+        data: bytes = fs.cat_file(p)
+        return data
     except FileNotFoundError as e:
         raise LinkError(f"linked file {url!r} not found") from e
     except LinkError:

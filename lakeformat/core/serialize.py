@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 import numpy as np
 
@@ -63,7 +63,10 @@ class Context:
     tiling_threshold: int = 16_000_000
 
 
-def _fail(cls, msg: str, ctx: Context, i: int):
+_E = TypeVar("_E", bound=SampleError)
+
+
+def _fail(cls: Type[_E], msg: str, ctx: Context, i: int) -> _E:
     return cls(msg, tensor=ctx.name, index=ctx.start_index + i)
 
 
@@ -147,7 +150,7 @@ def _labels(value: Any, ctx: Context, batch: SerializedBatch, i: int) -> np.ndar
 ENCODE_THREADS = max(1, min(8, os.cpu_count() or 1))
 
 
-def _encode_images_parallel(ser: "Serializer", jobs: List[Any]) -> List[bytes]:
+def _encode_images_parallel(ser: "Serializer", jobs: List[Any]) -> List[Union[bytes, memoryview]]:
     """png/jpeg encoding of a batch on a thread pool (Pillow releases the GIL while coding)."""
     if len(jobs) < 8 or ENCODE_THREADS == 1:
         return [ser._encode(arr, gi) for _, arr, gi in jobs]
@@ -261,10 +264,10 @@ class Serializer:
     def _idx(self, i: int, item_owner: Optional[np.ndarray]) -> int:
         return int(item_owner[i]) if item_owner is not None and i < len(item_owner) else i
 
-    def _dense_masked(self, arr: np.ma.MaskedArray, item_owner, labels: bool = False) -> SerializedBatch:
+    def _dense_masked(self, arr: np.ma.MaskedArray, item_owner: Optional[np.ndarray], labels: bool = False) -> SerializedBatch:
         """A masked batch: masked entries are nulls, stored as empty samples as None is."""
         m = np.ma.getmaskarray(arr)
-        null = m.reshape(len(m), -1).any(axis=1) if m.ndim > 1 else m
+        null = np.asarray(m.reshape(len(m), -1).any(axis=1)) if m.ndim > 1 else m
         data = np.asarray(arr.data)
         if not null.any():
             return self._dense(data, item_owner, labels)
@@ -278,7 +281,7 @@ class Serializer:
         b.arrays = {int(keep[i]): a for i, a in b.arrays.items()}
         return b
 
-    def _dense(self, arr: np.ndarray, item_owner, labels: bool = False) -> SerializedBatch:
+    def _dense(self, arr: np.ndarray, item_owner: Optional[np.ndarray], labels: bool = False) -> SerializedBatch:
         """A whole batch in one array: one cast, one buffer."""
         if isinstance(arr, np.ma.MaskedArray):
             return self._dense_masked(arr, item_owner, labels)
@@ -303,7 +306,7 @@ class Serializer:
             arr = cast_array(arr, self.dtype, self.ctx, 0)
         arr = np.ascontiguousarray(arr)
         nbytes = int(np.prod(sample_shape)) * arr.dtype.itemsize
-        batch.parts = [memoryview(arr).cast("B")] if arr.size else []
+        batch.parts = [arr.data.cast("B")] if arr.size else []
         # broadcast (read-only, no 1M-long array): the chunk engine sees one size for all
         batch.sizes = np.broadcast_to(np.asarray(nbytes, dtype=np.int64), (n,))
         batch.shapes = np.broadcast_to(np.asarray(sample_shape, dtype=np.int64), (n, len(sample_shape)))
@@ -334,13 +337,16 @@ class Serializer:
     def _image_ndim(self, ndim: int) -> int:
         return max(ndim, 3) if self._pads_gray() else ndim
 
-    def _arrays(self, values: Any, item_owner) -> SerializedBatch:
+    def _arrays(self, values: Any, item_owner: Optional[np.ndarray]) -> SerializedBatch:
         batch = SerializedBatch()
         values = list(values) if not isinstance(values, list) else values
         ndim = self._target_ndim(values)
-        parts, sizes, shapes = [], [], []
+        parts: List[Union[bytes, memoryview]] = []
+        sizes: List[int] = []
+        shapes: List[Tuple[int, ...]] = []
         deferred: List[Any] = []
         infos: List[Dict[str, Any]] = []
+        data: Union[bytes, memoryview]
         for i, v in enumerate(values):
             gi = self._idx(i, item_owner)
             info: Dict[str, Any] = {}
@@ -411,21 +417,22 @@ class Serializer:
         batch.num_samples = len(values)
         return batch
 
-    def _encode(self, arr: np.ndarray, gi: int) -> bytes:
+    def _encode(self, arr: np.ndarray, gi: int) -> Union[bytes, memoryview]:
         arr = np.ascontiguousarray(arr)
         if self.sc is None:
-            return memoryview(arr).cast("B") if arr.size else b""
+            return arr.data.cast("B") if arr.size else b""
         if arr.size == 0:
             return b""
         try:
             codec = get_codec(self.sc)
             if not codec.is_image:
-                return codec.encode(memoryview(arr).cast("B"))
+                return codec.encode(arr.data.cast("B"))
             return codec.encode(arr)
         except (ValueError, TypeError, OSError) as e:  # UnknownCodecError is a ValueError
             raise _fail(HtypeViolationError, f"cannot encode as {self.sc}: {e}", self.ctx, gi) from e
 
-    def _file_sample(self, s: Sample, gi: int, ndim: int):
+    def _file_sample(self, s: Sample, gi: int, ndim: int) -> Tuple[bytes, Tuple[int, ...]]:
+        data: Union[bytes, memoryview]
         try:
             comp = s.compression
             if comp is not None and comp == self.sc:
@@ -451,7 +458,7 @@ class Serializer:
             self.dtype = np.dtype("uint8")
         return bytes(data), shape
 
-    def _texts(self, values: Any, item_owner) -> SerializedBatch:
+    def _texts(self, values: Any, item_owner: Optional[np.ndarray]) -> SerializedBatch:
         batch = SerializedBatch()
         if isinstance(values, EncodedSamples):
             return self._encoded(values, item_owner)
@@ -513,7 +520,7 @@ class Serializer:
         batch.num_samples = len(values)
         return batch
 
-    def _encoded(self, values: EncodedSamples, item_owner) -> SerializedBatch:
+    def _encoded(self, values: EncodedSamples, item_owner: Optional[np.ndarray]) -> SerializedBatch:
         if not (self.rec.text_like and not self.rec.list_like) or item_owner is not None:
             raise _fail(SampleDtypeError, f"encoded samples go into text or json tensors, not {self.base}", self.ctx, 0)
         n = len(values)
@@ -534,7 +541,7 @@ class Serializer:
         batch.num_samples = n
         return batch
 
-    def _links(self, values: Any, item_owner) -> SerializedBatch:
+    def _links(self, values: Any, item_owner: Optional[np.ndarray]) -> SerializedBatch:
         batch = SerializedBatch()
         values = list(values)
         parts, creds, real_shapes = [], [], []

@@ -12,14 +12,16 @@ from lakeformat.core.index import Index, apply_ops, apply_ops_stacked
 from lakeformat.core.info import Info
 from lakeformat.core.layout import SampleFormat, TensorLayout
 from lakeformat.errors import CorruptSampleError, DynamicShapeError, LakeFormatError
+from lakeformat.htypes import htype_of
 
 if TYPE_CHECKING:
     from lakeformat.core.chunk_engine import ChunkEngine
     from lakeformat.core.dataset import Dataset
 
 __all__ = ["Tensor", "text_like_array", "convert_to_text"]
-_TEXT_LIKE = D.TEXT_HTYPES
-_IMAGE_HTYPES = ("image", "image.rgb", "image.gray", "dicom", "nifti")  # data() adds sample_info
+# deeplake 3.x image htypes the htype table lacks (we read them, never create them): data()
+# gives them sample_info as it does image-like ones
+_OTHER_IMAGE_HTYPES = ("dicom", "nifti")
 
 
 def _shape_after(shape: Tuple[int, ...], ops: Sequence[Any], row: int = 0) -> Tuple[int, ...]:
@@ -71,7 +73,7 @@ class Tensor:
     @property
     def dtype(self) -> Optional[np.dtype]:
         d = self.meta.dtype
-        if self.meta.base_htype in ("json", "list", "tag"):
+        if htype_of(self.meta.base_htype).json_like:
             return np.dtype(str)  # what deeplake 3.x's Tensor.dtype says for these htypes
         if d in (None, "Any", "List"):
             return None if d is None else np.dtype(object)
@@ -232,7 +234,7 @@ class Tensor:
     def _stored_ndim(self) -> Optional[int]:
         """ndim of one stored sample as `numpy()` returns it (None while unknown)."""
         m = self.meta
-        if m.base_htype in _TEXT_LIKE:
+        if htype_of(m.base_htype).text_like:
             nd: Optional[int] = 1
         else:
             nd = len(m.max_shape) if m.max_shape else (None if self.num_samples == 0 else 0)
@@ -323,7 +325,7 @@ class Tensor:
         from lakeformat.core import nulls as N
 
         rows = self.index.resolve(self.num_samples)
-        if self.base_htype in _TEXT_LIKE and not self.is_sequence:
+        if htype_of(self.base_htype).text_like and not self.is_sequence:
             vals = self._read(rows, aslist=True) if len(rows) else []
             out = np.fromiter((v is None for v in vals), bool, count=len(vals))
         else:
@@ -387,7 +389,7 @@ class Tensor:
     def _as_time(self, data: np.ndarray, mask: np.ndarray) -> np.ndarray:
         kind = self.engine.info.get("lakeformat_type")
         unit = self.engine.info.get("unit", "us")
-        out = np.asarray(data, np.int64).view(f"timedelta64[{unit}]" if kind == "time" else f"datetime64[{unit}]").copy()
+        out: np.ndarray = np.asarray(data, np.int64).view(f"timedelta64[{unit}]" if kind == "time" else f"datetime64[{unit}]").copy()
         out[mask] = np.datetime64("NaT") if kind != "time" else np.timedelta64("NaT")
         return out
 
@@ -473,14 +475,15 @@ class Tensor:
         (`text_like_array`), else as Python values (aslist) or (n, 1) arrays."""
         eng = self.engine
         base = self.meta.base_htype
+        rec = htype_of(base)
         eng.check_items(samples) if not self.is_sequence else None
-        if arrays and base in _TEXT_LIKE and not self.is_sequence and (aslist or base in ("list", "tag")):
+        if arrays and rec.text_like and not self.is_sequence and (aslist or rec.list_like):
             return D.text_like_arrays(self.name, self._read_items(samples, aslist=True), base, aslist)
         if self.is_sequence:
             starts, ends = self._item_ranges(samples)
             flat = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]) if len(samples) else np.zeros(0, np.int64)
             vals = self._read_items(flat.astype(np.int64), aslist=True)
-            if arrays and base in _TEXT_LIKE:
+            if arrays and rec.text_like:
                 vals = [text_like_array(v, base) for v in vals]
             return D.group_sequences(self.name, vals, starts, ends, aslist, self.dtype if self.dtype is not None else object)
         return self._read_items(samples, aslist)
@@ -588,7 +591,7 @@ class Tensor:
 
     def list(self) -> Union[List[Any], List[List[Any]]]:
         """The lists of a list tensor (each as a Python list)."""
-        if self.base_htype in ("list", "tag"):
+        if htype_of(self.base_htype).list_like:
             if self._view_ndim() == 1:
                 return list(self.numpy())
             return [list(v) for v in self.numpy(aslist=True)]
@@ -603,7 +606,7 @@ class Tensor:
         >>> ds.names.values()       # doctest: +SKIP
         ['ann', 'bob']
         """
-        if self.base_htype in _TEXT_LIKE and not self.index.ops:
+        if htype_of(self.base_htype).text_like and not self.index.ops:
             v: List[Any] = self._read(self.index.resolve(self.num_samples), aslist=True)
             return v[:1] if self.index.is_single else v
         read = self.numpy(aslist=True)
@@ -652,15 +655,16 @@ class Tensor:
             return {"value": self.text()}
         if base == "json":
             return {"value": self.dict()}
-        if base in ("list", "tag"):
+        rec = htype_of(base)
+        if rec.list_like:
             return {"value": self.list()}
         value = self.numpy(aslist=aslist)
         out: Dict[str, Any] = {"value": value}
-        if base == "class_label":
+        if rec.label:
             names = self.info.get("class_names") or []
             if names:
                 out["text"] = convert_to_text(value, names)
-        elif base in _IMAGE_HTYPES:
+        elif rec.image_like or base in _OTHER_IMAGE_HTYPES:
             out["sample_info"] = self.sample_info or {}
         return out
 

@@ -9,12 +9,18 @@ import binascii
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
 from lakeformat import _native
 from lakeformat.core.sample import Sample
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+# a batch encoded as one buffer: ([the bytes], int64 byte length of each sample)
+EncodedBatch = Tuple[List[Union[bytes, memoryview]], np.ndarray]
 
 
 # The type tag of deeplake 3.x's tagged JSON, and the values its decoder acts on.
@@ -111,7 +117,7 @@ def json_object_hook(obj: Dict[str, Any]) -> Any:
     return unescape_json_dict(obj)
 
 
-def json_loads(data) -> Any:
+def json_loads(data: Buffer) -> Any:
     """One stored json sample, decoded: tagged values become arrays, bytes and samples, and
     escaped user dicts read back as written."""
     raw = bytes(data)
@@ -120,7 +126,7 @@ def json_loads(data) -> Any:
     return json.loads(raw.decode("utf-8"), object_hook=json_object_hook)
 
 
-def encode_all_str(values: List[Any]):
+def encode_all_str(values: List[Any]) -> Optional[EncodedBatch]:
     """All-str batches in one buffer: one join and one encode when the text is ASCII (the
     byte lengths are then the character lengths), else one encode per string."""
     try:
@@ -135,7 +141,7 @@ def encode_all_str(values: List[Any]):
     return [b"".join(encoded)], np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
 
 
-def encode_ascii_array(values: np.ndarray):
+def encode_ascii_array(values: np.ndarray) -> Optional[EncodedBatch]:
     """A NumPy str array of ASCII text in one buffer with no Python str per value (native
     narrowing of its UCS4 code points); None when some value is not ASCII."""
     n = len(values)
@@ -145,10 +151,10 @@ def encode_ascii_array(values: np.ndarray):
     src = np.ascontiguousarray(values).view(np.uint32)
     out = np.empty(n * width, np.uint8)
     lengths = np.empty(n, np.int64)
-    high, written = _native.narrow_ucs4(src, width, out, lengths)
+    high, written = _native.narrow_ucs4(src.data, width, out.data, lengths.data)
     if high >= 128:
         return None
-    return [memoryview(out)[:written]], lengths
+    return [out.data[:written]], lengths
 
 
 @dataclass(frozen=True)
@@ -186,10 +192,10 @@ try:
 
     _ORJSON_OPTS = _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_DATACLASS | _orjson.OPT_PASSTHROUGH_SUBCLASS
 except ImportError:  # orjson is optional: json.dumps below is the reference
-    _orjson = None
+    _orjson = None  # type: ignore[assignment]  # checked before each use
 
 
-def orjson_all(values: List[Any]):
+def orjson_all(values: List[Any]) -> Optional[EncodedBatch]:
     """JSON samples with orjson, decoding to exactly what json.dumps' text decodes to, as
     ([one buffer], sizes), or None (the batch then takes the json.dumps path). orjson turns
     NaN/Infinity into null, so a value whose text holds "null" is re-encoded with json.dumps;

@@ -5,6 +5,7 @@ import itertools
 from typing import Iterator, List, Sequence, Tuple
 
 import numpy as np
+import numpy.typing as npt
 
 
 def choose_tile_shape(shape: Sequence[int], itemsize: int, max_chunk_size: int) -> Tuple[int, ...]:
@@ -25,7 +26,7 @@ def split_tiles(arr: np.ndarray, tile_shape: Sequence[int]) -> Iterator[np.ndarr
         yield arr[sl]
 
 
-def assemble_tiles(tiles: List[np.ndarray], sample_shape: Sequence[int], tile_shape: Sequence[int], dtype) -> np.ndarray:
+def assemble_tiles(tiles: List[np.ndarray], sample_shape: Sequence[int], tile_shape: Sequence[int], dtype: npt.DTypeLike) -> np.ndarray:
     out = np.empty(tuple(sample_shape), dtype=dtype)
     layout = [-(-s // t) for s, t in zip(sample_shape, tile_shape)]
     for tile, pos in zip(tiles, itertools.product(*[range(n) for n in layout])):
