@@ -32,7 +32,7 @@ class DataLoaderBuilder:
         b._opts = {**self._opts, **kw}
         return b
 
-    def transform(self, fn: Union[Callable, Dict[str, Callable]], **kwargs: Any) -> "DataLoaderBuilder":
+    def transform(self, fn: Union[Callable[..., Any], Dict[str, Callable[..., Any]]], **kwargs: Any) -> "DataLoaderBuilder":
         """A per-sample transform: a callable taking the sample dict (with `kwargs`), or a
         {tensor: callable} dict applied to single tensors' values."""
         return self._with(transform=fn, transform_kwargs=kwargs)
@@ -49,7 +49,7 @@ class DataLoaderBuilder:
         self,
         num_workers: int = 0,
         tensors: Optional[Sequence[str]] = None,
-        collate_fn: Optional[Callable] = None,
+        collate_fn: Optional[Callable[..., Any]] = None,
         decode_method: Optional[Dict[str, str]] = None,
         pin_memory: bool = False,
         distributed: bool = False,

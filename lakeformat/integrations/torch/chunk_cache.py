@@ -4,7 +4,7 @@ buffers shared with the main process, that batches can be views of)."""
 from __future__ import annotations
 
 import threading
-from concurrent.futures import CancelledError, Future, InvalidStateError
+from concurrent.futures import CancelledError, Executor, Future, InvalidStateError
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -14,6 +14,14 @@ from lakeformat.core.checksums import FolderChecksums, check_chunk_key
 from lakeformat.storage import StorageProvider
 from lakeformat.integrations.torch.blocks import BLOCKED, BlockedChunk, fetch_blocked
 from lakeformat.integrations.torch.buffers import BufferPool
+
+
+class _Fetch(Future[Any]):
+    """One chunk's fetch; its result is the parsed chunk (a `Chunk`, or a `BlockedChunk` read
+    in blocks)."""
+
+    size = 0  # bytes the chunk holds in memory, once fetched
+    nbytes = 0  # of those, what the first task to use it has not counted yet
 
 
 class ChunkCache:
@@ -28,11 +36,11 @@ class ChunkCache:
                  checksums: Optional[FolderChecksums] = None):
         self.storage = storage
         self.lock = threading.Lock()
-        self.entries: Dict[str, Future] = {}
+        self.entries: Dict[str, _Fetch] = {}
         self.refs: Dict[str, int] = {}
         self.recent: List[str] = []
         self.keep_recent = keep_recent
-        self.pool: Any = None  # the fetch pool, once a prefetch has named it
+        self.pool: Optional[Executor] = None  # the fetch pool, once a prefetch has named it
         self.buffers = BufferPool()
         self.chunk_buffer = chunk_buffer  # buffers shared with the main process, for chunk data
         self.first_local: Dict[str, int] = {}  # chunk read in blocks -> the sample wanted first
@@ -75,23 +83,23 @@ class ChunkCache:
 
     def _size(self, key: str) -> int:
         f = self.entries.get(key)
-        return getattr(f, "size", 0) if f is not None else 0
+        return f.size if f is not None else 0
 
     def _drop(self, key: str) -> None:
         if key not in self.refs:
             self.entries.pop(key, None)
 
-    def prefetch(self, wanted: Dict[str, Optional[str]], pool, first_local: Optional[Dict[str, int]] = None) -> None:
+    def prefetch(self, wanted: Dict[str, Optional[str]], pool: Executor, first_local: Optional[Dict[str, int]] = None) -> None:
         """Start fetching the chunks of {key: fetch mode} that are neither cached nor being
         fetched: whole chunks as one batched storage call in `pool`, chunks read in blocks
         (`BLOCKED`) one call each (so that fetching runs ahead of the tasks that use them).
         `first_local`: for chunks read in blocks, the first sample the asking task wants."""
         self.pool = pool
-        mine: Dict[str, Future] = {}
+        mine: Dict[str, _Fetch] = {}
         with self.lock:
             for k in wanted:
                 if k not in self.entries:
-                    f = Future()
+                    f = _Fetch()
                     self.entries[k] = f
                     mine[k] = f
                     if first_local and k in first_local:  # read when its fill starts
@@ -114,7 +122,7 @@ class ChunkCache:
         for f in pending:
             _settle_future(f, exc=CancelledError("the epoch stopped before this chunk was fetched"))
 
-    def _fetch(self, mine: Dict[str, Future], wanted: Dict[str, Optional[str]], run: Callable[..., Any]) -> None:
+    def _fetch(self, mine: Dict[str, _Fetch], wanted: Dict[str, Optional[str]], run: Callable[..., Any]) -> None:
         """Fill the futures `mine`: whole chunks with one batched call, chunks read in blocks
         one call each, each call through `run(fn, *args)` (a pool's submit, or in line)."""
         whole = {k: f for k, f in mine.items() if wanted[k] != BLOCKED}
@@ -124,19 +132,22 @@ class ChunkCache:
             if wanted[k] == BLOCKED:
                 run(self._fill_blocked, k, f)
 
-    def _fill_blocked(self, key: str, f: Future) -> None:
+    def _fill_blocked(self, key: str, f: _Fetch) -> None:
         def make() -> Tuple[Any, int]:
             c = fetch_blocked(self.storage, key, self.pool, self.first_local.pop(key, None))
             return c, (c.nbytes if isinstance(c, BlockedChunk) else len(c.data) + c.header_nbytes)
 
         self._settle(key, f, make)
 
-    def _fill(self, mine: Dict[str, Future], wanted: Dict[str, Optional[str]]) -> None:
+    def _fill(self, mine: Dict[str, _Fetch], wanted: Dict[str, Optional[str]]) -> None:
         """Fetch and parse whole chunks: on a local disk read into reused buffers, one after
         the other; elsewhere with one batched storage call."""
         if getattr(self.storage, "reads_into_cheaply", False):
             for k, f in mine.items():
-                self._settle(k, f, lambda k=k: self._read_local(k, wanted[k]))
+                def read(k: str = k) -> Tuple[Chunk, int]:
+                    return self._read_local(k, wanted[k])
+
+                self._settle(k, f, read)
             return
         try:
             got = self.storage.get_many(list(mine))
@@ -149,9 +160,12 @@ class ChunkCache:
                 _settle_future(f, exc=e)
             return
         for k, f in mine.items():
-            self._settle(k, f, lambda k=k: self._parse(got[k], wanted[k], k))
+            def parse(k: str = k) -> Tuple[Chunk, int]:  # got[k] inside: a missing key fails this chunk only
+                return self._parse(got[k], wanted[k], k)
 
-    def _settle(self, key: str, f: Future, make) -> None:
+            self._settle(k, f, parse)
+
+    def _settle(self, key: str, f: _Fetch, make: Callable[[], Tuple[Any, int]]) -> None:
         try:
             c, nbytes = make()
             f.nbytes = f.size = nbytes
@@ -188,28 +202,28 @@ class ChunkCache:
     def get(self, wanted: Dict[str, Optional[str]]) -> Tuple[Dict[str, Chunk], int]:
         """Parsed chunks for {key: fetch mode}; fetches the missing ones here. Returns
         (chunks, bytes newly fetched and decompressed)."""
-        mine: Dict[str, Future] = {}
-        futures: Dict[str, Future] = {}
+        mine: Dict[str, _Fetch] = {}
+        futures: Dict[str, _Fetch] = {}
         with self.lock:
             for k in wanted:
                 f = self.entries.get(k)
                 if f is None:
-                    f = Future()
+                    f = _Fetch()
                     self.entries[k] = f
                     mine[k] = f
                 futures[k] = f
         self._fetch(mine, wanted, lambda fn, *args: fn(*args))
-        out = {}
+        out: Dict[str, Chunk] = {}
         nbytes = 0
         for k, f in futures.items():
             out[k] = f.result()
             with self.lock:  # the first task to use a chunk carries its bytes
-                nbytes += getattr(f, "nbytes", 0)
+                nbytes += f.nbytes
                 f.nbytes = 0
         return out, nbytes
 
 
-def _settle_future(f: Future, result: Any = None, exc: Optional[BaseException] = None) -> None:
+def _settle_future(f: Future[Any], result: Any = None, exc: Optional[BaseException] = None) -> None:
     """Set a fetch's outcome unless it has one already (`close` may have failed it first)."""
     try:
         if exc is not None:

@@ -11,7 +11,8 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from lakeformat.integrations.torch.reader import TEXT_HTYPES, FixedColumn, TensorSource, ValueColumn, gather_pieces
+from lakeformat.htypes import htype_of
+from lakeformat.integrations.torch.reader import FixedColumn, TensorSource, ValueColumn, gather_pieces
 from lakeformat.integrations.torch.slabs import current_slabs
 
 
@@ -34,7 +35,8 @@ def empty_batch(shape: Tuple[int, ...], dtype: np.dtype) -> torch.Tensor:
     if torch.utils.data.get_worker_info() is None:
         return torch.empty(shape, dtype=tdt)
     numel = int(np.prod(shape)) if shape else 1
-    storage = torch.empty(0, dtype=tdt)._typed_storage()._new_shared(numel)
+    # torch leaves _typed_storage/_new_shared unannotated
+    storage = torch.empty(0, dtype=tdt)._typed_storage()._new_shared(numel)  # type: ignore[no-untyped-call]
     return torch.empty(0, dtype=tdt).new(storage).view(shape)
 
 
@@ -52,7 +54,8 @@ def stack_arrays(arrays: Sequence[np.ndarray]) -> torch.Tensor:
 
     srcs = [np.ascontiguousarray(a) for a in arrays]
     n = len(srcs)
-    _native.gather(srcs, np.arange(n, dtype=np.int64), np.zeros(n, np.int64), np.full(n, nb, np.int64), view.reshape(-1).view(np.uint8), np.arange(n, dtype=np.int64) * nb)
+    # ndarrays are Buffers; numpy's stubs declare __buffer__ only for Python >= 3.12
+    _native.gather(srcs, np.arange(n, dtype=np.int64), np.zeros(n, np.int64), np.full(n, nb, np.int64), view.reshape(-1).view(np.uint8), np.arange(n, dtype=np.int64) * nb)  # type: ignore[arg-type]
     return out
 
 
@@ -103,14 +106,14 @@ def collate_values(values: List[Any], pad: bool, top: bool = True) -> Any:
     return list(values)
 
 
-def _same_keys(values: Sequence[Mapping]) -> bool:
+def _same_keys(values: Sequence[Mapping[Any, Any]]) -> bool:
     k0 = set(values[0])
     return all(set(v) == k0 for v in values)
 
 
 def present(src: TensorSource, v: Any) -> Any:
     """A decoded value as a sample holds it: class labels as int64 (a single label as a scalar)."""
-    if isinstance(v, np.ndarray) and src.base_htype == "class_label":
+    if isinstance(v, np.ndarray) and htype_of(src.base_htype).label:
         v = v.astype(np.int64, copy=False)
         if src.squeeze_scalar or (v.shape == (1,) and src.max_shape == (1,)):
             return np.int64(v.reshape(-1)[0]) if v.size else v
@@ -124,7 +127,7 @@ def collate_pieces(src: TensorSource, pieces: List[Tuple[Any, np.ndarray]], pad:
     if pieces and all(isinstance(c, FixedColumn) for c, _ in pieces):
         n = sum(len(loc) for _, loc in pieces)
         shape = (n,) + tuple(pieces[0][0].shape)
-        if src.base_htype != "class_label":
+        if not htype_of(src.base_htype).label:
             out = _chunk_view(pieces, shape)
             if out is None:
                 out = empty_batch(shape, pieces[0][0].dtype)
@@ -136,7 +139,7 @@ def collate_pieces(src: TensorSource, pieces: List[Tuple[Any, np.ndarray]], pad:
         out.numpy()[...] = raw.reshape(out.shape)
         return out
     values = [present(src, c.value(k)) for c, loc in pieces for k in loc.tolist()]
-    if src.base_htype in TEXT_HTYPES or src.decode_method != "numpy":
+    if htype_of(src.base_htype).text_like or src.decode_method != "numpy":
         return values
     return collate_values(values, pad, False)
 

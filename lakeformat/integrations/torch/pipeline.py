@@ -60,7 +60,7 @@ class _Task:
         self.positions = positions
         self.wanted: Dict[str, Optional[str]] = {}
         self.reservation = 0
-        self.future: Optional[Future] = None
+        self.future: Optional[Future[TaskResult]] = None
         self.remaining = len(positions)
         self.settled = False
 
@@ -218,6 +218,7 @@ def stream_runs(job: ReadJob, slice_positions: np.ndarray, order: np.ndarray, st
                 pump(force_upto=t)
             task = tasks[t]
             try:
+                assert task.future is not None, "pump submitted every task up to this one"
                 res: Any = task.future.result()
                 if not task.settled:
                     state["reserved"] += res.nbytes - task.reservation

@@ -123,7 +123,8 @@ def worker_plan(plan: EpochPlan, worker: int, num_workers: int) -> Tuple[np.ndar
 def worker_order(plan: EpochPlan, worker: int, num_workers: int) -> np.ndarray:
     """View positions worker `worker` of this rank reads this epoch, in emission order."""
     mine, perm = worker_plan(plan, worker, num_workers)
-    return mine[perm]
+    order: np.ndarray = mine[perm]
+    return order
 
 
 def worker_count(plan: EpochPlan, worker: int, num_workers: int) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import io
 import pickle
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from lakeformat.core import decode
 from lakeformat.core.chunk import Chunk
 from lakeformat.core.layout import TEXT_HTYPES, TensorLayout
 from lakeformat.errors import CorruptDataError, SampleDecodeError
+from lakeformat.htypes import htype_of
 from lakeformat.storage import FsspecStorage, LRUCache, PrefixedStorage, StorageProvider
 
 from PIL import Image
@@ -26,7 +27,8 @@ from PIL import Image
 from lakeformat.integrations.torch.blocks import BLOCKED, FIRST_BLOCK, BlockedChunk
 
 
-_PIL_FORMATS = {"png": ("PNG",), "jpeg": ("JPEG",)}
+# keyed by a tensor's sample compression (None for none: never a key, like any other codec)
+_PIL_FORMATS: Dict[Optional[str], Tuple[str, ...]] = {"png": ("PNG",), "jpeg": ("JPEG",)}
 DECODE_METHODS = ("numpy", "tobytes", "pil")
 __all__ = ["TEXT_HTYPES", "DECODE_METHODS", "TensorSource", "FixedColumn", "ValueColumn", "read_column", "decode_item", "gather_pieces", "worker_storage"]
 
@@ -58,7 +60,7 @@ class TensorSource:
         self.seq_ranges = layout.seq_ranges
         self.fixed_shape: Optional[Tuple[int, ...]] = layout.fixed_shape
         self.item_nbytes_max = int(np.prod(self.max_shape or (1,))) * self.dtype.itemsize if self.max_shape else 64
-        self.squeeze_scalar = self.base_htype == "class_label" and self.max_shape == (1,) and self.min_shape == (1,)
+        self.squeeze_scalar = htype_of(self.base_htype).label and self.max_shape == (1,) and self.min_shape == (1,)
         self.is_image = layout.is_image
         # set by the loader for object stores: large chunks without chunk compression come
         # in blocks (no tiles: a tile chunk is read whole)
@@ -83,7 +85,7 @@ class TensorSource:
         items, _ = self.items_of(samples)
         rows = self.rows_of(items)
         if self.tiles:
-            extra = []
+            extra: List[int] = []
             for it, r in zip(items.tolist(), rows.tolist()):
                 if it in self.tiles:
                     end = r + 1
@@ -127,7 +129,7 @@ class TensorSource:
             return 0  # served straight from the chunk's bytes
         return n_samples * self.item_nbytes_max
 
-    def __getstate__(self):
+    def __getstate__(self) -> Dict[str, Any]:
         d = dict(self.__dict__)
         # only a spawned or forkserver worker gets a pickled source (a forked one shares the
         # parent's memory), and the link resolver holds the whole writable dataset: leave it
@@ -148,17 +150,17 @@ def worker_storage(storage: StorageProvider) -> StorageProvider:
     if isinstance(storage, LRUCache):
         return worker_storage(storage.base)
     if isinstance(storage, PrefixedStorage):
-        s = copy.copy(storage)
-        s.base = worker_storage(storage.base)
-        return s
+        p = copy.copy(storage)
+        p.base = worker_storage(storage.base)
+        return p
     if isinstance(storage, FsspecStorage):
-        s = storage.rebind(pickle.loads(pickle.dumps(storage.fs)))
-        _share_botocore_session(storage.fs, s.fs)
-        return s
+        f = storage.rebind(pickle.loads(pickle.dumps(storage.fs)))
+        _share_botocore_session(storage.fs, f.fs)
+        return f
     return storage
 
 
-def _share_botocore_session(parent_fs, fs) -> None:
+def _share_botocore_session(parent_fs: Any, fs: Any) -> None:
     """s3fs in a forked worker: make the worker's client from the parent's botocore session,
     which has the service models loaded already (a fresh session parses them again: about
     0.15 s of CPU per worker before its first request). The session holds no event loop or
@@ -211,13 +213,13 @@ class ValueColumn:
         return self.values[k]
 
 
-def read_column(src: TensorSource, samples: np.ndarray, chunks: Dict[str, Chunk]):
+def read_column(src: TensorSource, samples: np.ndarray, chunks: Dict[str, Chunk]) -> Union[FixedColumn, ValueColumn]:
     """The values of `samples` (dataset indices) of one tensor, from already fetched chunks."""
     items, offsets = src.items_of(samples)
     rows = src.rows_of(items)
     local = items - src.first_index[rows] if len(items) else items
     if src.fixed_shape is not None and offsets is None and not src.tiles and src.decode_method != "tobytes":
-        return _fixed_column(src, rows, local, chunks)
+        return _fixed_column(src, src.fixed_shape, rows, local, chunks)
     if src.is_image and offsets is None and not src.tiles and not src.is_link and src.decode_method == "numpy":
         col = _image_column(src, rows, local, chunks)
         if col is not None:
@@ -225,7 +227,7 @@ def read_column(src: TensorSource, samples: np.ndarray, chunks: Dict[str, Chunk]
     vals = _item_values(src, items, rows, local, chunks)
     if offsets is None:
         return ValueColumn(vals)
-    out = []
+    out: List[Any] = []
     for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist()):
         part = vals[a:b]
         bad = next((v for v in part if isinstance(v, BaseException)), None)
@@ -238,12 +240,12 @@ def read_column(src: TensorSource, samples: np.ndarray, chunks: Dict[str, Chunk]
     return ValueColumn(out)
 
 
-def _fixed_column(src: TensorSource, rows, local, chunks) -> FixedColumn:
+def _fixed_column(src: TensorSource, shape: Tuple[int, ...], rows: np.ndarray, local: np.ndarray, chunks: Dict[str, Chunk]) -> FixedColumn:
     n = len(rows)
     buffers: List[memoryview] = []
     src_id = np.empty(n, np.int64)
     start = np.empty(n, np.int64)
-    nbytes = int(np.prod(src.fixed_shape)) * src.dtype.itemsize
+    nbytes = int(np.prod(shape)) * src.dtype.itemsize
     for r in np.unique(rows).tolist():
         key = src.chunk_keys[r]
         sel = np.nonzero(rows == r)[0]
@@ -257,10 +259,10 @@ def _fixed_column(src: TensorSource, rows, local, chunks) -> FixedColumn:
         src_id[sel] = len(buffers)
         start[sel] = s
         buffers.append(data)
-    return FixedColumn(buffers, src_id, start, src.fixed_shape, src.dtype)
+    return FixedColumn(buffers, src_id, start, shape, src.dtype)
 
 
-def _image_column(src: TensorSource, rows, local, chunks):
+def _image_column(src: TensorSource, rows: np.ndarray, local: np.ndarray, chunks: Dict[str, Chunk]) -> Union[FixedColumn, ValueColumn, None]:
     """Images of one shape decoded straight into one array of the task's samples (a
     FixedColumn over it); None when their shapes differ (the per-sample path handles them)."""
     n = len(rows)
@@ -281,10 +283,12 @@ def _image_column(src: TensorSource, rows, local, chunks):
             return None
         s, e = c.byte_ranges(local[sel])
         parts.append((sel.tolist(), s.tolist(), e.tolist(), c.data))
-    nbytes = int(np.prod(shape)) if shape else 0
+    if not shape:
+        return None
+    nbytes = int(np.prod(shape))
     if not nbytes:
         return None
-    arr = np.empty((n, nbytes), np.uint8)
+    arr: np.ndarray = np.empty((n, nbytes), np.uint8)
     odd: Dict[int, Any] = {}
     sc = src.sample_compression
     for sel, s, e, data in parts:
@@ -300,15 +304,15 @@ def _image_column(src: TensorSource, rows, local, chunks):
     arr = arr.reshape((n,) + shape)
     if odd:
         return ValueColumn([odd[k] if k in odd else arr[k] for k in range(n)])
-    return FixedColumn([memoryview(arr.reshape(-1))], np.zeros(n, np.int64), np.arange(n, dtype=np.int64) * nbytes, shape, src.dtype,
+    return FixedColumn([arr.reshape(-1).data], np.zeros(n, np.int64), np.arange(n, dtype=np.int64) * nbytes, shape, src.dtype,
                        held_nbytes=arr.nbytes)
 
 
-def _item_values(src: TensorSource, items, rows, local, chunks) -> List[Any]:
+def _item_values(src: TensorSource, items: np.ndarray, rows: np.ndarray, local: np.ndarray, chunks: Dict[str, Chunk]) -> List[Any]:
     n = len(items)
     datas: List[Any] = [None] * n
     shapes: List[Any] = [None] * n
-    tiled = []
+    tiled: List[int] = []
     for r in np.unique(rows).tolist():
         sel = np.nonzero(rows == r)[0]
         c = chunks[src.chunk_keys[r]]
@@ -342,7 +346,7 @@ def _item_values(src: TensorSource, items, rows, local, chunks) -> List[Any]:
     return out
 
 
-def _link_values(src: TensorSource, items, datas, plain_k, out):
+def _link_values(src: TensorSource, items: np.ndarray, datas: List[Any], plain_k: List[int], out: List[Any]) -> List[Any]:
     resolve = src.link_resolver
     if resolve is None:
         raise RuntimeError(f"linked tensor {src.name!r} cannot be read in a spawned worker; use the fork start method")
@@ -402,4 +406,6 @@ def gather_pieces(pieces: Sequence[Tuple[FixedColumn, np.ndarray]], out: np.ndar
     n = len(src_id)
     if not n:
         return
-    _native.gather(sources, src_id, src_start, np.full(n, nbytes, np.int64), out.reshape(-1).view(np.uint8), np.arange(n, dtype=np.int64) * nbytes)
+    # ndarrays are Buffers; numpy's stubs declare __buffer__ only for Python >= 3.12
+    out_offset = np.arange(n, dtype=np.int64) * nbytes
+    _native.gather(sources, src_id, src_start, np.full(n, nbytes, np.int64), out.reshape(-1).view(np.uint8), out_offset)  # type: ignore[arg-type]

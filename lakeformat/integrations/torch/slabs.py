@@ -25,12 +25,25 @@ from __future__ import annotations
 import collections
 import threading
 import weakref
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
 
-Premade = Dict[int, Any]  # slot id -> storage, for one worker
+Premade = Dict[int, torch.UntypedStorage]  # slot id -> storage, for one worker
+
+
+def _shared_storage(nbytes: int) -> torch.UntypedStorage:
+    """A fresh storage of `nbytes` in shared memory."""
+    st: torch.UntypedStorage = torch.UntypedStorage._new_shared(nbytes)  # type: ignore[no-untyped-call]  # torch leaves it unannotated
+    return st
+
+
+def _on_storage(st: torch.UntypedStorage, offset: int, shape: Tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """A contiguous tensor of `shape` over `st` from element `offset` on (no copy)."""
+    # torch's stub wants a stride too; left out, set_ gives the contiguous one
+    t: torch.Tensor = torch.empty(0, dtype=dtype).set_(st, offset, shape)  # type: ignore[call-overload]
+    return t
 
 
 class SlabAllocator:
@@ -52,10 +65,10 @@ class SlabAllocator:
         slabs = {i: st for i, st in premade.items() if i < self.MAX_SLOTS}
         self.slab_bytes = max([first_slab_bytes] + [st.nbytes() for st in slabs.values()])
         # pooled slabs by slot id: the premade ones first (the main process knows them)
-        self.slots: List[Any] = [slabs[i] for i in sorted(slabs)]
-        self.chunk_slots: Dict[int, Any] = {i: st for i, st in premade.items() if i >= self.MAX_SLOTS}
+        self.slots: List[torch.UntypedStorage] = [slabs[i] for i in sorted(slabs)]
+        self.chunk_slots: Dict[int, torch.UntypedStorage] = {i: st for i, st in premade.items() if i >= self.MAX_SLOTS}
         self.by_ptr: Dict[int, int] = {st.data_ptr(): i for i, st in premade.items()}  # storage address -> slot id
-        self.storage: Any = None
+        self.storage: Optional[torch.UntypedStorage] = None
         self.slab_id = -1
         self.next_unpooled = self.POOLED
         self.used = 0
@@ -70,7 +83,8 @@ class SlabAllocator:
     def premade_ids(self) -> List[int]:
         return list(range(len(self.slots))) + list(self.chunk_slots)
 
-    def _take(self, sid: int, st: Any) -> None:
+    def _take(self, sid: int, st: torch.UntypedStorage) -> None:
+        assert self.ctl is not None, "only pooled slots (with flags) are taken"
         self.ctl[sid] = 0
 
     def _new_slab(self, nbytes: int) -> None:
@@ -85,7 +99,7 @@ class SlabAllocator:
                     self._take(i, st)
                     self.storage, self.slab_id, self.used = st, i, 0
                     return
-        st = torch.UntypedStorage._new_shared(size)
+        st = _shared_storage(size)
         _populate(st.data_ptr(), st.nbytes())
         if self.ctl is not None and len(self.slots) < self.MAX_SLOTS:
             sid = len(self.slots)
@@ -101,7 +115,8 @@ class SlabAllocator:
         nbytes = -(-(int(np.prod(shape)) if shape else 1) * itemsize // self.ALIGN) * self.ALIGN
         if self.storage is None or self.used + nbytes > self.storage.nbytes():
             self._new_slab(nbytes)
-        t = torch.empty(0, dtype=dtype).set_(self.storage, self.used // itemsize, shape)
+        assert self.storage is not None  # _new_slab set it
+        t = _on_storage(self.storage, self.used // itemsize, shape, dtype)
         self.used += nbytes
         self.batch_bytes += nbytes
         return t
@@ -130,7 +145,7 @@ class SlabAllocator:
                     break
             else:
                 return None
-        arr = torch.empty(0, dtype=torch.uint8).set_(st, 0, (nbytes,)).numpy()
+        arr = _on_storage(st, 0, (nbytes,), torch.uint8).numpy()
         weakref.finalize(arr, self._retire, sid)
         return arr
 
@@ -149,7 +164,7 @@ class SlabAllocator:
             if base <= addr and addr + int(np.prod(shape)) * itemsize <= base + st.nbytes():
                 if (addr - base) % itemsize:
                     return None
-                return torch.empty(0, dtype=dtype).set_(st, (addr - base) // itemsize, shape)
+                return _on_storage(st, (addr - base) // itemsize, shape, dtype)
         return None
 
 
@@ -184,7 +199,9 @@ def current_slabs() -> "SlabAllocator | None":
 
 def slab_flags(num_workers: int) -> torch.Tensor:
     """The shared flags through which the main process hands slots back to the workers."""
-    return torch.zeros((num_workers, SlabAllocator.POOLED), dtype=torch.int32).share_memory_()
+    flags = torch.zeros((num_workers, SlabAllocator.POOLED), dtype=torch.int32)
+    flags.share_memory_()  # type: ignore[no-untyped-call]  # torch leaves it unannotated; in place
+    return flags
 
 
 PREMADE_SLABS = 4  # per worker: enough for the batches in flight and those the loop holds
@@ -204,10 +221,10 @@ def premade_slots(ctl: torch.Tensor, batch_bytes: int, chunk_bytes: int = 0, max
             size = max(batch_bytes, min(max_slab_bytes, SlabAllocator.BATCHES * batch_bytes))
             # with chunk buffers most batches are views of them: fewer slabs see use
             for i in range(PREMADE_SLABS if chunk_bytes <= 0 else PREMADE_SLABS // 2):
-                mine[i] = torch.UntypedStorage._new_shared(size)
+                mine[i] = _shared_storage(size)
         if chunk_bytes > 0:
             for i in range(SlabAllocator.MAX_SLOTS, SlabAllocator.POOLED):
-                mine[i] = torch.UntypedStorage._new_shared(chunk_bytes)
+                mine[i] = _shared_storage(chunk_bytes)
         for i in mine:
             flags[w, i] = 1
         out.append(mine)
@@ -222,7 +239,7 @@ class SlabRef:
     def __init__(self, slab: int, offset: int, shape: Tuple[int, ...], dtype: torch.dtype):
         self.slab, self.offset, self.shape, self.dtype = slab, offset, shape, dtype
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
         return SlabRef, (self.slab, self.offset, self.shape, self.dtype)
 
 
@@ -235,7 +252,7 @@ class SlabBatch:
     def __init__(self, slabs: Dict[int, torch.Tensor], body: Any, retired: List[int]):
         self.slabs, self.body, self.retired = slabs, body, retired
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
         return SlabBatch, (self.slabs, self.body, self.retired)
 
 
@@ -256,11 +273,11 @@ class SlabPacker:
 
     def __init__(self, slabs: SlabAllocator):
         self.slabs = slabs
-        self.sent: set = set(slabs.premade_ids)  # the main process made them
+        self.sent: Set[int] = set(slabs.premade_ids)  # the main process made them
 
     def pack(self, batch: Any) -> SlabBatch:
         new: Dict[int, torch.Tensor] = {}
-        used: set = set()
+        used: Set[int] = set()
         a = self.slabs
         a.end_batch()
 
@@ -274,7 +291,7 @@ class SlabPacker:
             if sid not in self.sent:
                 new[sid] = torch.empty(0, dtype=torch.uint8).set_(v.untyped_storage())
                 self.sent.add(sid)
-            return SlabRef(sid, v.storage_offset() * v.element_size(), tuple(v.shape), v.dtype)
+            return SlabRef(sid, int(v.storage_offset()) * v.element_size(), tuple(v.shape), v.dtype)
 
         body = map_nested(ref, batch)
         while a.released:
@@ -293,7 +310,7 @@ class SlabUnpacker:
 
     def __init__(self, ctl: Optional[torch.Tensor] = None, premade: Sequence[Premade] = ()):
         self.ctl = ctl.numpy() if ctl is not None else None
-        self.slabs: Dict[Tuple[int, int], Any] = {(w, i): st for w, slots in enumerate(premade) for i, st in slots.items()}
+        self.slabs: Dict[Tuple[int, int], torch.UntypedStorage] = {(w, i): st for w, slots in enumerate(premade) for i, st in slots.items()}
         self.retired: List[Tuple[int, int]] = []
 
     def unpack(self, worker: int, sb: SlabBatch) -> Any:
@@ -304,7 +321,7 @@ class SlabUnpacker:
             if not isinstance(v, SlabRef):
                 return v
             itemsize = torch.empty(0, dtype=v.dtype).element_size()
-            return torch.empty(0, dtype=v.dtype).set_(self.slabs[(worker, v.slab)], v.offset // itemsize, v.shape)
+            return _on_storage(self.slabs[(worker, v.slab)], v.offset // itemsize, v.shape, v.dtype)
 
         out = map_nested(val, sb.body)
         self.retired.extend((worker, sid) for sid in sb.retired)

@@ -29,17 +29,17 @@ def _passthrough(x: Any) -> Any:
     return x
 
 
-class _BatchInfo(dict):
+class _BatchInfo(dict[str, int]):
     """What a worker tells the main process with each batch: its id, how many entries of its
     order it has consumed (yielded, skipped or dropped) and how many it skipped on errors."""
 
 
-class LakeIterableDataset(IterableDataset):
+class LakeIterableDataset(IterableDataset[Tuple[Any, _BatchInfo]]):
     """Yields (batch, info) pairs; one per batch, and a last (None, info) per worker."""
 
-    def __init__(self, job: ReadJob, batch_size: int, drop_last: bool, transform: Optional[Callable],
-                 tensor_transforms: Dict[str, Callable], transform_kwargs: Dict[str, Any],
-                 collate_fn: Optional[Callable], pad_tensors: bool, ignore_errors: bool, return_index: bool):
+    def __init__(self, job: ReadJob, batch_size: int, drop_last: bool, transform: Optional[Callable[..., Any]],
+                 tensor_transforms: Dict[str, Callable[..., Any]], transform_kwargs: Dict[str, Any],
+                 collate_fn: Optional[Callable[..., Any]], pad_tensors: bool, ignore_errors: bool, return_index: bool):
         super().__init__()
         self.job = job
         self.batch_size = batch_size
@@ -77,8 +77,9 @@ class LakeIterableDataset(IterableDataset):
         if wi is not None and self.slabs:
             ctl = self.slab_ctl.numpy()[worker] if self.slab_ctl is not None else None
             premade = self.slab_premade[worker] if self.slab_premade and ctl is not None else None
-            slabs.set_slabs(slabs.SlabAllocator(ctl, premade=premade))
-            packer = slabs.SlabPacker(slabs.current_slabs())
+            allocator = slabs.SlabAllocator(ctl, premade=premade)
+            slabs.set_slabs(allocator)
+            packer = slabs.SlabPacker(allocator)
         try:
             for batch, info in self._batches(worker, slice_positions, order, start, fast, names):
                 yield (packer.pack(batch) if packer is not None and batch is not None else batch), info
@@ -265,7 +266,7 @@ class LakeDataLoader:
         ds: Any,
         *,
         tensors: Optional[Sequence[str]] = None,
-        transform: Optional[Union[Callable, Dict[str, Callable]]] = None,
+        transform: Optional[Union[Callable[..., Any], Dict[str, Callable[..., Any]]]] = None,
         transform_kwargs: Optional[Dict[str, Any]] = None,
         batch_size: int = 1,
         drop_last: bool = False,
@@ -273,7 +274,7 @@ class LakeDataLoader:
         buffer_size: int = 256,
         seed: Optional[int] = None,
         num_workers: int = 0,
-        collate_fn: Optional[Callable] = None,
+        collate_fn: Optional[Callable[..., Any]] = None,
         decode_method: Optional[Dict[str, str]] = None,
         pin_memory: bool = False,
         distributed: bool = False,
@@ -309,8 +310,8 @@ class LakeDataLoader:
                 raise LoaderError("distributed=True needs an initialised torch.distributed process group (dist.init_process_group)")
             self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self.seed = self._agree_on_seed(seed)
-        tensor_transforms: Dict[str, Callable] = {}
-        fn: Optional[Callable] = None
+        tensor_transforms: Dict[str, Callable[..., Any]] = {}
+        fn: Optional[Callable[..., Any]] = None
         if isinstance(transform, dict):
             tensor_transforms = dict(transform)
         elif transform is not None:
