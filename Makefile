@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 REF := .venvs/deeplake3
 
-.PHONY: setup demo demo-images test test-fast test-long fuzz-long bench clean
+.PHONY: setup demo demo-images test test-fast test-long fuzz-long bench clean lint
 
 setup: $(VENV)/.installed $(REF)/.installed
 
@@ -33,6 +33,11 @@ demo-images: $(VENV)/.installed
 test: setup
 	bash scripts/install_test_services.sh
 	$(BIN)/python -m pytest
+
+# the static checks alone (tests/test_static_checks.py runs the same in make test)
+lint: setup
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m mypy
 
 test-fast: setup
 	$(BIN)/python -m pytest -x -q tests
