@@ -187,10 +187,20 @@ def test_extras_and_dependencies(metadata: email.message.Message):
         assert not [r for r in reqs[extra] if "==" in r], reqs[extra]
 
 
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+# packages imported only when their feature is used (Dataset.pytorch imports the loader on call)
+OPTIONAL_INTEGRATIONS = ("loaders/", "lakeformat/integrations/")
+
+
 def test_every_import_is_a_declared_requirement(wheel: Path, metadata: email.message.Message):
     """Each third-party module our installed code imports comes from a requirement: module-level
     imports of lakeformat and connectors from the core ones (they run on every start), the rest
-    (lazy imports of optional features, loaders' torch) from the core or an extra."""
+    (lazy imports of optional features; the torch integration, which `import lakeformat` never
+    loads) from the core or an extra."""
     from importlib.metadata import packages_distributions
 
     dists = {m: {d.lower().replace("_", "-") for d in ds} for m, ds in packages_distributions().items()}
@@ -202,12 +212,17 @@ def test_every_import_is_a_declared_requirement(wheel: Path, metadata: email.mes
         for name in (n for n in z.namelist() if n.endswith(".py")):
             tree = ast.parse(z.read(name), filename=name)
             top_level = set(map(id, tree.body))
+            # imports under `if TYPE_CHECKING:` never run (typing_extensions for the checker only)
+            typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and _is_type_checking(node.test)
+                           for stmt in node.body for n in ast.walk(stmt)}
             for node in ast.walk(tree):
                 if isinstance(node, ast.Import):
                     mods = [a.name for a in node.names]
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                     mods = [node.module]
                 else:
+                    continue
+                if id(node) in typing_only:
                     continue
                 for mod in (m.split(".")[0] for m in mods):
                     if mod in sys.stdlib_module_names or mod in OWN_PACKAGES:
@@ -218,7 +233,7 @@ def test_every_import_is_a_declared_requirement(wheel: Path, metadata: email.mes
                     provided = dists.get(mod, set())
                     if not provided:
                         problems.append(f"{name}: imports {mod}, which no installed distribution provides")
-                    elif id(node) in top_level and not name.startswith("loaders/") and not provided & core:
+                    elif id(node) in top_level and not name.startswith(OPTIONAL_INTEGRATIONS) and not provided & core:
                         problems.append(f"{name}: imports {mod} at module level; {sorted(provided)} is not a core dependency")
                     elif not provided & anywhere:
                         problems.append(f"{name}: imports {mod}; {sorted(provided)} is in no dependency list")
