@@ -8,22 +8,10 @@ it for spawned workers).
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional, Set, Tuple
+from typing import Any, Iterable, Set
 
-from lakeformat import constants as C
 from lakeformat.core.checksums import FolderChecksums
-
-
-def chunk_folder(key: str) -> Optional[Tuple[str, str]]:
-    """(tensor key, commit id) of the folder chunk `key` is stored in; None for a key that is
-    not a chunk's (the same reading of a key as the worker's check makes)."""
-    parts = key.split("/")
-    if len(parts) < 3 or parts[-2] != "chunks":
-        return None
-    at = len(parts) - 2
-    if parts[0] == "versions" and len(parts) > 4:
-        return "/".join(parts[2:at]), parts[1]
-    return "/".join(parts[:at]), C.FIRST_COMMIT_ID
+from lakeformat.core.layout import chunk_folder  # re-exported: the worker's reading of a key
 
 
 def gather_tables(storage: Any, engines: Iterable[Any], chunk_keys: Iterable[str]) -> FolderChecksums:
