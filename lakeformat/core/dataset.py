@@ -13,7 +13,6 @@ import numpy as np
 
 from lakeformat.core import keys, row_writes
 from lakeformat.core.chunk_deletes import normalize_pop_indices
-from lakeformat.core.chunk_engine import ChunkEngine
 from lakeformat.core.dataset_schema import SchemaOps
 from lakeformat.core.index import Index
 from lakeformat.core.info import Info
@@ -42,6 +41,8 @@ class Dataset(SchemaOps):
     ...     ds.create_tensor("labels", htype="class_label", class_names=["cat", "dog"])
     ...     ds.append({"images": np.zeros((32, 32, 3), np.uint8), "labels": "dog"})
     """
+
+    _state: Session  # set in __init__ through __dict__ (attribute writes are tensor writes)
 
     def __init__(self, state: Session, index: Optional[Index] = None, group: str = ""):
         self.__dict__["_state"] = state
@@ -82,9 +83,6 @@ class Dataset(SchemaOps):
     def session(self) -> Session:
         """The open dataset this handle is over (shared by every handle and view of it)."""
         return self._state
-
-    def _engine(self, key: str) -> ChunkEngine:
-        return self._state.engine(key)
 
     def open_tensors(self, names: List[str]) -> None:
         """Read the metadata of these tensors (and, when the dataset is writable, of their

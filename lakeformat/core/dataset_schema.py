@@ -47,7 +47,8 @@ class SchemaOps:
     """create_tensor / create_group / delete_tensor / rename_tensor, for `Dataset`."""
 
     if TYPE_CHECKING:  # what `Dataset` gives the mixin (its state and helpers)
-        _state: Session
+        @property
+        def session(self) -> Session: ...
         index: Index
         group: str
 
@@ -57,7 +58,6 @@ class SchemaOps:
         def _check_writable_view(self) -> None: ...
         def _full_name(self, name: str) -> str: ...
         def _tensor(self, name: str) -> Tensor: ...
-        def _engine(self, key: str) -> ChunkEngine: ...
         def _autoflush(self) -> None: ...
         def flush(self) -> None: ...
 
@@ -147,17 +147,17 @@ class SchemaOps:
         if not verify:
             meta = meta.replace(verify=False)
         key = full
-        if self._tensor_folder(key) in self._state.dropped:
+        if self._tensor_folder(key) in self.session.dropped:
             self.flush()  # a deleted tensor of this name: its folder goes before the new one is made
-        eng = ChunkEngine(key, self._state.storage, self._state.vs, meta)
+        eng = ChunkEngine(key, self.session.storage, self.session.vs, meta)
         if class_names is not None:
             eng.info["class_names"] = list(class_names)
         if nullable:
             eng.info["nullable"] = True
-        self._state.add_engine(eng)
-        self._state.meta = self._state.meta.with_tensor(full, key, hidden)
+        self.session.add_engine(eng)
+        self.session.meta = self.session.meta.with_tensor(full, key, hidden)
         self.register_groups(full)
-        self._state.meta_dirty = True
+        self.session.meta_dirty = True
         if not hidden:
             make_info = create_sample_info_tensor and creates_info_tensor(base) and verify
             make_shape = create_shape_tensor and creates_shape_tensor(base) and (verify or not is_link)
@@ -180,21 +180,21 @@ class SchemaOps:
         meta = TensorMeta.new(hkey, base, dtype or HTYPE_DEFAULTS[base]["dtype"], None, HIDDEN_CHUNK_COMPRESSION,
                               C.HIDDEN_TENSOR_MAX_CHUNK_SIZE, None, True, False, False, extra)
         meta = meta.without("vdb_indexes")
-        self._state.add_engine(ChunkEngine(hkey, self._state.storage, self._state.vs, meta))
-        self._state.meta = self._state.meta.with_tensor(hkey, hkey, True)
+        self.session.add_engine(ChunkEngine(hkey, self.session.storage, self.session.vs, meta))
+        self.session.meta = self.session.meta.with_tensor(hkey, hkey, True)
         link = {"extend": extend, "flatten_sequence": flatten}
         if update:
             link["update"] = update
-        pm = self._engine(parent).meta
+        pm = self.session.engine(parent).meta
         links = dict(pm.links or {})
         links[hkey] = link
-        self._engine(parent).set_meta(links=links)
+        self.session.engine(parent).set_meta(links=links)
 
     def register_groups(self, full: str) -> None:
         """Make the groups that hold tensor (or group) `full`, as the dataset meta lists them."""
         parts = full.split("/")[:-1]
         for i in range(1, len(parts) + 1):
-            self._state.meta = self._state.meta.with_group("/".join(parts[:i]))
+            self.session.meta = self.session.meta.with_group("/".join(parts[:i]))
 
     def create_group(self, name: str, exist_ok: bool = False) -> "Dataset":
         self._check_writable_view()
@@ -204,10 +204,10 @@ class SchemaOps:
         if full in self.meta.groups and not exist_ok:
             raise TensorAlreadyExistsError(full)
         self.register_groups(full + "/x")
-        self._state.meta_dirty = True
+        self.session.meta_dirty = True
         self._autoflush()
         # the mixin is only ever a Dataset (or its subclass, the View)
-        return cast("Dataset", type(self)(self._state, self.index, full))
+        return cast("Dataset", type(self)(self.session, self.index, full))
 
     def delete_tensor(self, name: str, large_ok: bool = True) -> None:
         self._check_writable_view()
@@ -215,29 +215,29 @@ class SchemaOps:
         if full not in self.meta.tensor_names:
             raise TensorDoesNotExistError(full)
         key = self.meta.tensor_names[full]
-        eng = self._engine(key)
+        eng = self.session.engine(key)
         mask = eng.info.get("null_mask")  # the validity tensor (lakeformat.core.nulls) goes too
         for hidden in list((eng.meta.links or {}).keys()) + ([mask] if isinstance(mask, str) else []):
             if hidden in self.meta.tensors:
                 hname = next(n for n, k in self.meta.tensor_names.items() if k == hidden)
-                self._state.meta = self._state.meta.without_tensor(hname)
+                self.session.meta = self.session.meta.without_tensor(hname)
                 self._drop_tensor_files(hidden)
-        self._state.meta = self._state.meta.without_tensor(full)
+        self.session.meta = self.session.meta.without_tensor(full)
         self._drop_tensor_files(key)
-        self._state.diff.tensor_deleted(full)
-        self._state.meta_dirty = True
+        self.session.diff.tensor_deleted(full)
+        self.session.meta_dirty = True
         self._autoflush()
 
     def _drop_tensor_files(self, key: str) -> None:
         """Forget a tensor; its folder goes once the flush that drops it from the dataset
         meta is published (before that, a crash must leave it whole)."""
-        st = self._state
+        st = self.session
         st.forget_engine(key)
         st.schema_edited = True
         st.dropped.append(self._tensor_folder(key))
 
     def _tensor_folder(self, key: str) -> str:
-        c = self._state.vs.commit_id
+        c = self.session.vs.commit_id
         return f"{key}/" if c == C.FIRST_COMMIT_ID else f"versions/{c}/{key}/"
 
     def rename_tensor(self, name: str, new_name: str) -> Tensor:
@@ -250,13 +250,13 @@ class SchemaOps:
         if any(not _NAME_RE.match(p) for p in new_full.split("/")):
             raise InvalidTensorNameError(f"{new_name!r} is not a valid tensor name")
         key = self.meta.tensor_names[full]
-        self._state.meta = self._state.meta.with_renamed_tensor(full, new_full)
-        self._engine(key).set_meta(name=new_full)
-        self._engine(key).meta_dirty = True
-        self._state.schema_edited = True  # two objects (tensor and dataset meta) change together
+        self.session.meta = self.session.meta.with_renamed_tensor(full, new_full)
+        self.session.engine(key).set_meta(name=new_full)
+        self.session.engine(key).meta_dirty = True
+        self.session.schema_edited = True  # two objects (tensor and dataset meta) change together
         self.register_groups(new_full)
-        self._state.diff.tensor_renamed(full, new_full)
-        self._state.meta_dirty = True
+        self.session.diff.tensor_renamed(full, new_full)
+        self.session.meta_dirty = True
         self._autoflush()
         return self._tensor(new_name)
 

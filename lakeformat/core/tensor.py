@@ -50,7 +50,7 @@ class Tensor:
     # -- structure ---------------------------------------------------------------------------------
     @property
     def engine(self) -> "ChunkEngine":
-        return self.dataset._engine(self.key)
+        return self.dataset.session.engine(self.key)
 
     @property
     def meta(self) -> Any:
@@ -211,7 +211,7 @@ class Tensor:
             return np.zeros((0, len(self.meta.max_shape or ())), np.int64)
         shape_key = self._linked_key("extend_shape")
         if shape_key is not None and not self.is_sequence:
-            sh = self.dataset._engine(shape_key)
+            sh = self.dataset.session.engine(shape_key)
             if sh.num_items == self.engine.num_items:
                 vals = Tensor(shape_key, shape_key, self.dataset, Index(items))._read(items, aslist=True)
                 return np.asarray([np.asarray(v, np.int64).reshape(-1) for v in vals], dtype=np.int64).reshape(len(items), -1)

@@ -174,7 +174,7 @@ def test_multi_chunk_update_pop(ds):
     back = lakeformat.load(ds.path, read_only=True)
     assert back.x.numpy()[:, 0].tolist() == expect.tolist()
     assert back.t[6].text() == "changed" and back.t[3].text() == "s4"
-    assert len(back._engine("_x_id").chunk_ids.rows) and back._engine("_x_id").num_samples == 99
+    assert len(back.session.engine("_x_id").chunk_ids.rows) and back.session.engine("_x_id").num_samples == 99
 
 
 def test_tiling(ds):

@@ -51,7 +51,7 @@ def test_ragged_without_padding_is_a_list(mixed_ds):
 def test_sparse_view_fetches_each_chunk_once(mixed_ds_path):
     ds = lakeformat.load(mixed_ds_path, read_only=True)
     counter = CountingStorage(ds.storage)
-    ds._state.storage = counter
+    ds.session.storage = counter
     view = ds[list(range(3, N, 7))]
     want = list(range(3, N, 7))
     loader = dataloader(view).batch(16).shuffle(seed=5).pytorch(num_workers=0, tensors=["images", "labels"], return_index=True)
