@@ -11,42 +11,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from lakeformat.errors import LakeFormatError
 from lakeformat.tql.errors import TQLError
+from lakeformat.tql.text_reader import JSON_HTYPES, TEXT_HTYPES, read_text_like
 from lakeformat.tql.values import Value, pack
-
-_OBJECT_HTYPES = ("json", "list", "tag")
 
 
 class ColumnReader(Protocol):
     def __call__(self, name: str, rows: np.ndarray) -> Value: ...
-
-
-def _object_array(values: Any) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = list(values)
-    return out
-
-
-def _one(x: Any) -> Any:
-    """A text or json sample as one Python value (None for an empty sample)."""
-    if isinstance(x, np.ndarray):
-        if x.size == 0:
-            return None
-        x = x.reshape(-1)[0] if x.size == 1 else x.tolist()
-    return x.item() if isinstance(x, np.generic) else x
-
-
-def _scalars(view: Any, n: int) -> np.ndarray:
-    """Text and json tensors hold one value per sample, as an (n, 1) array; a column of
-    them, with None for nulls, as an (n,) object array."""
-    try:
-        arr = np.asarray(view.numpy())
-        if arr.shape == (n, 1):
-            return _object_array(arr[:, 0].tolist() if arr.dtype != object else list(arr[:, 0]))
-    except LakeFormatError:  # empty samples make the shapes differ
-        pass
-    return _object_array([_one(x) for x in view.numpy(aslist=True)])
 
 
 class DatasetColumnReader:
@@ -68,12 +39,8 @@ class DatasetColumnReader:
         # a tensor may hold more samples than the dataset's length: always select the rows
         view = t if self._is_all(rows) and len(t) == self.length else t[rows.astype(np.int64)]
         base = t.base_htype
-        if base == "text":
-            return Value("text", _scalars(view, len(rows)))
-        if base in ("list", "tag"):  # numpy() gives each list's items as an array: take the lists themselves
-            return Value("json", _object_array(view.values()))
-        if base in _OBJECT_HTYPES:
-            return Value("json", _scalars(view, len(rows)))
+        if base in TEXT_HTYPES or base in JSON_HTYPES:
+            return read_text_like(t, view, len(rows))
         names = None
         if base == "class_label":
             cn = t.info.get("class_names") if hasattr(t.info, "get") else None
