@@ -10,13 +10,14 @@ named with its tensor and sample range. A side file another writer (deeplake) le
 reported as unverifiable, never as damage."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 import numpy as np
 
 from lakeformat.core import checksums as CS
-from lakeformat.core import keys
+from lakeformat.core import keys, nulls
 from lakeformat.core.meta import loads
 from lakeformat.errors import CorruptDataError, LakeFormatError
 
@@ -49,6 +50,7 @@ def verify(url: str, creds: Optional[Dict[str, Any]] = None, deep: bool = True, 
         return report
     # checksums are checked below, one object at a time; opening a tensor must not stop at them
     ds.version_state.checksums_at_open = False
+    _verify_commit_infos(ds, report)
     heads = [version] if version else list(ds.branches)
     for head in heads:
         try:
@@ -59,6 +61,31 @@ def verify(url: str, creds: Optional[Dict[str, Any]] = None, deep: bool = True, 
             continue
         _verify_version(ds, head, deep, report)
     return report
+
+
+# what deeplake 3.9.52 (and our writers before checksums) put in a commit_info.json
+_COMMIT_INFO_KEYS = ("branch", "children", "parent", "commit_message", "commit_time", "commit_user_name",
+                     "is_checkpoint", "total_samples_processed", "merge_parent")
+
+
+def _verify_commit_infos(ds, report: VerifyReport) -> None:
+    """Each version's commit_info.json (a backup of its tree node) against the checksum our
+    writers keep inside it. The tree itself (version_control_info.json) is checked when the
+    dataset opens. A missing commit info is no damage: the tree is the record."""
+    ids = list(ds.version_state.tree.commits)
+    got = ds.storage.get_many([keys.commit_info_key(c) for c in ids], missing_ok=True)
+    for k, raw in got.items():
+        if raw is None:
+            continue
+        try:
+            d = json.loads(bytes(raw).decode("utf-8"))
+            if not isinstance(d, dict):
+                raise CorruptDataError("is not a JSON object", k)
+            checked = CS.check_embedded(raw, d, k, _COMMIT_INFO_KEYS)
+        except (ValueError, CorruptDataError) as e:  # JSON and UTF-8 errors are ValueErrors
+            report.problems.append(f"commit info {k}: {e}")
+            continue
+        _count(report, "commit infos checksummed" if checked else "commit infos without checksums")
 
 
 def _count(report: VerifyReport, what: str, n: int = 1) -> None:
@@ -80,6 +107,7 @@ def _verify_version(ds, where: str, deep: bool, report: VerifyReport) -> None:
         if key not in meta.tensors:
             report.problems.append(f"[{where}] hidden tensor {key!r} is not a tensor of the dataset meta")
     # parents first: opening one lines up its hidden tensors with it, as every reader does
+    verdicts: Dict[str, str] = {}
     for key in sorted(meta.tensors, key=lambda k: k in meta.hidden_tensors):
         try:
             eng = ds.session.engine(key)
@@ -87,7 +115,7 @@ def _verify_version(ds, where: str, deep: bool, report: VerifyReport) -> None:
             report.problems.append(f"[{where}] tensor {key!r}: meta/encoders do not load: {e}")
             continue
         _count(report, "tensors")
-        _verify_checksums(eng, where, report)
+        verdicts[key] = _verify_checksums(eng, where, report)
         try:
             names = [n for n, k in meta.tensor_names.items() if k == key]
             if names and eng.meta.name not in names:
@@ -96,6 +124,26 @@ def _verify_version(ds, where: str, deep: bool, report: VerifyReport) -> None:
             _verify_hidden(ds, eng, key, where, report)
         except Exception as e:  # noqa: BLE001 - a damaged meta may lack anything: report it, check the rest
             report.problems.append(f"[{where}] tensor {key!r} does not read: {type(e).__name__}: {e}")
+    for key in verdicts:
+        _verify_null_mask(ds, key, verdicts, where, report)
+
+
+def _verify_null_mask(ds, key: str, verdicts: Dict[str, str], where: str, report: VerifyReport) -> None:
+    """A tensor's validity tensor (`lakeformat.core.nulls`) holds one row per parent row.
+    Our flushes keep the two in step (all-or-nothing), so where our checksums say we wrote
+    both last, any difference is damage. A mask another writer left behind (deeplake 3.9.52
+    appends or pops the parent alone: its rows then read as not null) is not checked."""
+    try:
+        eng = ds.session.engine(key)
+        mkey = nulls.mask_key(ds, eng)
+        if mkey is None:
+            return
+        n_mask, n = ds.session.engine(mkey).num_samples, eng.num_samples
+    except Exception:  # noqa: BLE001 - a tensor that does not open is reported above
+        return
+    _count(report, "null masks")
+    if n_mask != n and verdicts.get(key) == "ok" and verdicts.get(mkey) == "ok":
+        report.problems.append(f"[{where}] null mask {mkey!r} has {n_mask} rows, its tensor {key!r} has {n}")
 
 
 def _verify_hidden(ds, eng, key: str, where: str, report: VerifyReport) -> None:
@@ -134,8 +182,9 @@ def _check_lengths_at_rest(ds, key: str, hkey: str, where: str, report: VerifyRe
         report.problems.append(f"[{where}] tensor {key!r} holds {a} samples at rest, its hidden tensor {hkey!r} {b}")
 
 
-def _verify_checksums(eng, where: str, report: VerifyReport) -> None:
-    """The tensor's metadata objects at this commit against its side file."""
+def _verify_checksums(eng, where: str, report: VerifyReport) -> str:
+    """The tensor's metadata objects at this commit against its side file; returns the
+    verdict (`lakeformat.core.checksums.Verdict.state`)."""
     table, verdict = CS.load_and_classify(eng.storage, eng.key, eng.commit_id)
     _count(report, {"ok": "checksummed tensors", "stale": "tensors with stale checksums (written by another writer)",
                     "absent": "tensors without checksums", "corrupt": "checksummed tensors"}[verdict.state])
@@ -143,6 +192,7 @@ def _verify_checksums(eng, where: str, report: VerifyReport) -> None:
         report.problems.append(f"[{where}] tensor {getattr(eng.meta, 'name', eng.key)!r}: {p}")
     if verdict.state == "corrupt" and table is not None:
         eng.sums.folders.set(eng.key, eng.commit_id, table)  # its chunks are checked all the same
+    return verdict.state
 
 
 def _verify_tensor(ds, eng, where: str, deep: bool, report: VerifyReport) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import queue as queue_mod
 import sys
 import time
@@ -589,7 +590,24 @@ def _fault_point() -> None:
 
 
 # ------------------------------------------------------------------------------------ partitions
-def _partition_worker(pi: int, spec: SourceSpec, plans_d: List[Dict[str, Any]], run: Dict[str, Any], part: Dict[str, Any], batch_size: int, on_error: str, out) -> None:
+def _exit_with_writer(writer: int) -> None:
+    """A partition worker follows its writer (process id `writer`, its parent): a writer
+    killed outright (SIGKILL, OOM) runs no cleanup, and the worker would block forever on the
+    queue nobody reads (or, at exit, on flushing it). A daemon thread exits the worker once
+    its parent is no longer the writer (it may be gone before the worker has even started)."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == writer:
+            time.sleep(0.25)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="lakeformat-writer-watch", daemon=True).start()
+
+
+def _partition_worker(pi: int, spec: SourceSpec, plans_d: List[Dict[str, Any]], run: Dict[str, Any], part: Dict[str, Any], batch_size: int, on_error: str, out,
+                      writer: int) -> None:
+    _exit_with_writer(writer)
     plans = [ColumnPlan.from_dict(d) for d in plans_d]
     try:
         for rows in read_batches(spec, run, part, batch_size):
@@ -610,7 +628,7 @@ def _run_parallel(spec: SourceSpec, plans: List[ColumnPlan], run: Dict[str, Any]
     procs = {}
     plans_d = [p.to_dict() for p in plans]
     for pi in todo:
-        p = ctx.Process(target=_partition_worker, args=(pi, spec, plans_d, run, run["parts"][pi], batch_size, on_error, out), daemon=True)
+        p = ctx.Process(target=_partition_worker, args=(pi, spec, plans_d, run, run["parts"][pi], batch_size, on_error, out, os.getpid()), daemon=True)
         p.start()
         procs[pi] = p
     active = set(todo)

@@ -18,12 +18,15 @@ older state: nothing is checked); exactly one changed -> `corrupt`.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import posixpath
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+import numpy as np
 from isal import isal_zlib
 
 from lakeformat import constants as C
@@ -119,16 +122,24 @@ class Verdict:
 
 @dataclass
 class TensorChecksums:
-    """The side file: accepted checksums of each object and of each chunk of one folder."""
+    """The side file: accepted checksums of each object and of each chunk of one folder, and
+    for chunks of sample-compressed samples (png, jpeg: decoded anyway, and read by byte
+    range) the checksum of each sample's stored bytes (`samples`: chunk name -> one uint32,
+    little-endian, per sample, base64 in the file; the newest chunk's: a chunk only ever
+    grows under its name, so an older one's samples are a prefix)."""
     objects: Dict[str, List[Optional[int]]] = field(default_factory=dict)
     chunks: Dict[str, List[int]] = field(default_factory=dict)
     meta_core: List[Optional[int]] = field(default_factory=list)  # the meta without its name
+    samples: Dict[str, bytes] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         """JSON, ending with the checksum of the bytes before it (damage to the side file is
         damage too, even where it would not change a verdict)."""
-        body = json.dumps({"format": FORMAT, "algorithm": ALGORITHM, "objects": self.objects, "chunks": self.chunks,
-                           "meta_core": self.meta_core}, separators=(",", ":")).encode()
+        d: Dict[str, Any] = {"format": FORMAT, "algorithm": ALGORITHM, "objects": self.objects, "chunks": self.chunks,
+                             "meta_core": self.meta_core}
+        if self.samples:
+            d["samples"] = {k: base64.b64encode(v).decode("ascii") for k, v in self.samples.items()}
+        body = json.dumps(d, separators=(",", ":")).encode()
         return body[:-1] + b',"self":%d}' % checksum(body[:-1])
 
     @classmethod
@@ -143,9 +154,12 @@ class TensorChecksums:
             objects = {str(k): [None if x is None else int(x) for x in v] for k, v in d["objects"].items()}
             chunks = {str(k): [int(x) for x in v] for k, v in d["chunks"].items()}
             meta_core = [None if x is None else int(x) for x in d.get("meta_core", [])]
-        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            samples = {str(k): base64.b64decode(v, validate=True) for k, v in d.get("samples", {}).items()}
+            if any(len(v) % 4 for v in samples.values()):
+                raise ValueError("sample checksums are not whole uint32s")
+        except (ValueError, TypeError, KeyError, AttributeError, binascii.Error) as e:
             raise CorruptDataError(f"checksum side file does not parse: {e}", key) from None
-        return cls(objects, chunks, meta_core)
+        return cls(objects, chunks, meta_core, samples)
 
     def check_objects(self, at_rest: Dict[str, Optional[bytes]]) -> Verdict:
         """Classify the objects at rest (file name -> bytes or None, for any subset of
@@ -170,6 +184,14 @@ class TensorChecksums:
         if len(changed) >= 2:
             return Verdict("stale")
         return Verdict("corrupt", [f"{changed[0]} does not match its checksum (damaged, or edited by hand)"])
+
+    def check_sample(self, name: str, local: int, data: Any) -> Optional[bool]:
+        """Whether the stored bytes of sample `local` of a chunk match; None when this side
+        file keeps no checksum for it."""
+        want = self.samples.get(name)
+        if want is None or not 0 <= local < len(want) // 4:
+            return None
+        return checksum(data) == int.from_bytes(want[4 * local : 4 * local + 4], "little")
 
     def check_chunk(self, name: str, data: Any) -> Optional[bool]:
         """Whether a chunk's bytes match; None when this side file has no entry for it."""
@@ -230,6 +252,7 @@ class EngineChecksums:
         self.trusted = new_tensor  # the table at rest describes the objects at rest
         self.objects_at_rest: Dict[str, Optional[int]] = {}
         self.pending: Dict[str, int] = {}  # chunk name -> crc, written early (before the flush)
+        self.pending_samples: Dict[str, Optional[bytes]] = {}  # and its samples' (see `sample_checksums`)
         self.folders = FolderChecksums()
 
     def ensure_loaded(self, storage: Any) -> TensorChecksums:
@@ -250,27 +273,32 @@ class EngineChecksums:
             self.pad_raw = have.get(object_key(self.tensor_key, self.commit_id, PAD_FILE))
         return self.table
 
-    def note_chunk(self, name: str, crc: int) -> None:
+    def note_chunk(self, name: str, crc: int, samples: Optional[bytes] = None) -> None:
         self.pending[name] = crc
+        self.pending_samples[name] = samples
 
-    def early_rewrite(self, storage: Any, name: str, crc: int) -> None:
+    def early_rewrite(self, storage: Any, name: str, crc: int, samples: Optional[bytes] = None) -> None:
         """Before a chunk a published index points at is rewritten under its own key outside
         a flush (a reopened last chunk sealed during an extend): list its new checksum at
-        rest first, so that a kill after the write still finds it accepted."""
+        rest first, so that a kill after the write still finds it accepted (the grown
+        chunk's sample checksums start with the old one's)."""
         table = self.ensure_loaded(storage)
+        for t in (table, self.folders.tables.get((self.tensor_key, self.commit_id))):
+            if t is not None and name in t.chunks:
+                t.chunks[name] = [int(x) for x in _accept(crc, t.chunks[name]) if x is not None]
+                _set_samples(t.samples, name, samples)
         if name in table.chunks:
-            table.chunks[name] = [int(x) for x in _accept(crc, table.chunks[name]) if x is not None]
             storage.set(side_key(self.tensor_key, self.commit_id), table.to_bytes())
-        read_table = self.folders.tables.get((self.tensor_key, self.commit_id))
-        if read_table is not None and name in read_table.chunks:
-            read_table.chunks[name] = [int(x) for x in _accept(crc, read_table.chunks[name]) if x is not None]
         self.pending[name] = crc
+        self.pending_samples[name] = samples
 
     def side_file_for_flush(self, storage: Any, new_objects: Dict[str, bytes], new_chunks: Dict[str, int],
-                            live_chunks: Iterable[str]) -> Tuple[str, bytes, bool]:
+                            live_chunks: Iterable[str],
+                            new_samples: Optional[Dict[str, Optional[bytes]]] = None) -> Tuple[str, bytes, bool]:
         """(key, bytes, delete the empty pad encoder) of the side file a flush writes first:
         each object's new checksum (`new_objects`: file name -> bytes; the rest keep theirs)
-        with the one at rest, and the chunks of this folder the index still points at."""
+        with the one at rest, and the chunks of this folder the index still points at (with
+        their samples' checksums, `new_samples`, where kept)."""
         table = self.ensure_loaded(storage)
         drop_pad = is_empty_pad(getattr(self, "pad_raw", None))
         objects: Dict[str, List[Optional[int]]] = {}
@@ -287,22 +315,62 @@ class EngineChecksums:
             objects[f] = [None] if f == PAD_FILE and drop_pad else _accept(new, [at_rest])
             self.objects_at_rest[f] = new
         chunks: Dict[str, List[int]] = {}
+        samples: Dict[str, bytes] = {}
         fresh = {**self.pending, **new_chunks}
+        fresh_samples = {**self.pending_samples, **(new_samples or {})}
         for name in live_chunks:
             if name in fresh:
                 old = table.chunks.get(name, [])
                 chunks[name] = [int(x) for x in _accept(fresh[name], old) if x is not None]
+                _set_samples(samples, name, fresh_samples.get(name))
             elif name in table.chunks:
                 chunks[name] = table.chunks[name]
+                _set_samples(samples, name, table.samples.get(name))
         self.pending.clear()
+        self.pending_samples.clear()
         core = meta_core_checksum(new_objects[META_FILE]) if META_FILE in new_objects else getattr(self, "meta_core_at_rest", None)
         meta_core = _accept(core, [getattr(self, "meta_core_at_rest", None)])
         self.meta_core_at_rest = core
-        self.table = TensorChecksums(objects, chunks, meta_core)
+        self.table = TensorChecksums(objects, chunks, meta_core, samples)
         self.pad_raw = None if drop_pad else getattr(self, "pad_raw", None)
         # once this flush is published the side file describes what is at rest
-        self.folders.set(self.tensor_key, self.commit_id, TensorChecksums({f: [v[0]] for f, v in objects.items()}, chunks, [core]))
+        self.folders.set(self.tensor_key, self.commit_id,
+                         TensorChecksums({f: [v[0]] for f, v in objects.items()}, chunks, [core], dict(samples)))
         return side_key(self.tensor_key, self.commit_id), self.table.to_bytes(), drop_pad
+
+
+def _set_samples(samples: Dict[str, bytes], name: str, crcs: Optional[bytes]) -> None:
+    if crcs is None:
+        samples.pop(name, None)
+    else:
+        samples[name] = crcs
+
+
+def sample_checksums(parts: Sequence[Any]) -> Optional[bytes]:
+    """crc32 of each sample's stored bytes in a serialized chunk without chunk compression,
+    packed as little-endian uint32s (5.3 bytes a sample in the side file): `parts` is the
+    whole chunk as one bytes-like, or its header then its data. None for a tile or a chunk
+    that does not parse."""
+    from lakeformat.core.chunk import Chunk  # chunk imports nothing of ours: no cycle, kept local all the same
+
+    try:
+        h = Chunk.parse(parts[0], None, header_only=True)
+        n = h.num_samples
+        if h.is_tile or not n:
+            return None
+        if len(parts) == 1:
+            data = memoryview(parts[0])[h.header_nbytes:]
+        elif len(parts) == 2 and len(memoryview(parts[0])) == h.header_nbytes:
+            data = memoryview(parts[1])
+        else:
+            return None
+        start, end = h.byte_ranges(np.arange(n, dtype=np.int64))
+    except CorruptDataError:
+        return None
+    if not len(end) or int(end.max()) > len(data):
+        return None
+    crc = isal_zlib.crc32
+    return np.fromiter((crc(data[a:b]) for a, b in zip(start.tolist(), end.tolist())), "<u4", count=n).tobytes()
 
 
 def accept_rewritten_chunks(storage: Any, journal: Dict[str, Optional[bytes]]) -> None:
@@ -392,3 +460,58 @@ def check_chunk_key(storage: Any, key: str, raw: Any, folders: FolderChecksums) 
     table = folders.get(storage, tensor_key, commit_id)
     if table is not None and table.check_chunk(parts[-1], raw) is False:
         raise CorruptDataError(f"chunk {parts[-1]} does not match its checksum", key, tensor=tensor_key)
+
+
+# --- version-control objects: a checksum inside the object -------------------------------
+# version_control_info.json is replaced by a conditional write (compare-and-swap) while other
+# writers race for it: a side file written separately could never be atomic with it. So its
+# checksum, and each commit_info.json's, lives inside the object, as a last top-level key that
+# deeplake 3.9.52 ignores on reading and drops when it rewrites the object (a tree or commit
+# info without it is another writer's: unverifiable, never damage). Lock objects are not
+# checksummed: they change under concurrency by design, expire, and a damaged one reads as
+# "not held" (their readers parse them defensively).
+EMBEDDED_KEY = "lakeformat_crc32"
+_EMBED_SEP = b', "' + EMBEDDED_KEY.encode() + b'": '
+
+
+def embed_checksum(obj: Dict[str, Any]) -> bytes:
+    """`obj` as JSON (json.dumps' default separators) with the crc32 of the bytes before
+    it as its last key."""
+    body = json.dumps({k: v for k, v in obj.items() if k != EMBEDDED_KEY}).encode("utf-8")
+    if not body.endswith(b"}") or body == b"{}":
+        raise ValueError("embed_checksum takes a non-empty JSON object")
+    return body[:-1] + _EMBED_SEP + b"%d}" % checksum(body[:-1])
+
+
+def check_embedded(raw: Any, obj: Dict[str, Any], key: str, plain_keys: Iterable[str]) -> bool:
+    """Check a parsed object (`obj`, from `raw`) written by `embed_checksum`, and remove the
+    checksum from it. True: checked; False: no checksum, and only the keys another writer
+    writes (`plain_keys`), so unverifiable. Raises `CorruptDataError` when the checksum does
+    not match, or an unknown key stands where the checksum's was (a damaged name)."""
+    if EMBEDDED_KEY not in obj:
+        extra = sorted(set(obj) - set(plain_keys))
+        if extra:
+            raise CorruptDataError(f"unexpected keys {extra} (damaged, or edited by hand)", key)
+        return False
+    want = obj.pop(EMBEDDED_KEY)
+    data = bytes(raw)
+    cut = data.rfind(_EMBED_SEP)
+    if cut < 0 or not isinstance(want, int) or checksum(data[:cut]) != want:
+        raise CorruptDataError("does not match its checksum (damaged, or edited by hand)", key)
+    return True
+
+
+def side_files_of_copy(objects: Dict[str, bytes], tensors: Iterable[str], commit_id: str) -> Dict[str, bytes]:
+    """Side files (key -> bytes) of a new version's folder, made of copies of its parent's
+    metas and encoders (`objects`: key -> bytes, every object of the folder; those absent are
+    absent at rest) and no chunks yet, so that it is verifiable before its first flush."""
+    out: Dict[str, bytes] = {}
+    for t in tensors:
+        at_rest = {f: objects.get(object_key(t, commit_id, f)) for f in OBJECT_FILES}
+        table = TensorChecksums({f: [_crc(v)] for f, v in at_rest.items()}, {}, [meta_core_checksum(at_rest[META_FILE])])
+        out[side_key(t, commit_id)] = table.to_bytes()
+    ds_rest = {f: objects.get(k) for f, k in zip(DATASET_FILES, dataset_object_keys(commit_id))}
+    if ds_rest[DATASET_FILES[0]] is not None:
+        cores = [meta_core_checksum(ds_rest[DATASET_FILES[0]], DATASET_FILES[0])]
+        out[dataset_side_key(commit_id)] = TensorChecksums({f: [_crc(v)] for f, v in ds_rest.items()}, {}, cores).to_bytes()
+    return out

@@ -14,6 +14,7 @@ import uuid
 from typing import Any, Callable, Dict, List, Optional, TypeVar
 
 from lakeformat import constants as C
+from lakeformat.core.checksums import check_embedded, embed_checksum
 from lakeformat.errors import CheckoutError, CorruptDataError, VersionControlError
 from lakeformat.storage.base import StorageProvider, update_object
 
@@ -58,10 +59,12 @@ class VersionTree:
             raise CorruptDataError(f"version control info is not JSON: {e}", key) from e
         if not isinstance(d, dict) or "commits" not in d or "branches" not in d:
             raise CorruptDataError("version control info lacks commits/branches", key)
+        # the checksum we keep inside it (deeplake 3.9.52 drops it when it rewrites the tree)
+        check_embedded(data, d, key, ("commits", "branches"))
         return cls(d)
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.d).encode("utf-8")
+        return embed_checksum(self.d)
 
     def copy(self) -> "VersionTree":
         return VersionTree(copy.deepcopy(self.d))

@@ -8,12 +8,12 @@ that single atomic write is the switch. A process killed before it leaves the st
 from __future__ import annotations
 
 import getpass
-import json
 import logging
 import time
 from typing import Any, Dict, Iterable, List, Optional
 
 from lakeformat import constants as C
+from lakeformat.core import checksums as CS
 from lakeformat.core import keys
 from lakeformat.core.dataset import Dataset
 from lakeformat.core.meta import DatasetMeta
@@ -54,10 +54,10 @@ def refresh_tree(ds: "Dataset") -> None:
 
 def write_commit_infos(storage, tree: VersionTree, ids: Iterable[str]) -> None:
     """commit_info.json of each version: its node, as deeplake writes it (a backup from which
-    the tree can be rebuilt)."""
+    the tree can be rebuilt), with our checksum inside (`checksums.embed_checksum`)."""
     for cid in ids:
         if cid in tree.commits:
-            storage.set(keys.commit_info_key(cid), json.dumps(tree.commits[cid]).encode("utf-8"))
+            storage.set(keys.commit_info_key(cid), CS.embed_checksum(tree.commits[cid]))
 
 
 def dataset_at(ds: "Dataset", commit_id: str, tree: Optional[VersionTree] = None) -> "Dataset":
@@ -150,6 +150,8 @@ def copy_version_metas(storage, src: str, dst: str) -> List[str]:
         tensors = DatasetMeta.from_bytes(out[mk]).tensors
     for t in tensors:
         out[keys.chunk_set_key(t, dst)] = ChunkSet().to_bytes()
+    # checksums of the copies: the new version is verifiable before its first flush
+    out.update(CS.side_files_of_copy(out, tensors, dst))
     # the dataset meta last: a folder without it is no version at all
     meta = out.pop(mk, None)
     storage.set_many(out)

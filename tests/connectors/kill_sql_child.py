@@ -12,14 +12,15 @@ import sqlalchemy  # noqa: F401
 from lakeformat.cli import main
 
 
-def ingest(url: str, dest: str, batch_size: int, output_path: str) -> None:
-    """`lakeformat ingest sql --url URL --table items --cursor-field updated_at --dest DEST`."""
+def ingest(url: str, dest: str, batch_size: int, output_path: str, partitions: int = 1) -> None:
+    """`lakeformat ingest sql --url URL --table items --cursor-field updated_at --dest DEST
+    [--partitions N]` (N > 1: read by N worker processes, this one writes)."""
     fd = os.open(output_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 2)
     os.close(fd)
     sys.stdout = open(output_path, "a")
     rc = main(["ingest", "sql", "--url", url, "--table", "items", "--cursor-field", "updated_at", "--dest", dest,
-               "--batch-size", str(batch_size), "--no-progress"])
+               "--batch-size", str(batch_size), "--no-progress"] + (["--partitions", str(partitions)] if partitions > 1 else []))
     sys.stdout.flush()
     if rc:
         raise RuntimeError(f"lakeformat ingest sql exited {rc}")

@@ -121,12 +121,15 @@ def check_killed(dest: str, before: List[Row], source: List[Row], before_cursor:
     assert S.decode_value(st.get("cursor")) == before_cursor
     assert int(run["rows"]) == len(got), f"the state counts {run['rows']} rows, the dataset holds {len(got)}"
     low, high = S.decode_value(run.get("low")), S.decode_value(run.get("high"))
-    position = S.decode_value(run["parts"][0].get("position"))
     want = {r["id"]: r for r in before}
-    for r in source:
-        in_range = (low is None or r["updated_at"] > low) and r["updated_at"] <= high
-        if in_range and position is not None and r["id"] <= position[0]:
-            want[r["id"]] = r
+    for part in run["parts"]:  # one, or a primary-key range per partition ([lo, hi))
+        position = S.decode_value(part.get("position"))
+        lo, hi = S.decode_value(part.get("lo")), S.decode_value(part.get("hi"))
+        for r in source:
+            in_range = (low is None or r["updated_at"] > low) and r["updated_at"] <= high
+            in_part = (lo is None or r["id"] >= lo) and (hi is None or r["id"] < hi)
+            if in_range and in_part and position is not None and r["id"] <= position[0]:
+                want[r["id"]] = r
     assert got == sorted(want.values(), key=lambda r: r["id"]), "the dataset is not what its state says it holds"
 
 
@@ -141,8 +144,35 @@ def check_final(dest: str, source: List[Row]) -> None:
 
 
 # -- the test ----------------------------------------------------------------------------------
-def _ingest(url: str, dest: str, kill_at: int, out: str, record: Optional[str] = None) -> int:
-    return run_call(CHILD, [url, dest, BATCH, out], kill_at, record)
+def _ingest(url: str, dest: str, kill_at: int, out: str, record: Optional[str] = None, partitions: int = 1,
+            env: Optional[Dict[str, str]] = None) -> int:
+    return run_call(CHILD, [url, dest, BATCH, out, partitions], kill_at, record, env=env)
+
+
+def _processes_tagged(tag: str) -> List[int]:
+    """Live processes whose environment carries `tag` (what a killed run left behind)."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes()
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if tag.encode() in env and ") Z " not in stat:  # a zombie has exited already
+            out.append(int(pid))
+    return out
+
+
+def _no_orphans(tag: str, what: str) -> None:
+    """The partition workers of a killed writer exit: none may wait forever on its queue."""
+    import time
+
+    deadline = time.monotonic() + 20
+    while _processes_tagged(tag):
+        assert time.monotonic() < deadline, f"{what}: partition workers {_processes_tagged(tag)} outlived their writer"
+        time.sleep(0.2)
 
 
 def _tail(path: str) -> str:
@@ -189,3 +219,43 @@ def test_sql_backfill_killed_at_its_writes(tmp_path: Path, run: str) -> None:
             raise AssertionError(f"{run}: after a kill at write {k} of {n_writes} and a rerun: {e}") from None
         shutil.rmtree(d)
     assert len(points) >= min(n_writes, 10)
+
+
+def test_partitioned_sql_backfill_killed_at_its_writes(tmp_path: Path) -> None:
+    """The full load read by 3 partition workers (spawned processes; the killed process alone
+    writes): every kill leaves what its state says, the workers exit with it, a rerun ends
+    with the table."""
+    import uuid
+
+    parts = 3
+    url = make_source(tmp_path / "src.db")
+    template = tmp_path / "template"
+    template.mkdir()
+    dest_of = lambda d: str(Path(d) / "items")  # noqa: E731
+    source = source_rows(url)
+    full = copy_dataset(str(template), str(tmp_path / "full"))
+    rec = str(tmp_path / "record.json")
+    assert _ingest(url, dest_of(full), 0, str(tmp_path / "full.out"), rec, parts) == 0, _tail(str(tmp_path / "full.out"))
+    check_final(dest_of(full), source)
+    n_writes = recorded_writes(rec)
+    assert n_writes > 10, n_writes
+    points = kill_points(n_writes, 4)
+    for k in points:
+        d = copy_dataset(str(template), str(tmp_path / f"k{k}"))
+        out = str(tmp_path / f"k{k}.out")
+        tag = f"LAKEFORMAT_KILL_TAG={uuid.uuid4().hex}"
+        rc = _ingest(url, dest_of(d), k, out, partitions=parts, env={"LAKEFORMAT_KILL_TAG": tag.split("=", 1)[1]})
+        assert rc == -signal.SIGKILL, f"partitioned: meant to die at write {k} of {n_writes}, exited {rc}: {_tail(out)}"
+        _no_orphans(tag, f"partitioned: killed at write {k} of {n_writes}")
+        try:
+            check_killed(dest_of(d), [], source, None)
+        except AssertionError as e:
+            raise AssertionError(f"partitioned: killed at write {k} of {n_writes}: {e}") from None
+        rc = _ingest(url, dest_of(d), 0, out + ".rerun", partitions=parts)
+        assert rc == 0, f"partitioned: the rerun after a kill at write {k} of {n_writes} failed: {_tail(out + '.rerun')}"
+        try:
+            check_final(dest_of(d), source)
+        except AssertionError as e:
+            raise AssertionError(f"partitioned: after a kill at write {k} of {n_writes} and a rerun: {e}") from None
+        shutil.rmtree(d)
+    assert len(points) >= min(n_writes, 4)

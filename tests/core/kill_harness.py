@@ -4,7 +4,11 @@ write, for every k (or a sample of them), and check what the dataset looks like 
 The child counts every mutation of the local store (`set`, `set_parts`, `delete`,
 `delete_prefix`, `clear`, the conditional writes; `set_many` is counted per key, as the store
 writes it) by patching
-`LocalStorage` inside the child only: public behaviour is unchanged. Children are forked from
+`LocalStorage` inside the child only: public behaviour is unchanged. The object-store class
+(`FsspecStorage`: s3, gcs, azure) is patched the same way; its `set_many` sends objects side by
+side, and a kill at its j-th object lets the j-1 before it land (a kill mid-batch).
+`check_kill_path(..., store=...)` runs a path on any store (`LocalKillStore`, or an object
+store's in tests/storage/test_kill_object_stores.py); its children get the store's `env`. Children are forked from
 a zygote process that imported lakeformat once, so a kill costs a fork, not an interpreter
 start.
 
@@ -39,8 +43,9 @@ _MUTATORS = ("set", "set_parts", "delete", "delete_prefix", "clear", "set_if_abs
 
 
 def install_kill_switch(kill_at: int) -> List[int]:
-    """Patch LocalStorage (in this process) to count mutations and SIGKILL this process
-    before mutation number `kill_at` (0: never). Returns the live counter."""
+    """Patch LocalStorage and FsspecStorage (in this process) to count mutations and SIGKILL
+    this process before mutation number `kill_at` (0: never). Returns the live counter."""
+    from lakeformat.storage.fsspec_store import FsspecStorage
     from lakeformat.storage.local import LocalStorage
 
     count = [0]
@@ -54,12 +59,29 @@ def install_kill_switch(kill_at: int) -> List[int]:
 
         return f
 
-    for m in _MUTATORS:
-        if not hasattr(LocalStorage, m):
-            continue
-        if not hasattr(LocalStorage, f"_kill_orig_{m}"):
-            setattr(LocalStorage, f"_kill_orig_{m}", getattr(LocalStorage, m))
-        setattr(LocalStorage, m, hooked(getattr(LocalStorage, f"_kill_orig_{m}")))
+    def batch(orig: Callable[..., Any]) -> Callable[..., Any]:
+        def set_many(self: Any, items: Dict[str, Any]) -> Any:
+            items = dict(items)
+            if len(items) <= 1:
+                return orig(self, items)  # FsspecStorage.set_many sends one item through `set` (counted there)
+            if count[0] < kill_at <= count[0] + len(items):
+                head = dict(list(items.items())[: kill_at - count[0] - 1])
+                if head:
+                    orig(self, head)
+                os.kill(os.getpid(), signal.SIGKILL)
+            count[0] += len(items)
+            return orig(self, items)
+
+        return set_many
+
+    for cls, extra in ((LocalStorage, ()), (FsspecStorage, ("set_many",))):
+        for m in _MUTATORS + extra:
+            if not hasattr(cls, m):
+                continue
+            if not hasattr(cls, f"_kill_orig_{m}"):
+                setattr(cls, f"_kill_orig_{m}", getattr(cls, m))
+            wrap = batch if m == "set_many" else hooked
+            setattr(cls, m, wrap(getattr(cls, f"_kill_orig_{m}")))
     return count
 
 
@@ -67,8 +89,13 @@ def kill_points(n: int, sample: int = 10) -> List[int]:
     """Every k in 1..n when exhaustive; otherwise the first and last few and an even spread."""
     if EXHAUSTIVE or n <= sample:
         return list(range(1, n + 1))
-    edge = 3
-    inner = np.linspace(edge + 1, n - edge, max(sample - 2 * edge, 1))
+    if sample == 1:
+        return [(n + 1) // 2]  # one write in the middle
+    if sample < 9:  # a small sample: the first and last write, the rest spread between
+        edge, inner = 1, np.linspace(1, n, sample)[1:-1]
+    else:
+        edge = 3
+        inner = np.linspace(edge + 1, n - edge, max(sample - 2 * edge, 1))
     pts = set(range(1, edge + 1)) | set(range(n - edge + 1, n + 1)) | {int(round(x)) for x in inner}
     return sorted(p for p in pts if 1 <= p <= n)
 
@@ -143,6 +170,7 @@ def _zygote_main() -> None:
         pid = os.fork()
         if pid == 0:
             code = 0
+            os.environ.update(req.get("env") or {})  # an object store's endpoint, a tag for its processes
             try:
                 if "call" in req:
                     _call_child(req["call"], req["args"], req["kill_at"], req["record"])
@@ -186,8 +214,10 @@ def _zygote() -> subprocess.Popen:
     return _ZYGOTE
 
 
-def _request(req: Dict[str, Any], what: str) -> int:
-    """One run in a forked child of the zygote: its exit code (-9 when it killed itself)."""
+def _request(req: Dict[str, Any], what: str, env: Optional[Dict[str, str]] = None) -> int:
+    """One run in a forked child of the zygote (with `env` added to its environment): its
+    exit code (-9 when it killed itself)."""
+    req = {**req, "env": env or {}}
     z = _zygote()
     assert z.stdin is not None and z.stdout is not None
     z.stdin.write(json.dumps(req) + "\n")
@@ -201,10 +231,11 @@ def _request(req: Dict[str, Any], what: str) -> int:
     return int(rc)
 
 
-def run_child(path: str, scenario: str, kill_at: int, progress: str, record: Optional[str] = None, timeout: float = 120) -> int:
+def run_child(path: str, scenario: str, kill_at: int, progress: str, record: Optional[str] = None, timeout: float = 120,
+              env: Optional[Dict[str, str]] = None) -> int:
     """Run `scenario` on `path` in a forked child killed at write `kill_at`; its exit code
-    (-9 when it killed itself)."""
-    return _request({"args": [path, scenario, kill_at, progress, record], "kill_at": kill_at, "timeout": timeout}, scenario)
+    (-9 when it killed itself). `env`: extra environment of the child (an object store's)."""
+    return _request({"args": [path, scenario, kill_at, progress, record], "kill_at": kill_at, "timeout": timeout}, scenario, env)
 
 
 def _call_child(target: str, args: List[Any], kill_at: int, record: Optional[str]) -> None:
@@ -219,12 +250,13 @@ def _call_child(target: str, args: List[Any], kill_at: int, record: Optional[str
             json.dump({"writes": count[0]}, f)
 
 
-def run_call(target: str, args: List[Any], kill_at: int, record: Optional[str] = None, timeout: float = 120) -> int:
+def run_call(target: str, args: List[Any], kill_at: int, record: Optional[str] = None, timeout: float = 120,
+             env: Optional[Dict[str, str]] = None) -> int:
     """Run `module:function`(*args) (JSON arguments) in a forked child killed at its write
     `kill_at` (0: never); its exit code (-9 when it killed itself). For write paths that are
     whole programs (the destination's `write`, the SQL backfill) rather than `run(ds, ack)`
     scenarios: the function itself records what it acknowledged, in files the test reads."""
-    return _request({"call": target, "args": args, "kill_at": kill_at, "record": record, "timeout": timeout}, target)
+    return _request({"call": target, "args": args, "kill_at": kill_at, "record": record, "timeout": timeout}, target, env)
 
 
 def recorded_writes(record: str) -> int:
@@ -252,28 +284,53 @@ def copy_dataset(src: str, dst: str) -> str:
     return dst
 
 
-def check_kill_path(tmp: Path, scenario: str, sample: int = 10) -> Dict[str, Any]:
-    """The whole check for one write path; returns what it saw (for the test's messages)."""
+class LocalKillStore:
+    """Where `check_kill_path` keeps its datasets: folders under a local directory. An
+    object store's counterpart has the same methods (and its children's `env`)."""
+
+    env: Dict[str, str] = {}
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+
+    def path(self, name: str) -> str:
+        return str(self.tmp / name)
+
+    def copy(self, src: str, dst: str) -> str:
+        return copy_dataset(src, dst)
+
+    def drop_locks(self, path: str) -> None:
+        shutil.rmtree(os.path.join(path, "locks"), ignore_errors=True)
+
+    def remove(self, path: str) -> None:
+        shutil.rmtree(path)
+
+
+def check_kill_path(tmp: Path, scenario: str, sample: int = 10, store: Optional[Any] = None) -> Dict[str, Any]:
+    """The whole check for one write path (on `store`, default: local folders under `tmp`);
+    returns what it saw (for the test's messages)."""
     from lakeformat.verify import verify
     from tests.core import kill_writer
 
+    store = store if store is not None else LocalKillStore(tmp)
+    env = store.env
     setup = kill_writer.SCENARIOS[scenario][0]
-    template = str(tmp / "template")
+    template = store.path("template")
     setup(template)
-    shutil.rmtree(os.path.join(template, "locks"), ignore_errors=True)  # the setup's own locks (this live process)
+    store.drop_locks(template)  # the setup's own locks (this live process)
     before = state_of(template)
-    full = copy_dataset(template, str(tmp / "full"))
+    full = store.copy(template, store.path("full"))
     rec = str(tmp / "record.json")
-    rc = run_child(full, scenario, 0, str(tmp / "full.progress"), rec)
+    rc = run_child(full, scenario, 0, str(tmp / "full.progress"), rec, env=env)
     assert rc == 0, f"{scenario}: the recording run failed (exit {rc})"
     got = json.loads(Path(rec).read_text())
     n_writes, states = got["writes"], [before] + got["states"]
     assert n_writes > 0 and len(states) > 1, (scenario, n_writes, len(states))
     seen = {"points": 0, "before": 0, "after": 0}
     for k in kill_points(n_writes, sample):
-        path = copy_dataset(template, str(tmp / f"k{k}"))
+        path = store.copy(template, store.path(f"k{k}"))
         progress = str(tmp / f"k{k}.progress")
-        rc = run_child(path, scenario, k, progress)
+        rc = run_child(path, scenario, k, progress, env=env)
         assert rc == -signal.SIGKILL, f"{scenario}: child meant to die at write {k} of {n_writes} exited {rc}"
         j = _acks(progress)
         report = verify(path)
@@ -284,7 +341,7 @@ def check_kill_path(tmp: Path, scenario: str, sample: int = 10) -> Dict[str, Any
         seen["points"] += 1
         seen["before" if st == states[j] else "after"] += 1
         # the dataset stays writable: the same path runs again, to the end
-        rc = run_child(path, scenario, 0, progress + ".rerun")
+        rc = run_child(path, scenario, 0, progress + ".rerun", env=env)
         assert rc == 0, f"{scenario}: rerun after a kill at write {k} failed (exit {rc})"
-        shutil.rmtree(path)
+        store.remove(path)
     return {"writes": n_writes, **seen}

@@ -179,3 +179,46 @@ def test_deeplake_writing_after_us_is_never_reported_damaged(tmp_path):
         assert verify(root).ok
         st = LocalStorage(root)
         assert CS.load_and_classify(st, "x", FIRST)[1].state == "ok"
+
+
+_DEEPLAKE_GROWS_A_NULLABLE = """
+import deeplake, numpy as np
+ds = deeplake.load(INPUT["path"])
+ds.x.append(np.array([5]))          # it knows nothing of the validity tensor
+ds.flush()
+emit(len(ds.x))
+"""
+
+
+def test_a_null_mask_deeplake_left_behind_is_not_damage(tmp_path):
+    root = str(tmp_path / "ds")
+    ds = lakeformat.empty(root)
+    with ds:
+        ds.create_tensor("x", dtype="int64", nullable=True)
+        ds.extend({"x": [1, None, 3]})
+    ds.close()
+    assert run_deeplake3(_DEEPLAKE_GROWS_A_NULLABLE, inputs={"path": root}) == 4  # the mask keeps 3 rows
+    report = verify(root)
+    assert report.ok and report.checked["null masks"] == 1, report.lines()
+
+
+def test_sample_checksums_round_trip_and_bad_ones_are_damage():
+    crcs = np.array([1, 2**32 - 1, 7], "<u4").tobytes()
+    t = CS.TensorChecksums({"tensor_meta.json": [1]}, {"abc": [7]}, [5], {"abc": crcs})
+    back = CS.TensorChecksums.from_bytes(t.to_bytes())
+    assert back == t and back.check_sample("abc", 2, b"x") is (CS.checksum(b"x") == 7)
+    assert back.check_sample("abc", 3, b"x") is None and back.check_sample("other", 0, b"x") is None
+    raw = t.to_bytes().decode()
+    for bad in ('"abc":"!!!!"', '"abc":"AAA="'):  # not base64; not whole uint32s
+        body = raw[: raw.rfind(',"self":')].replace(f'"abc":"{CS.base64.b64encode(crcs).decode()}"', bad)
+        with pytest.raises(CorruptDataError, match="side file does not parse"):
+            CS.TensorChecksums.from_bytes((body + ',"self":%d}' % CS.checksum(body.encode())).encode())
+    # a chunk of png samples gets one per sample, a tile or garbage none
+    from lakeformat.core.chunk import chunk_header
+
+    data = b"aaaa" + b"bbbbbbbb"
+    header = chunk_header(np.array([4, 8], np.uint32), np.array([[2, 2, 1], [2, 4, 1]], np.uint32))
+    sums = CS.sample_checksums([header, data])
+    assert sums == np.array([CS.checksum(b"aaaa"), CS.checksum(b"bbbbbbbb")], "<u4").tobytes()
+    assert CS.sample_checksums([header + data]) == sums
+    assert CS.sample_checksums([b"\x05garbage"]) is None

@@ -11,6 +11,7 @@ import numpy as np
 
 from lakeformat.core.chunk import Chunk
 from lakeformat.core.checksums import FolderChecksums, check_chunk_key
+from lakeformat.errors import CorruptDataError, KeyNotFoundInStorageError
 from lakeformat.storage import StorageProvider
 from lakeformat.integrations.torch.blocks import BLOCKED, BlockedChunk, fetch_blocked
 from lakeformat.integrations.torch.buffers import BufferPool
@@ -152,6 +153,7 @@ class ChunkCache:
         try:
             got = self.storage.get_many(list(mine))
         except BaseException as e:  # noqa: BLE001 - handed to every task that wants them
+            e = _as_damage(e, None)
             with self.lock:
                 for k, f in mine.items():
                     if self.entries.get(k) is f:
@@ -174,7 +176,7 @@ class ChunkCache:
             with self.lock:
                 if self.entries.get(key) is f:
                     self.entries.pop(key)
-            _settle_future(f, exc=e)
+            _settle_future(f, exc=_as_damage(e, key))
 
     def _data_buffer(self, nbytes: int) -> np.ndarray:
         """A buffer for a chunk's (decompressed) data: a shared one when there is one free and
@@ -221,6 +223,17 @@ class ChunkCache:
                 nbytes += f.nbytes
                 f.nbytes = 0
         return out, nbytes
+
+
+def _as_damage(e: BaseException, key: Optional[str]) -> BaseException:
+    """A chunk the index points at that storage lacks is damage, as on the dataset's own reads:
+    a `CorruptDataError` naming its key (the sample's error then names both)."""
+    if isinstance(e, KeyNotFoundInStorageError):
+        missing = str(e.args[0]) if e.args else key
+        err = CorruptDataError("chunk missing from storage", missing)
+        err.__cause__ = e
+        return err
+    return e
 
 
 def _settle_future(f: Future[Any], result: Any = None, exc: Optional[BaseException] = None) -> None:
