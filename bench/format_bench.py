@@ -47,7 +47,7 @@ def project_python() -> str:
 
 
 def peer_python(peer: str) -> str:
-    if peer == "lakeformat":
+    if peer in ("lakeformat", "lakeformat_dest"):
         return project_python()
     venv = {"deeplake3": "deeplake3", "deeplake4": "deeplake4", "lance": "lance", "parquet": "lance"}[peer]
     if peer == "parquet" and (VENVS / "arrow" / "bin" / "python").exists():
@@ -55,7 +55,8 @@ def peer_python(peer: str) -> str:
     return str(VENVS / venv / "bin" / "python")
 
 
-PEERS = ("lakeformat", "deeplake3", "deeplake4", "lance", "parquet")
+# lakeformat_dest: lakeformat with the Airbyte destination's tensor defaults (tabular only)
+PEERS = ("lakeformat", "lakeformat_dest", "deeplake3", "deeplake4", "lance", "parquet")
 
 
 def _has_numpy(python: str) -> bool:
@@ -202,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     work_root = args.work_root / f"{started}-{os.getpid()}"
     for workload in workloads:
         for peer in peers:
+            if peer == "lakeformat_dest" and workload != "tabular":
+                continue  # the destination's defaults are measured on the tabular workload only
             print(f"[bench] {workload:<11} {peer:<10} ...", end=" ", flush=True)
             attempts = []
             for _ in range(max(1, args.repeat)):
@@ -216,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"write {r['write_s']:.2f}s  read {r['read_s']:.2f}s  random {r['random_s']:.3f}s  "
                       f"disk {r['bytes_on_disk'] / 1e6:,.1f} MB  load {r['loadavg_before']:.1f}  "
                       f"{'ok' if r.get('verified') else 'MISMATCH ' + str(r.get('verify_error'))}", flush=True)
-                if peer in ("lakeformat", "deeplake3") and r.get("folder_bytes"):
+                if peer in ("lakeformat", "lakeformat_dest", "deeplake3") and r.get("folder_bytes"):
                     top = ", ".join(f"{k} {v / 1e6:.2f}" for k, v in list(r["folder_bytes"].items())[:12])
                     print(f"[bench]   MB by folder: {top}", flush=True)
             # Saved after every run, so a long run interrupted still leaves its figures.

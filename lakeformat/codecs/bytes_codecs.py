@@ -39,29 +39,64 @@ def _zstd_d() -> "zstandard.ZstdDecompressor":
     return d
 
 
-# lz4 is tried on a few slices of a buffer at least this big before compressing it whole:
-# where they do not shrink, the buffer is stored as one literal run (a valid lz4 block that
-# every decoder reads, deeplake 3.x's included) for the cost of a copy, or of none.
+# lz4 is tried on a few slices of a buffer at least this big before compressing it whole.
+# Where they do not shrink, the buffer is stored as one literal run (a valid lz4 block that
+# every decoder reads, deeplake 3.x's included) for the cost of a copy, or of none. Where
+# they shrink a lot, the slices are also tried with our encoder's long-key match finders
+# (native/lz4_encode.c), which code columns of small fixed-width values (labels,
+# flags, codes) in far fewer matches; it is used for the whole buffer where it beats lz4's
+# fast mode on the slices. All three write one block format: readers cannot tell them apart.
 _LZ4_PROBE_MIN = 256 << 10
 _LZ4_PROBE_SLICE = 16 << 10
 _LZ4_PROBE_SLICES = 4
 # compressed/raw ratio of the probe above which compressing does not pay: decoding an lz4
 # block of literals is one memcpy, while matches cost a branch each
 _LZ4_PAYS_BELOW = 0.9
+# probe ratios between which the long-key finder is tried (a buffer lz4 shrinks this far has
+# repeats for it to find; one it shrinks tenfold, such as sample ids or shapes, leaves too
+# little to gain), and the share of lz4's size it must reach to be used
+_LZ4_LONG_TRY_ABOVE = 0.1
+_LZ4_LONG_TRY_BELOW = 0.75
+_LZ4_LONG_WINS_BELOW = 0.9
+
+LZ4_RAW, LZ4_FAST, LZ4_LONG = "raw", "fast", "long"
 
 
-def _lz4_pays(data) -> bool:
-    n = len(data)
-    if n < _LZ4_PROBE_MIN:
-        return True
+def _probe_slices(data: Any) -> List[memoryview]:
     mv = memoryview(data).cast("B")
-    step = (n - _LZ4_PROBE_SLICE) // (_LZ4_PROBE_SLICES - 1)
-    raw = packed = 0
-    for k in range(_LZ4_PROBE_SLICES):
-        piece = mv[k * step : k * step + _LZ4_PROBE_SLICE]
-        raw += len(piece)
-        packed += len(lz4.block.compress(piece, store_size=False))
-    return packed < _LZ4_PAYS_BELOW * raw
+    step = (len(mv) - _LZ4_PROBE_SLICE) // (_LZ4_PROBE_SLICES - 1)
+    return [mv[k * step : k * step + _LZ4_PROBE_SLICE] for k in range(_LZ4_PROBE_SLICES)]
+
+
+def lz4_plan(data: Any) -> str:
+    """How an lz4 chunk of `data` is written, chosen per buffer by what a probe shows pays:
+    `LZ4_RAW` (one literal run), `LZ4_FAST` (python-lz4's fast mode) or `LZ4_LONG` (our
+    encoder with the long-key finder). Buffers under the probe's size are always `LZ4_FAST`."""
+    if memoryview(data).nbytes < _LZ4_PROBE_MIN:
+        return LZ4_FAST
+    slices = _probe_slices(data)
+    raw = sum(len(p) for p in slices)
+    fast = sum(len(lz4.block.compress(p, store_size=False)) for p in slices)
+    if fast >= _LZ4_PAYS_BELOW * raw:
+        return LZ4_RAW
+    if _LZ4_LONG_TRY_ABOVE * raw <= fast < _LZ4_LONG_TRY_BELOW * raw:
+        packed = sum(_lz4_long_size(p) for p in slices)
+        if packed < _LZ4_LONG_WINS_BELOW * fast:
+            return LZ4_LONG
+    return LZ4_FAST
+
+
+def _lz4_long_block(data: Any) -> np.ndarray:
+    """`data` as an lz4 block with deeplake's size prefix, by the long-key encoder."""
+    src = memoryview(data).cast("B")
+    out = np.empty(4 + len(src) + len(src) // 255 + 16, np.uint8)
+    out[:4] = np.frombuffer(len(src).to_bytes(4, "little"), np.uint8)
+    written = _native.lz4_encode(src, out[4:])
+    return out[: 4 + written]
+
+
+def _lz4_long_size(piece: memoryview) -> int:
+    return len(_lz4_long_block(piece)) - 4
 
 
 def lz4_literal_prefix(n: int) -> bytes:
@@ -78,8 +113,13 @@ def compress_parts(data, compression: str, level: Optional[int] = None) -> List[
     """`compress_bytes` as a list of buffers to write back to back: a stored lz4 block is
     its prefix followed by `data` itself, so nothing is copied (the caller keeps `data`
     unchanged until the parts are written)."""
-    if compression == "lz4" and len(data) and not _lz4_pays(data):
-        return [lz4_literal_prefix(len(data)), data]
+    if compression == "lz4" and len(data):
+        plan = lz4_plan(data)
+        if plan == LZ4_RAW:
+            return [lz4_literal_prefix(memoryview(data).nbytes), data]
+        if plan == LZ4_LONG:
+            return [memoryview(_lz4_long_block(data))]
+        return [lz4.block.compress(data, store_size=True)]
     return [compress_bytes(data, compression, level)]
 
 
@@ -90,8 +130,11 @@ def compress_bytes(data, compression: Optional[str], level: Optional[int] = None
     if len(data) == 0:
         return b""
     if compression == "lz4":
-        if not _lz4_pays(data):
-            return lz4_literal_prefix(len(data)) + bytes(data)
+        plan = lz4_plan(data)
+        if plan == LZ4_RAW:
+            return lz4_literal_prefix(memoryview(data).nbytes) + bytes(data)
+        if plan == LZ4_LONG:
+            return _lz4_long_block(data).tobytes()
         return lz4.block.compress(data, store_size=True)
     if compression == "zstd":
         return _zstd_c(DEFAULT_ZSTD_LEVEL if level is None else int(level)).compress(data)

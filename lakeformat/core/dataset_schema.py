@@ -175,7 +175,7 @@ class SchemaOps:
         base = htype
         extra = {k: v for k, v in HTYPE_DEFAULTS[base].items() if k != "dtype"}
         # lz4 chunks (which deeplake 3.x reads and appends to): a scalar tensor's shapes are
-        # one value repeated and its ids about a byte each (sample_ids.py), so its hidden
+        # one value repeated and its ids about half a byte each (sample_ids.py), so its hidden
         # tensors cost next to nothing at rest
         meta = TensorMeta.new(hkey, base, dtype or HTYPE_DEFAULTS[base]["dtype"], None, HIDDEN_CHUNK_COMPRESSION,
                               C.HIDDEN_TENSOR_MAX_CHUNK_SIZE, None, True, False, False, extra)

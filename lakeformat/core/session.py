@@ -242,7 +242,7 @@ class Session:
                 continue
             kind = link.get("extend")
             if kind == "extend_id" and new_ids:
-                # random from the OS per batch (forked writers never share ids), about one
+                # random from the OS per batch (forked writers never share ids), about half a
                 # byte each in an lz4 chunk (sample_ids.py)
                 ids = new_sample_ids(batch.num_samples).reshape(-1, 1)
                 out[hkey] = self.serialize(hkey, ids)

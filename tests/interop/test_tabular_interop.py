@@ -1,9 +1,11 @@
 """Tabular datasets cross over with deeplake 3.9.52 both ways, merges included.
 
 Written with today's defaults (lz4 hidden `_id`/`_shape` tensors whose ids come in runs,
-lz4 chunks of scalars and text that may be stored as one literal run), a dataset opens in
-deeplake 3.9.52 with equal values, deeplake writes a branch of it that lakeformat merges;
-and a dataset deeplake wrote takes a branch from lakeformat that deeplake merges.
+lz4 chunks of scalars and text that may be stored as one literal run, or coded by the
+long-key encoder where that pays), a dataset opens in deeplake 3.9.52 with equal values,
+deeplake writes a branch of it that lakeformat merges; and a dataset deeplake wrote takes a
+branch from lakeformat that deeplake merges. The Airbyte destination's tensor defaults get
+the same round trip.
 """
 from __future__ import annotations
 
@@ -67,13 +69,22 @@ emit(out)
 """
 
 
-def _stored_as(path: str, tensor: str) -> set:
-    """How the lz4 chunks of `tensor` (first commit) hold their data."""
+def _stored_as(path: str, tensor: str, folder: str = "") -> set:
+    """How the chunks of `tensor` (first commit, or the commit `folder`) hold their data:
+    a literal run, or compressed by lz4's fast mode or by the long-key encoder (told apart by
+    the plan the probe makes for the chunk's decoded bytes)."""
     out = set()
-    for f in (Path(path) / tensor / "chunks").iterdir():
+    root = Path(path) / folder if folder else Path(path)
+    if lakeformat.load(path, read_only=True)[tensor].meta.chunk_compression != "lz4":
+        return {"uncompressed"}
+    for f in (root / tensor / "chunks").iterdir():
         raw = f.read_bytes()
         data = raw[Chunk.parse(raw, "lz4", header_only=True).header_nbytes :]
-        out.add("literal run" if data[4] == 0xF0 and len(data) > bytes_codecs.decoded_size(data, "lz4") else "compressed")
+        if data[4] == 0xF0 and len(data) > bytes_codecs.decoded_size(data, "lz4"):
+            out.add("literal run")
+            continue
+        plan = bytes_codecs.lz4_plan(bytes(bytes_codecs.decompress_bytes(data, "lz4")))
+        out.add("long-key" if plan == bytes_codecs.LZ4_LONG else "compressed")
     return out
 
 
@@ -102,7 +113,8 @@ def test_lakeformat_tabular_opens_in_deeplake3_and_merges_its_branch(tmp_path, m
     ds.commit("base")
     want = _as_lists(base)
     assert _stored_as(path, "value") == {"literal run"}  # random floats do not shrink
-    assert _stored_as(path, "label") == {"compressed"}
+    assert _stored_as(path, "id") == {"compressed"}  # lz4's fast mode: the long key gains nothing
+    assert _stored_as(path, "label") == {"uncompressed"}  # a class_label's default
     assert _stored_as(path, "_label_id") == {"compressed"}
 
     got = run_deeplake3(DL_READ, inputs={"path": path, "branch": "main"})
@@ -180,3 +192,57 @@ ds.merge("lf")
     _check_equal(got, want)
     assert all(got["ids_unique"].values())
     _check_equal(_read_ours(path), want)
+
+
+def _destination_create(ds) -> None:
+    """The tensors as the Airbyte destination creates them (its defaults: lz4 chunks of
+    8 MiB, hidden `_id`/`_shape` tensors, nullable info; integers are int64)."""
+    from connectors.destination_deeplake import config, schema, sink
+
+    for name, kind in (("id", schema.INT), ("value", schema.FLOAT), ("text", schema.TEXT), ("label", schema.INT)):
+        ds.create_tensor(name, chunk_compression=config.DEFAULT_CHUNK_COMPRESSION, max_chunk_size=sink.MAX_CHUNK_BYTES,
+                         **schema.tensor_args(kind))
+        ds[name].info.update(schema.tensor_info(kind, name))
+
+
+def test_destination_defaults_cross_over_with_deeplake3(tmp_path, monkeypatch):
+    _probe_small_chunks(monkeypatch)
+    n = 20_000
+    path = str(tmp_path / "dest")
+    base = _columns(np.random.default_rng(35), n)
+    base["label"] = base["label"].astype(np.int64)
+    ds = lakeformat.empty(path, overwrite=True)
+    with ds:
+        _destination_create(ds)
+        ds.extend(base)
+    ds.commit("sync 1")
+    want = _as_lists(base)
+    assert _stored_as(path, "label") == {"long-key"}
+    for t in ("id", "value", "text", "label"):  # ids at about half a byte each
+        stored = sum(f.stat().st_size for f in (Path(path) / f"_{t}_id" / "chunks").iterdir())
+        assert stored < 0.6 * n + 1024
+
+    got = run_deeplake3(DL_READ, inputs={"path": path, "branch": "main"})
+    _check_equal(got, want)
+    assert all(got["ids_unique"].values()) and len(got["ids_unique"]) == 4
+
+    # deeplake appends to and updates our long-key chunks on a branch; lakeformat merges it
+    extra = _as_lists(_columns(np.random.default_rng(36), 300, start=n))
+    run_deeplake3("""
+import deeplake, numpy as np
+ds = deeplake.load(INPUT["path"], verbose=False)
+ds.checkout("dl", create=True)
+ds.extend({"id": np.asarray(INPUT["id"], dtype="int64"), "value": np.asarray(INPUT["value"]),
+           "text": INPUT["text"], "label": np.asarray(INPUT["label"], dtype="int64")})
+ds.label[7] = 2
+ds.commit("dl branch")
+""", inputs={"path": path, **extra})
+    ds = lakeformat.load(path)
+    ds.merge("dl")
+    for k in want:
+        want[k] = want[k] + extra[k]
+    want["label"][7] = 2
+    _check_equal(_read_ours(path), want)
+    got = run_deeplake3(DL_READ, inputs={"path": path, "branch": "main"})
+    _check_equal(got, want)
+    assert all(got["ids_unique"].values())
