@@ -17,6 +17,7 @@ from lakeformat.htypes import htype_of
 if TYPE_CHECKING:
     from lakeformat.core.chunk_engine import ChunkEngine
     from lakeformat.core.dataset import Dataset
+    from lakeformat.core.text_buffers import TextBuffers
 
 __all__ = ["Tensor", "text_like_array", "convert_to_text"]
 # deeplake 3.x image htypes the htype table lacks (we read them, never create them): data()
@@ -431,10 +432,10 @@ class Tensor:
             import pyarrow as pa
         except ImportError:
             raise LakeFormatError("Tensor.to_arrow needs pyarrow: pip install 'airbyte-destination-deeplake[arrow]'") from None
+        if self.base_htype == "text" and not self.is_sequence:
+            return self.text_buffers().to_arrow()  # offsets + bytes from the chunks, no str per value
         null = np.atleast_1d(self.isnull())
         info = self.engine.info or {}
-        if self.base_htype == "text" and not self.is_sequence:
-            return pa.array([None if z else v for v, z in zip(self.values(), null.tolist())], pa.string())
         data = np.asarray(self._numpy_nulls(False, "mask").data)
         if self.index.is_single or data.ndim != 2 or data.shape[1] != 1:
             raise LakeFormatError(f"tensor {self.name!r}: to_arrow takes a column of one value per row, not samples of shape {data.shape[1:]}")
@@ -450,6 +451,17 @@ class Tensor:
         else:
             typ = pa.from_numpy_dtype(flat.dtype)
         return pa.array(flat, type=typ, mask=null)
+
+    def text_buffers(self) -> "TextBuffers":
+        """A text tensor's values (of this view) as `lakeformat.core.text_buffers.TextBuffers`
+        (int64 offsets + UTF-8 bytes + null mask), read from the chunks with no Python object
+        per value.
+
+        >>> ds.caption.text_buffers().offsets  # doctest: +SKIP
+        """
+        from lakeformat.core.text_buffers import read_text_buffers
+
+        return read_text_buffers(self)
 
     def _apply_ops(self, x: Any, aslist: bool, row: int = 0) -> Any:
         """The view's per-sample ops on one sample (a sequence read as a list: its items stacked
@@ -478,6 +490,10 @@ class Tensor:
         rec = htype_of(base)
         eng.check_items(samples) if not self.is_sequence else None
         if arrays and rec.text_like and not self.is_sequence and (aslist or rec.list_like):
+            if base == "text" and aslist:  # one U array per length of value, not per value
+                from lakeformat.core.text_arrays import sample_arrays
+
+                return sample_arrays(self._read_items(samples, aslist=True))
             return D.text_like_arrays(self.name, self._read_items(samples, aslist=True), base, aslist)
         if self.is_sequence:
             starts, ends = self._item_ranges(samples)
@@ -497,12 +513,16 @@ class Tensor:
             arr = eng.read_fixed(items, fixed, np.dtype(fmt.dtype))
             return list(arr) if aslist else arr
         if fmt.htype == "text" and not fmt.is_link and fmt.sample_compression is None and not tiled:
-            if not aslist:
-                ascii_arr = eng.read_text_array(items)
-                if ascii_arr is not None:
-                    return ascii_arr.reshape(len(items), 1)
-            texts = eng.read_texts(items)
-            return texts if aslist else D.stack_text(texts, "text")
+            from lakeformat.core import text_arrays as TA  # offsets + bytes, decoded natively
+
+            tb = TA.read_item_buffers(eng, items)
+            return TA.str_list(tb, eng, items) if aslist else TA.text_column(tb, eng, items)
+        if fmt.htype == "json" and not fmt.is_link and fmt.sample_compression is None and not tiled and len(items) > 1:
+            from lakeformat.core.text_arrays import json_items  # one parse for all documents
+
+            docs = json_items(eng, items)
+            if docs is not None:
+                return docs if aslist else D.stack_text(docs, "json")
         values: List[Any] = [None] * len(items)
         plain = np.asarray([k for k in range(len(items)) if k not in set(tiled)], dtype=np.int64)
         if len(plain):

@@ -224,6 +224,13 @@ def read_column(src: TensorSource, samples: np.ndarray, chunks: Dict[str, Chunk]
         col = _image_column(src, rows, local, chunks)
         if col is not None:
             return col
+    if src.base_htype == "text" and offsets is None and not src.tiles and not src.is_link and src.sample_compression is None \
+            and src.decode_method == "numpy":
+        from lakeformat.integrations.torch.text_column import text_values  # one gather and one C decode
+
+        texts = text_values(src, rows, local, chunks)
+        if texts is not None:
+            return ValueColumn(texts)
     vals = _item_values(src, items, rows, local, chunks)
     if offsets is None:
         return ValueColumn(vals)
