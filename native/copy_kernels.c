@@ -510,7 +510,56 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------------ */
+/* is_run                                                                   */
+/* ------------------------------------------------------------------------ */
+
+PyDoc_STRVAR(is_run_doc,
+"is_run($module, /, items)\n--\n\n"
+"Whether the int64 buffer `items` holds consecutive ascending integers\n"
+"(a, a + 1, ...): one pass without the GIL, no temporary. True when empty.");
+
+static PyObject *
+native_is_run(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"items", NULL};
+    PyObject *items_obj, *result = NULL;
+    arg_buffer items = {0};
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:is_run", kwlist,
+                                     &items_obj))
+        return NULL;
+    if (acquire(items_obj, "items", -1, LF_I64, 0, &items) < 0)
+        goto done;
+    const int64_t *v = items.view.buf;
+    Py_ssize_t n = items.n;
+    int run = 1;
+    /* the ends alone can rule it out (no pass); unsigned difference: no overflow */
+    if (n > 1 && (v[n - 1] < v[0] ||
+                  (uint64_t)v[n - 1] - (uint64_t)v[0] != (uint64_t)(n - 1)))
+        run = 0;
+    else if (n > 1) {
+        /* with the ends n - 1 apart, the run breaks iff some step is not +1:
+         * OR the differences of a block together, so the loop vectorises */
+        LF_BEGIN_NOGIL(n * (Py_ssize_t)sizeof(int64_t))
+        const Py_ssize_t block = 4096;
+        for (Py_ssize_t a = 1; a < n && run; a += block) {
+            Py_ssize_t b = a + block < n ? a + block : n;
+            uint64_t bad = 0;
+            for (Py_ssize_t i = a; i < b; i++)
+                bad |= ((uint64_t)v[i] - (uint64_t)v[i - 1]) ^ 1u;
+            run = bad == 0;
+        }
+        LF_END_NOGIL
+    }
+    result = PyBool_FromLong(run);
+done:
+    release(&items);
+    return result;
+}
+
 LF_INTERNAL PyMethodDef lf_copy_methods[] = {
+    LF_METHOD(is_run),
     LF_METHOD(gather),
     LF_METHOD(concat),
     LF_METHOD(concat_sizes),

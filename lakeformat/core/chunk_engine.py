@@ -16,9 +16,10 @@ import numpy as np
 from lakeformat import constants as C
 from lakeformat.codecs.registry import ByteCodec, Codec, Uncompressed, get_codec
 from lakeformat.core import checksums as CS
+from lakeformat.core import chunk_stats
 from lakeformat.core import keys
 from lakeformat.core.chunk import Chunk, ChunkBuilder, chunk_header, serialize_chunk, uniform_size
-from lakeformat.core.chunk_reads import ChunkReads
+from lakeformat.core.chunk_reads import ChunkReads, missing_key
 from lakeformat.core.chunk_deletes import ChunkDeletes
 from lakeformat.core.chunk_updates import ChunkUpdates
 from lakeformat.core.codec_pool import codec_pool
@@ -342,7 +343,7 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
             try:
                 fetched = self.storage.get_many(list(want))
             except KeyError as e:
-                raise CorruptDataError(f"chunk missing from storage in tensor {self.meta.name!r}", str(e)) from None
+                raise CorruptDataError(f"chunk missing from storage in tensor {self.meta.name!r}", missing_key(e)) from None
             got: Dict[str, bytes] = {}
             for k, raw in fetched.items():
                 if raw is None:  # get_many raises KeyError for it instead (no missing_ok): the same error
@@ -433,7 +434,7 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
             # a full chunk goes straight to disk, header and data in one gathered write: it
             # stays invisible until the encoders and the meta point at it (next flush)
             parts = [chunk_header(b.all_sizes(), b.all_shapes()), b.data]
-            self._note_chunk_write(key, CS.checksum_parts(parts))
+            self._note_chunk_write(key, parts)
             self.storage.set_parts(key, parts)  # type: ignore[attr-defined]  # present when _direct_writes() (hasattr)
         else:
             self.staged[key] = b.serialize(self.chunk_compression, self.meta.zstd_level)
@@ -454,7 +455,7 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
             if set_parts is None:
                 return b"".join(data) if isinstance(data, list) else data
             parts = data if isinstance(data, list) else [data]
-            self._note_chunk_write(key, CS.checksum_parts(parts))
+            self._note_chunk_write(key, parts)
             set_parts(key, parts)
             return None
 
@@ -595,19 +596,28 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
         """Write staged chunks (invisible until the encoders and meta point at them)."""
         if self.staged:
             for k, v in self.staged.items():
-                self._note_chunk_write(k, CS.checksum(v))
+                self._note_chunk_write(k, [v])
             self.storage.set_many(dict(self.staged))
             self.staged.clear()
 
-    def _note_chunk_write(self, key: str, crc: int) -> None:
-        """A chunk written before the flush: its checksum joins the next side file; a chunk a
-        published index points at (rewritten under its own key) has it listed at rest first."""
+    def _note_chunk_write(self, key: str, parts: List[Any]) -> None:
+        """A chunk (its bytes as gathered parts) written before the flush: its checksum joins
+        the next side file; a chunk a published index points at (rewritten under its own
+        key) has it listed at rest first."""
         name = key.rsplit("/", 1)[1]
+        crc, samples = CS.checksum_parts(parts), self._sample_checksums(parts)
         with self._lock:
             if name in self.fresh_chunks:
-                self.sums.note_chunk(name, crc)
+                self.sums.note_chunk(name, crc, samples)
             else:
-                self.sums.early_rewrite(self.storage, name, crc)
+                self.sums.early_rewrite(self.storage, name, crc, samples)
+
+    def _sample_checksums(self, parts: List[Any]) -> Optional[bytes]:
+        """Checksums of each sample of a chunk of sample-compressed samples (decoded anyway,
+        and read by byte range: see `ChunkReads._read_ranged_items`)."""
+        if self.chunk_compression is not None or self.meta.sample_compression is None:
+            return None
+        return CS.sample_checksums(parts)
 
     def published_keys(self) -> List[str]:
         """Every object `flush` may overwrite besides chunks (which it writes under names no
@@ -622,6 +632,7 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
         if self.chunk_set is not None:
             out.append(keys.chunk_set_key(k, c))
         out.append(CS.side_key(k, c))
+        out.append(chunk_stats.stats_key(k, c))
         return out
 
     def take_obsolete_chunks(self) -> List[str]:
@@ -671,13 +682,17 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
         new_objects = {k[len(folder):]: v for k, v in meta_side.items()}
         new_objects[CS.META_FILE] = meta_bytes
         new_chunks = {k.rsplit("/", 1)[1]: CS.checksum(v) for k, v in chunks.items()}
+        new_samples = {k.rsplit("/", 1)[1]: self._sample_checksums([v]) for k, v in chunks.items()}
         live = [n for n in self.chunk_ids.names() if self._chunk_in_current_commit(n)]
-        side_k, side_raw, drop_pad = self.sums.side_file_for_flush(self.storage, new_objects, new_chunks, live)
+        side_k, side_raw, drop_pad = self.sums.side_file_for_flush(self.storage, new_objects, new_chunks, live, new_samples)
         if drop_pad:
             # an empty pad encoder means no padding; without it, deeplake's next update in
             # place creates it again, which tells our checksums that deeplake wrote
             self.storage.delete(CS.object_key(self.key, c, CS.PAD_FILE))
         self.storage.set(side_k, side_raw)
+        stats = chunk_stats.for_flush(self, chunks, live)  # keyed by the side file's checksums: after it
+        if stats is not None:
+            self.storage.set(*stats)
         if chunks:
             self.storage.set_many(chunks)
         self.staged.clear()

@@ -15,9 +15,10 @@ from lakeformat.core import keys
 from lakeformat.core.chunk import Chunk
 from lakeformat.core.codec_pool import codec_pool
 from lakeformat.core.encoders import ChunkIdEncoder
+from lakeformat.core.index import is_run
 from lakeformat.core.decode import assemble_tiled
 from lakeformat.core.layout import SampleFormat
-from lakeformat.errors import CorruptDataError, IndexOutOfRangeError, LakeFormatError, StorageError
+from lakeformat.errors import CorruptDataError, IndexOutOfRangeError, KeyNotFoundInStorageError, LakeFormatError, StorageError
 
 if TYPE_CHECKING:
     from lakeformat.core.checksums import EngineChecksums
@@ -40,13 +41,26 @@ def names_corruption(fn: F) -> F:
         try:
             return fn(self, items, *args, **kwargs)
         except CorruptDataError as e:
-            raise self.corruption_at(np.atleast_1d(np.asarray(items, np.int64)), e.reason, e.key) from e
+            wanted = np.atleast_1d(np.asarray(items, np.int64))
+            if e.sample is not None and e.tensor == self.meta.name and bool(np.any(wanted == e.sample)):
+                raise  # named exactly where it was found: a sample read
+            raise self.corruption_at(wanted, e.reason, e.key) from e
+        except KeyNotFoundInStorageError as e:
+            # a chunk the index points at is gone (whole, ranged or header read): damage
+            key = missing_key(e)
+            raise self.corruption_at(np.atleast_1d(np.asarray(items, np.int64)),
+                                     f"chunk missing from storage in tensor {self.meta.name!r}", key) from e
         except (ValueError, IndexError) as e:
             if isinstance(e, LakeFormatError):
                 raise  # a bad index, a dynamic shape: the caller's, not the data's
             raise self.corruption_at(np.atleast_1d(np.asarray(items, np.int64)), f"{type(e).__name__}: {e}", None) from e
 
     return wrapper  # type: ignore[return-value]
+
+
+def missing_key(e: KeyError) -> Optional[str]:
+    """The storage key a `KeyNotFoundInStorageError` names (not `str(e)`: KeyError quotes it)."""
+    return str(e.args[0]) if e.args else None
 
 
 def group_by_row(rows: np.ndarray) -> List[Tuple[int, np.ndarray]]:
@@ -308,7 +322,7 @@ class ChunkReads:
     def _read_ranged_items(self, ranged: List[Tuple[int, np.ndarray]], local: np.ndarray, names: List[str], out: List[Any], n: int) -> np.ndarray:
         """Fill `out` with the bytes of the items of `ranged` [(row, positions)], one range
         request per item, `concurrency` in flight; returns their shapes."""
-        jobs: List[Tuple[List[int], str, np.ndarray, np.ndarray]] = []
+        jobs: List[Tuple[List[int], str, np.ndarray, np.ndarray, str, np.ndarray]] = []
         shapes: Optional[np.ndarray] = None
         for r, sel in ranged:
             h = self._header(names[r])
@@ -317,13 +331,24 @@ class ChunkReads:
             if shapes is None:
                 shapes = np.zeros((n, shp.shape[1]), np.int64)
             shapes[sel] = shp
-            jobs.append((sel.tolist(), self.chunk_key_of(names[r]), s + h.header_nbytes, e + h.header_nbytes))
+            jobs.append((sel.tolist(), self.chunk_key_of(names[r]), s + h.header_nbytes, e + h.header_nbytes, names[r], local[sel]))
+        # samples decoded anyway (sample compression) are checked one by one, where the side
+        # file keeps their checksums; raw samples only under `verify_reads` (read whole then)
+        check = self.meta.sample_compression is not None
 
-        def fetch(job: Tuple[List[int], str, np.ndarray, np.ndarray]) -> None:
-            ks, key, a, b = job
-            for k, data, want in zip(ks, self.storage.get_ranges(key, a.tolist(), b.tolist()), (b - a).tolist()):
+        def fetch(job: Tuple[List[int], str, np.ndarray, np.ndarray, str, np.ndarray]) -> None:
+            ks, key, a, b, name, locs = job
+            table = None
+            if check:
+                tkey, cid = self.chunk_folder(name)
+                table = self.sums.folders.get(self.storage, tkey, cid)
+            for k, data, want, loc in zip(ks, self.storage.get_ranges(key, a.tolist(), b.tolist()), (b - a).tolist(), locs.tolist()):
                 if len(data) != want:
                     raise CorruptDataError(f"chunk holds {len(data)} of the sample's {want} bytes", key)
+                if table is not None and table.check_sample(name, loc, data) is False:
+                    first, _ = self.chunk_sample_range(name)
+                    raise CorruptDataError(f"sample {first + loc} of chunk {name} does not match its checksum", key,
+                                           tensor=self.meta.name, sample=first + loc)
                 out[k] = memoryview(data)
 
         run_concurrently(fetch, jobs, self.storage.concurrency)
@@ -331,15 +356,19 @@ class ChunkReads:
         return shapes
 
     @names_corruption
-    def read_fixed(self, items: np.ndarray, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        """Fast path: items of one known shape, stored raw -> one preallocated array, filled by
+    def read_fixed(self, items: np.ndarray, shape: Tuple[int, ...], dtype: np.dtype, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """Fast path: items of one known shape, stored raw -> one preallocated array (`out`,
+        C-contiguous, of shape (len(items), *shape), where the caller reuses one), filled by
         the native gather kernel straight from the chunks' bytes."""
         n = len(items)
-        out = np.empty((n,) + tuple(shape), dtype=dtype)
+        if out is None:
+            out = np.empty((n,) + tuple(shape), dtype=dtype)
+        elif out.shape != (n,) + tuple(shape) or out.dtype != dtype or not out.flags.c_contiguous:
+            raise ValueError(f"read_fixed: out is {out.dtype}{out.shape}, not {np.dtype(dtype)}{(n,) + tuple(shape)}")
         if n == 0:
             return out
         item_nbytes = int(np.prod(shape)) * dtype.itemsize
-        if n > 64 and int(items[-1]) - int(items[0]) == n - 1 and not self.tiles.entries and np.all(np.diff(items) == 1):
+        if n > 64 and not self.tiles.entries and is_run(items):
             return self._read_fixed_range(int(items[0]), n, out, item_nbytes)
         rows, local = self.item_locations(items)
         names = self.chunk_ids.names()
@@ -448,7 +477,7 @@ class ChunkReads:
         try:
             raws = self.storage.get_many(list(fetch))
         except KeyError as e:
-            raise CorruptDataError(f"chunk missing from storage in tensor {self.meta.name!r}", str(e)) from None
+            raise CorruptDataError(f"chunk missing from storage in tensor {self.meta.name!r}", missing_key(e)) from None
 
         def decode(key: str) -> Tuple[str, Chunk]:
             name, sel = fetch[key]
@@ -489,6 +518,32 @@ class ChunkReads:
             for r in rows:
                 copy_chunk(r)
         return out
+
+    @names_corruption
+    def view_fixed_range(self, start: int, n: int, shape: Tuple[int, ...], dtype: np.dtype) -> Optional[np.ndarray]:
+        """Items [start, start + n) of one known shape as a read-only array over the stored
+        chunk's bytes mapped into memory (no copy), where they lie in one raw chunk already
+        stored and the store can map it; None otherwise (the caller reads them)."""
+        if n <= 0 or self.chunk_compression is not None or self.verify_reads or self.tiles.entries:
+            return None
+        r0, r1 = (int(x) for x in self.chunk_ids.row_of(np.array([start, start + n - 1])))
+        if r0 != r1:
+            return None
+        name = self.chunk_ids.name_of(int(self.chunk_ids.rows[r0, 0]))
+        if name in self._parsed or self._is_unflushed(name):
+            return None
+        key = self.chunk_key_of(name)
+        mapped = self.storage.map_readonly(key)
+        if mapped is None:
+            return None
+        item_nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        a = start - int(self.chunk_ids.first_indices()[r0])
+        h = self._header(name)
+        self._check_fixed(h, a + n, item_nbytes)
+        offset = h.header_nbytes + a * item_nbytes
+        if offset + n * item_nbytes > len(mapped):
+            raise CorruptDataError(f"chunk is shorter ({len(mapped)} bytes) than its samples", key)
+        return np.frombuffer(mapped, np.dtype(dtype), n * (item_nbytes // np.dtype(dtype).itemsize), offset).reshape((n,) + tuple(shape))
 
     def _chunk_bytes_into(self, name: str, a: int, b: int, item_nbytes: int, dest: np.ndarray) -> None:
         """Samples [a, b) of a chunk whose samples are all `item_nbytes` long, into `dest`."""

@@ -26,6 +26,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from lakeformat import _native
+
 from lakeformat.errors import IndexOutOfRangeError, LakeFormatError
 
 
@@ -76,6 +78,11 @@ class PairedKey:
 
 
 SampleOp = Union[SampleKey, MoveAxis, PairedKey]
+
+
+def is_run(items: np.ndarray) -> bool:
+    """Whether `items` are consecutive ascending integers (one native pass, no temporary)."""
+    return bool(_native.is_run(np.ascontiguousarray(items, np.int64).data))
 
 
 def normalize_sample_index(sel: Any, length: int) -> Tuple[Union[int, np.ndarray], bool]:
@@ -320,12 +327,18 @@ class Index:
         r = entries[self.row_pos]
         sample_entries = entries[: self.row_pos] + entries[self.row_pos + 1 :]
         sample_has_array = any(_is_array(e) for e in sample_entries)
-        current = self.resolve(base_length)
-        rows, single = normalize_sample_index(r, len(current))
+        # every row selected: the positions are the rows themselves (no arange of the base)
+        current = None if self.samples is None else self.resolve(base_length)
+        rows, single = normalize_sample_index(r, base_length if current is None else len(current))
         paired: Optional[PairedKey] = None
         if _is_array(r) and sample_has_array and isinstance(rows, np.ndarray):
             rows, paired = _pair(rows, sample_entries)
-        new_rows: Union[int, np.ndarray] = int(current[rows]) if single else current[rows]
+        new_rows: Union[int, np.ndarray]
+        if current is None:
+            # normalize_sample_index made `rows` afresh; _pair may return views: copy those
+            new_rows = int(rows) if single else (np.array(rows, np.int64) if paired is not None else np.asarray(rows, np.int64))
+        else:
+            new_rows = int(current[rows]) if single else current[rows]
         ops = [_take(op, rows, single) for op in self.ops] if self.ops else []
         if not has_array:  # basic indexing: no axis moves; the rows axis keeps its place among the kept axes
             if not _trivial(sample_entries):

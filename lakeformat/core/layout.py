@@ -19,6 +19,8 @@ import numpy as np
 
 from lakeformat import constants as C
 from lakeformat.codecs import IMAGE_COMPRESSIONS
+from lakeformat.core.chunk_stats import ChunkStats
+from lakeformat.core.chunk_stats import load as load_chunk_stats
 from lakeformat.core.encoders import lookup_rows
 from lakeformat.htypes import TEXT_HTYPES as TEXT_HTYPES  # re-exported: callers import it from here
 from lakeformat.htypes import htype_of, is_numeric_dtype
@@ -115,13 +117,14 @@ class TensorLayout(SampleFormat):
     shapes_source: Optional[str]  # key of the hidden tensor holding per-sample shapes
     links: Mapping[str, Mapping[str, Any]]  # hidden tensors that follow this one
     checksum_folders: Tuple[Tuple[str, str], ...]  # (tensor key, commit id) of the side files
-    chunk_stats: Optional[Mapping[str, Any]] = field(default=None)  # per-chunk statistics (pushdown)
+    chunk_stats: Optional[ChunkStats] = field(default=None)  # trusted per-chunk statistics (with_stats=True)
 
     # -- construction -----------------------------------------------------------------------------
     @classmethod
-    def of(cls, tensor: "Tensor", name: Optional[str] = None) -> "TensorLayout":
+    def of(cls, tensor: "Tensor", name: Optional[str] = None, with_stats: bool = False) -> "TensorLayout":
         """The layout of `tensor` (its whole stored column, at the dataset's commit), from the
-        open engine: chunk index, tile and sequence encoders and meta; no chunk is read."""
+        open engine: chunk index, tile and sequence encoders and meta; no chunk is read.
+        `with_stats` also reads the chunk statistics that apply (`lakeformat.core.chunk_stats`)."""
         eng = tensor.engine
         m = eng.meta
         rows = eng.chunk_ids.rows
@@ -159,6 +162,7 @@ class TensorLayout(SampleFormat):
             shapes_source=shapes_source,
             links=links,
             checksum_folders=folders,
+            chunk_stats=load_chunk_stats(eng, chunk_keys, first, last) if with_stats else None,
         )
 
     def renamed(self, name: str) -> "TensorLayout":

@@ -83,6 +83,12 @@ class StorageProvider(ABC):
             raise StorageError(f"{key!r} holds {start + len(data)} bytes, fewer than the {start + len(view)} asked for")
         view[:] = data
 
+    def map_readonly(self, key: str) -> Optional[memoryview]:
+        """The value's bytes mapped read-only into memory (no copy), or None where the store
+        cannot map (the caller then reads). Only for values that are replaced, never
+        rewritten in place, while mapped: chunks."""
+        return None
+
     def get_many(self, keys: Sequence[str], missing_ok: bool = False) -> Dict[str, Optional[bytes]]:
         """Fetch many keys with up to `concurrency` requests in flight."""
         keys = list(keys)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import mmap
 import os
 import shutil
 import tempfile
@@ -38,6 +39,19 @@ class LocalStorage(StorageProvider):
             raise KeyNotFoundInStorageError(key) from None
         except OSError as e:
             raise StorageError(f"Reading {key!r} under {self.root!r} failed: {e}") from e
+
+    def map_readonly(self, key: str) -> Optional[memoryview]:
+        """mmap(2) of the file: a scan reads the page cache in place. Our writes replace a
+        file by renaming a new one over it, so a mapping keeps the old bytes until dropped."""
+        try:
+            with open(self._path(key), "rb") as f:
+                if os.fstat(f.fileno()).st_size == 0:
+                    return None  # an empty file cannot be mapped
+                return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise KeyNotFoundInStorageError(key) from None
+        except (OSError, ValueError):
+            return None
 
     def get_range(self, key: str, start: int, end: Optional[int]) -> bytes:
         try:
