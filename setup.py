@@ -8,7 +8,8 @@ from setuptools import Extension, setup
 native = Extension(
     "lakeformat._native",
     sources=["native/lakeformat_native.c", "native/lf_args.c", "native/chunk_index.c", "native/copy_kernels.c",
-             "native/lz4_block.c", "native/png_filters.c"],
+             "native/lz4_block.c", "native/lz4_encode.c", "native/png_filters.c",
+             "native/tql_text.c", "native/tql_ragged.c", "native/text_decode.c"],
     depends=["native/lf_args.h", "native/lz4_block.h", "native/png_filters.h"],
     include_dirs=["native"],
     extra_compile_args=["-O3", "-std=c99", "-Wall", "-Werror=implicit-function-declaration"],

@@ -1,4 +1,4 @@
-"""The `lakeformat` command: info, summary, verify, log, diff, ingest."""
+"""The `lakeformat` command: info, summary, verify, log, diff, query, ingest."""
 from __future__ import annotations
 
 import argparse
@@ -12,6 +12,7 @@ from typing import List, Optional
 # modules that add subcommands: each has register(subparsers) -> None
 _PLUGINS = [
     "lakeformat.version_control.cli",
+    "lakeformat.tql.cli",
     "connectors.sql.cli",
 ]
 

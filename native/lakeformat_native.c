@@ -154,9 +154,27 @@ static PyMethodDef native_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* TQL text kernels (tql_text.c). */
+extern LF_INTERNAL PyMethodDef lf_tql_text_methods[];
+/* TQL numeric kernels: ragged reductions, vector search, top-k (tql_ragged.c). */
+extern LF_INTERNAL PyMethodDef lf_tql_ragged_methods[];
+
+/* lz4 block encoding with long-key match finders (lz4_encode.c). */
+extern LF_INTERNAL PyMethodDef lf_lz4_encode_methods[];
+/* Text buffers -> NumPy UCS4 strings or str lists (text_decode.c). */
+extern LF_INTERNAL PyMethodDef lf_text_decode_methods[];
+
 static int
 native_exec(PyObject *module)
 {
+    if (PyModule_AddFunctions(module, lf_lz4_encode_methods) < 0)
+        return -1;
+    if (PyModule_AddFunctions(module, lf_tql_text_methods) < 0)
+        return -1;
+    if (PyModule_AddFunctions(module, lf_text_decode_methods) < 0)
+        return -1;
+    if (PyModule_AddFunctions(module, lf_tql_ragged_methods) < 0)
+        return -1;
     if (PyModule_AddFunctions(module, lf_index_methods) < 0 ||
         PyModule_AddFunctions(module, lf_copy_methods) < 0)
         return -1;

@@ -457,7 +457,7 @@ class Dataset(SchemaOps):
 
         return dataset_pytorch(self, *args, **kwargs)
 
-    def query(self, text: str, params: Optional[Sequence[Any]] = None) -> "Dataset":
+    def query(self, text: str, params: Optional[Sequence[Any]] = None, backend: str = "numpy") -> "Dataset":
         """The view over the rows a TQL query selects, in the query's order (docs/tql.md).
         Computed SELECT columns come with `lakeformat.tql.run(ds, text)`.
 
@@ -465,7 +465,7 @@ class Dataset(SchemaOps):
         """
         from lakeformat import tql  # imported on first use: TQL is not needed to open a dataset
 
-        view: Dataset = tql.run(self, text, params=params).view  # QueryResult.view is a Dataset
+        view: Dataset = tql.run(self, text, params=params, backend=backend).view  # QueryResult.view is a Dataset
         return view
 
     def explain(self, text: str) -> str:
@@ -473,6 +473,19 @@ class Dataset(SchemaOps):
         from lakeformat import tql
 
         return tql.explain(self, text)
+
+    # export (lakeformat/core/arrow_export.py holds the logic)
+    def to_arrow(self, tensors: Optional[Sequence[str]] = None, class_labels: str = "dictionary") -> Any:
+        """This handle's rows as a `pyarrow.Table`, one column per tensor, in the handle's order."""
+        from lakeformat.core.arrow_export import to_arrow
+
+        return to_arrow(self, tensors, class_labels)
+
+    def to_pandas(self, tensors: Optional[Sequence[str]] = None, class_labels: str = "dictionary") -> Any:
+        """This handle's rows as a `pandas.DataFrame` (`to_arrow(...).to_pandas()`)."""
+        from lakeformat.core.arrow_export import to_pandas
+
+        return to_pandas(self, tensors, class_labels)
 
     # views (lakeformat/core/view.py holds the logic)
     @property

@@ -20,12 +20,15 @@ from lakeformat.tql import ast
 from lakeformat.tql.errors import TQLError
 from lakeformat.tql.executor import Executor
 from lakeformat.tql.functions import register_function, unregister_function
+from lakeformat.tql.grouped_view import GroupedView, ItemView, base_reader, is_derived, result_view
 from lakeformat.tql.lexer import tokenize
 from lakeformat.tql.parser import parse, parse_expression
 from lakeformat.tql.planner import Plan, describe, plan_query
+from lakeformat.tql.pushdown import explain_notes
 from lakeformat.tql.reader import ColumnReader, DatasetColumnReader
+from lakeformat.tql.versions import VersionContext, active
 
-__all__ = ["run", "explain", "parse", "parse_expression", "register_function", "unregister_function", "QueryResult", "TQLError", "ColumnReader", "DatasetColumnReader", "ast"]
+__all__ = ["run", "explain", "parse", "parse_expression", "register_function", "unregister_function", "QueryResult", "TQLError", "ColumnReader", "DatasetColumnReader", "GroupedView", "ItemView", "ast"]
 
 
 @dataclass
@@ -40,6 +43,10 @@ class QueryResult:
     - `tensors`: the tensors the SELECT list names (`None` for `SELECT *`: all of them).
     - `query`, `commit_id`: the query text, and the commit the rows were read at (None for
       a dataset with no commit).
+    - `groups` (GROUP BY): per result row, its group's rows (positions in the dataset queried);
+      then `indices` holds each group's first row and `view` is a `GroupedView`.
+    - `items` (UNGROUP BY): per result row, which item of row `indices[k]`'s sequences it is;
+      then `view` is an `ItemView` (or, ungrouping a `GroupedView`, the dataset's rows again).
     """
     view: Any
     indices: np.ndarray
@@ -47,6 +54,8 @@ class QueryResult:
     tensors: Optional[Tuple[str, ...]] = None
     query: str = ""
     commit_id: Optional[str] = None
+    groups: Optional[List[np.ndarray]] = None  # GROUP BY: per result row, its group's rows
+    items: Optional[np.ndarray] = None  # UNGROUP BY: per result row, the item of row `indices[k]`
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -103,15 +112,16 @@ def _commit_of(ds: Any) -> Optional[str]:
 def _prepare(ds: Any, text: str) -> Tuple[Any, Plan, ast.Query]:
     q = parse(text)
     ds = _resolve_dataset(ds, q, text)
-    return ds, plan_query(q, text, _tensor_names(ds)), q
+    return ds, plan_query(q, text, _tensor_names(ds), VersionContext.of(ds)), q
 
 
-def run(ds: Any, text: str, params: Optional[Sequence[Any]] = None, seed: Optional[int] = None, reader: Optional[ColumnReader] = None) -> QueryResult:
+def run(ds: Any, text: str, params: Optional[Sequence[Any]] = None, seed: Optional[int] = None, reader: Optional[ColumnReader] = None, backend: str = "numpy") -> QueryResult:
     """Run a TQL query on `ds` (a dataset or a view); `None` opens the dataset that the
     query's FROM "<url>"[@version] names, read-only.
 
     `params` bind the `?` placeholders in order. `seed` makes RANDOM() and SAMPLE BY
     replayable. `reader` replaces the column reader (the seam for chunk-aware readers).
+    `backend="torch"` runs the numeric work on PyTorch tensors (a GPU where present).
 
     >>> res = run(ds, "SELECT * WHERE x > ? ORDER BY x DESC LIMIT 3", params=[5])  # doctest: +SKIP
     >>> res.view.x.numpy()                                                          # doctest: +SKIP
@@ -123,10 +133,16 @@ def run(ds: Any, text: str, params: Optional[Sequence[Any]] = None, seed: Option
         raise TQLError(f"the query has {wanted} parameter{'s' if wanted != 1 else ''} (?) but {len(params)} value{'s' if len(params) != 1 else ''} were given")
     rng = np.random.default_rng(seed)
     length = len(ds)
-    ex = Executor(reader or DatasetColumnReader(ds), length, text, params, rng)
-    sel = ex.run(plan)
+    versions = VersionContext.of(ds)  # x@version and ROW_ADDED(...): tql/versions.py
+    ex = Executor(reader or base_reader(ds), length, text, params, rng, versions=versions, backend=backend)
+    with active(versions):
+        sel = ex.run(plan)
     rows = sel.rows.astype(np.int64)
+    if sel.groups is not None or sel.items is not None or is_derived(ds):  # tql/grouped_view.py
+        view = result_view(ds, rows, sel.groups, sel.items, sel.tensors, text)
+        return QueryResult(view, rows, {k: v.to_python() for k, v in sel.columns.items()}, sel.tensors, text, _commit_of(ds), sel.groups, sel.items)
     # the result's handle carries its query, so that `.view` records what made it
+    # the view keeps every tensor (res.tensors names those the SELECT list picks)
     return QueryResult(with_selection(ds[rows], None, text), rows, {k: v.to_python() for k, v in sel.columns.items()}, sel.tensors, text, _commit_of(ds))
 
 
@@ -136,5 +152,5 @@ def explain(ds: Any, text: str) -> str:
 
     >>> print(explain(ds, "SELECT * WHERE labels == 'cat' LIMIT 5"))  # doctest: +SKIP
     """
-    _, plan, _ = _prepare(ds, text)
-    return describe(plan)
+    ds, plan, _ = _prepare(ds, text)
+    return describe(plan, notes=explain_notes(ds, text))  # pushdown and LIMIT lines: tql/pushdown.py

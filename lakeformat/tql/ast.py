@@ -29,7 +29,7 @@ class Param(Node):
 @dataclass(frozen=True, slots=True)
 class Identifier(Node):
     """A tensor (or a column computed by a sub-query): `name` uses `/` between groups.
-    `version` is set for `name@version` (parsed; not executed yet)."""
+    `version` is set for `name@version` (a tensor at another version: tql/versions.py)."""
     name: str
     version: Optional[str] = None
     pos: int = field(default=0, compare=False)

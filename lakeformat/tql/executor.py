@@ -8,18 +8,42 @@ already computed follow the rows through `Value.take` instead of being read agai
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from lakeformat import temporal
+from lakeformat import _native, temporal
 from lakeformat.tql import ast as A
 from lakeformat.tql import operators as ops
+from lakeformat.tql.blocked import block_starts, eval_blocked, top_k_blocked
 from lakeformat.tql.errors import TQLError
-from lakeformat.tql.functions import CallContext, lookup
+from lakeformat.tql.functions import CallContext, data_sample, lookup
 from lakeformat.tql.planner import Plan, SelectPlan, SetPlan
 from lakeformat.tql.reader import ColumnReader
+from lakeformat.tql.text_ops import order_key as text_order_key
 from lakeformat.tql.values import Value, const
+from lakeformat.tql.versions import VersionContext, read_versioned
+
+if TYPE_CHECKING:  # torch is imported only when backend="torch" is asked for
+    from lakeformat.tql.torch_backend import TorchBackend
+
+
+class NodeKey:
+    """A syntax-tree node as a dict key whose hash is computed once: hashing a frozen node
+    walks its whole subtree (an ARRAY[...] of 384 numbers), once per lookup otherwise. Equal
+    to the node itself and to any key of an equal node, so equal subexpressions share a
+    cached value."""
+    __slots__ = ("node", "hash")
+
+    def __init__(self, node: Any):
+        self.node = node
+        self.hash = hash(node)
+
+    def __hash__(self) -> int:
+        return self.hash
+
+    def __eq__(self, other: object) -> bool:
+        return bool(self.node == (other.node if isinstance(other, NodeKey) else other))
 
 
 @dataclass
@@ -27,6 +51,7 @@ class Frame:
     rows: np.ndarray  # int64 positions in the dataset queried
     columns: Dict[str, Value] = field(default_factory=dict)  # a sub-query's computed columns
     cache: Dict[Any, Value] = field(default_factory=dict)  # tensors read and expressions evaluated
+    is_run: bool = False  # known to be consecutive rows (every row of the source): no check needed
 
     def take(self, positions: np.ndarray) -> "Frame":
         return Frame(self.rows[positions], {k: v.take(positions) for k, v in self.columns.items()}, {k: v.take(positions) for k, v in self.cache.items()})
@@ -38,16 +63,27 @@ class Selection:
     rows: np.ndarray
     columns: Dict[str, Value]
     tensors: Optional[Tuple[str, ...]]  # None: all
+    groups: Optional[List[np.ndarray]] = None  # GROUP BY: per row, its group's rows
+    items: Optional[np.ndarray] = None  # UNGROUP BY: per row, the item of `rows[k]`'s sequences
 
 
 class Executor:
-    def __init__(self, reader: ColumnReader, length: int, text: str, params: Sequence[Any], rng: np.random.Generator):
+    def __init__(self, reader: ColumnReader, length: int, text: str, params: Sequence[Any], rng: np.random.Generator, *, versions: Optional[VersionContext] = None, backend: str = "numpy"):
         self.reader = reader
+        if backend not in ("numpy", "torch"):
+            raise TQLError(f"unknown backend {backend!r}: use 'numpy' or 'torch'")
+        self.backend: Optional[TorchBackend] = None  # None: the NumPy operators; torch: tql/torch_backend.py
+        if backend == "torch":  # imported only when asked: `import lakeformat` never loads torch
+            from lakeformat.tql.torch_backend import TorchBackend
+            self.backend = TorchBackend()
+        self.versions = versions  # reads `name@version` (tql/versions.py)
         self.length = length
         self.text = text
         self.params = list(params)
         self.rng = rng
         self.renames: Dict[str, str] = {}
+        self.node_keys: Dict[int, NodeKey] = {}  # frame-cache keys by node id
+        self.constants: Dict[int, Value] = {}  # ARRAY[...] literals by node id: the plan's nodes live as long as the run
 
     # -- plans -------------------------------------------------------------------------------------
     def run(self, plan: Plan) -> Selection:
@@ -62,27 +98,39 @@ class Executor:
             inner = self.run(plan.source)
             frame = Frame(inner.rows, dict(inner.columns))
         else:
-            frame = Frame(np.arange(self.length, dtype=np.int64))
-        if plan.where is not None:
-            try:
-                mask = ops.row_mask(self.eval(plan.where, frame), len(frame.rows))
-            except TQLError as e:
-                raise e.at(self.text, plan.where.pos) from None
-            frame = frame.take(np.flatnonzero(mask))
+            frame = Frame(np.arange(self.length, dtype=np.int64), is_run=True)
+        if plan.where is not None:  # chunks skipped by statistics, LIMIT short-circuit: tql/pushdown.py
+            from lakeformat.tql.pushdown import run_where
+
+            frame = run_where(self, plan, frame)
         q = plan.query
         if q.expand_by is not None:
             frame = Frame(expand_rows(frame.rows, q.expand_by.before, q.expand_by.after, self.length))
+        if plan.grouping is not None:  # GROUP BY / UNGROUP BY: tql/grouping.py
+            from lakeformat.tql.grouping import run_grouping
+
+            return run_grouping(self, plan, frame)
         n = len(frame.rows)
         start, count = self.window(plan, n)
         if q.sample_by is not None:
             frame = frame.take(self.sample(q.sample_by, frame, count))
             start = 0
             n = count = len(frame.rows)
-        if plan.order:
+        # one numeric ORDER BY key over many rows: a top-k per block of rows (tql/blocked.py)
+        blocked = None
+        if plan.order and plan.strategy == "top-k" and len(plan.order) == 1 and self.backend is None:
+            try:
+                blocked = top_k_blocked(self, plan.order[0], frame, min(n, start + count))
+            except TQLError as e:
+                raise e.at(self.text, plan.order[0].pos) from None
+        if blocked is not None:
+            positions = blocked[start:start + count]
+        elif plan.order:
             keys = [(self.order_values(k, frame), k.descending) for k in plan.order]
             if plan.strategy == "top-k" and keys[0][0][0].dtype.kind in "iubf":
                 (vals, null), desc = keys[0]
-                perm = top_k(vals, null, min(n, start + count), desc)
+                kk = min(n, start + count)
+                perm = self.backend.top_k(vals, null, kk, desc, top_k) if self.backend else top_k(vals, null, kk, desc)
             else:
                 perm = sort_permutation([(v, nl, d) for (v, nl), d in keys])
             positions = perm[start:start + count]
@@ -159,21 +207,43 @@ class Executor:
 
     def order_values(self, key: A.OrderKey, frame: Frame) -> Tuple[np.ndarray, np.ndarray]:
         try:
-            return order_key(self.eval(key.expr, frame), len(frame.rows))
+            return order_key(self.eval_wide(key.expr, frame), len(frame.rows))
         except TQLError as e:
             raise e.at(self.text, key.pos) from None
+
+    def eval_wide(self, e: A.Expr, frame: Frame) -> Value:
+        """`eval`, a block of rows at a time where the rows it reads are wide (embeddings):
+        the same value, without one array of every row's samples (tql/blocked.py)."""
+        key = self.key_of(e)
+        if key in frame.cache:
+            return frame.cache[key]
+        starts = block_starts(self.reader, e, frame, renames=self.renames)
+        if starts:
+            v = eval_blocked(self.eval, e, frame, starts)
+            if v is not None:
+                frame.cache[key] = v
+                return v
+        return self.eval(e, frame)
+
+    def key_of(self, e: A.Expr) -> "NodeKey":
+        """The frame-cache key of a node: its hash (a walk of the whole subtree) made once."""
+        key = self.node_keys.get(id(e))
+        if key is None:
+            key = self.node_keys[id(e)] = NodeKey(e)
+        return key
 
     # -- expressions ---------------------------------------------------------------------------------
     def eval(self, e: A.Expr, frame: Frame) -> Value:
         cacheable = not isinstance(e, (A.Literal, A.Param)) and not (isinstance(e, A.Call) and e.name == "RANDOM")
-        if cacheable and e in frame.cache:
-            return frame.cache[e]
+        key = self.key_of(e) if cacheable else None
+        if key is not None and key in frame.cache:
+            return frame.cache[key]
         try:
             v = self._eval(e, frame)
         except TQLError as err:
             raise err.at(self.text, e.pos) from None
-        if cacheable:
-            frame.cache[e] = v
+        if key is not None:
+            frame.cache[key] = v
         return v
 
     def _eval(self, e: A.Expr, frame: Frame) -> Value:
@@ -185,17 +255,24 @@ class Executor:
                 raise TQLError(f"parameter {e.index + 1} has no value: {len(self.params)} given")
             return _param(self.params[e.index])
         if isinstance(e, A.Identifier):
+            if e.version is not None:
+                return read_versioned(self.versions, e.name, e.version, frame.rows)
             if e.name in frame.columns:
                 return frame.columns[e.name]
             return self.reader(self.renames.get(e.name, e.name), frame.rows)
         if isinstance(e, A.ArrayLiteral):
+            known = self.constants.get(id(e))  # one evaluation per query, not per block of rows
+            if known is not None:
+                return known
             items = [self.eval(i, frame) for i in e.items]
             if any(i.kind != "const" or isinstance(i.data, (str, tuple)) or i.data is None for i in items):
                 raise TQLError("ARRAY[...] takes numbers (or nested ARRAY[...])")
             try:
-                return Value("const", np.asarray([i.data for i in items]) if items else np.zeros((0,)))
+                value = Value("const", np.asarray([i.data for i in items]) if items else np.zeros((0,)))
             except ValueError:
                 raise TQLError("ARRAY[...] rows of different lengths") from None
+            self.constants[id(e)] = value
+            return value
         if isinstance(e, A.Unary):
             v = self.eval(e.operand, frame)
             if e.op == "NOT":
@@ -206,9 +283,9 @@ class Executor:
             if e.op in ("AND", "OR"):
                 return ops.logical(e.op, a, b, n)
             if e.op in ("+", "-", "*", "/", "%"):
-                return ops.arithmetic(e.op, a, b, n)
+                return (self.backend or ops).arithmetic(e.op, a, b, n)
             a, b = _time_literals(a, b)
-            return ops.compare(e.op, a, b, n)
+            return (self.backend or ops).compare(e.op, a, b, n)
         if isinstance(e, A.InList):
             out = ops.in_list(self.eval(e.expr, frame), [self.eval(i, frame) for i in e.items], n)
             return ops.logical_not(out, n) if e.negated else out
@@ -228,8 +305,11 @@ class Executor:
             spec = lookup(e.name)
             if spec is None:
                 raise TQLError(f"unknown function {e.name}")
+            if e.name == "DATA":  # DATA(tensor, row) reads one sample through the reader
+                return data_sample(e.args, lambda name, rows: self.reader(self.renames.get(name, name), rows), self.length, lambda x: self.eval(x, frame))
             args = [self.eval(a, frame) for a in e.args]
-            return spec.impl(CallContext(n, frame.rows, self.rng), args)
+            ctx = CallContext(n, frame.rows, self.rng)
+            return self.backend.call(spec, ctx, args) if self.backend else spec.impl(ctx, args)
         if isinstance(e, A.Subscript):
             target = self.eval(e.expr, frame)
             index = tuple(self.index_item(i, frame) for i in e.items)
@@ -319,15 +399,16 @@ def order_key(v: Value, n: int) -> Tuple[np.ndarray, np.ndarray]:
             raise many(d.shape[1:])
         vals = d.reshape(n)
     elif v.kind == "ragged":
-        sizes = np.fromiter((np.size(r) for r in v.data), np.int64, n)
+        r = v.data  # a Ragged: one element per row, or none (NULL)
+        sizes = r.sizes
         if (sizes > 1).any():
-            raise many(np.shape(v.data[int(np.argmax(sizes > 1))]))
-        present = [np.asarray(r).reshape(-1) for r in v.data if np.size(r)]
-        dtype = np.result_type(*[p.dtype for p in present]) if present else np.float64
-        vals = np.zeros(n, dtype)
+            raise many(r.row(int(np.argmax(sizes > 1))).shape)
         null = sizes == 0
-        vals[~null] = np.concatenate(present) if present else []
+        vals = np.zeros(n, r.dtype if (~null).any() else np.float64)
+        vals[~null] = r.values[r.offsets[:-1][~null]]
         return _nan_null(vals, null)
+    elif v.kind == "text":
+        return text_order_key(v)  # fixed-width UTF-8 bytes: code point order, no str per row
     else:
         data = v.data
         null = np.fromiter((x is None for x in data), bool, n)
@@ -383,10 +464,22 @@ def sort_permutation(keys: Sequence[Tuple[np.ndarray, np.ndarray, bool]]) -> np.
 
 
 def top_k(vals: np.ndarray, null: np.ndarray, k: int, desc: bool) -> np.ndarray:
-    """The first k positions of the stable order of `vals` (NULLs last), found with
-    `np.argpartition` instead of a full sort: equal to sort_permutation(...)[:k]."""
+    """The first k positions of the stable order of `vals` (NULLs last), never a full sort:
+    the C kernel's heap of k rows (`_native.top_k`) for a small k, `np.argpartition` where k
+    is a large share of the rows (a heap is then slower). Equal to sort_permutation(...)[:k]."""
     if k <= 0:
         return np.zeros(0, np.int64)
+    keys = vals
+    if keys.dtype.kind in "biu" and keys.dtype != np.uint64:
+        keys = keys.astype(np.int64)
+    elif keys.dtype.kind == "f" and keys.dtype not in (np.float32, np.float64):
+        keys = keys.astype(np.float64)
+    if k <= max(1024, len(vals) // 64) and keys.dtype in (np.int64, np.uint64, np.float32, np.float64):
+        out = np.empty(min(k, len(keys)), np.int64)
+        got = _native.top_k(np.ascontiguousarray(keys).data, k, desc, out.data, (~null).view(np.uint8).data)
+        if got < k and null.any():
+            out = np.concatenate([out[:got], np.flatnonzero(null)])
+        return out[:k].astype(np.int64)
     valid = np.flatnonzero(~null)
     key = vals[valid]
     if key.dtype.kind == "b":

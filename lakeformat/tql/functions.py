@@ -1,8 +1,8 @@
 """TQL's functions, by upper-case name: the built-ins and those registered from Python.
 
 A function takes the evaluated arguments (`Value`s over every row) and returns a `Value`.
-Numeric built-ins run as whole-column NumPy calls on "array" values and row by row on
-"ragged" ones. A reduction over an empty (NULL) sample gives NULL, except ANY (false), ALL
+Numeric built-ins run as whole-column NumPy calls on "array" values, and on "ragged" ones
+as the C kernels of native/tql_ragged.c (tql/ragged_ops.py). A reduction over an empty (NULL) sample gives NULL, except ANY (false), ALL
 (true) and ALL_STRICT (false).
 """
 from __future__ import annotations
@@ -11,13 +11,17 @@ import inspect
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from lakeformat import _native
+from lakeformat.tql import ast as A
+from lakeformat.tql import ragged_ops, text_ops
 from lakeformat.tql.errors import TQLError
 from lakeformat.tql.operators import align, apply_ufunc, arithmetic, describe, not_none, quiet
-from lakeformat.tql.values import Value, empty_rows, rows_flat, rowwise, with_null
+from lakeformat.tql.ragged import Ragged
+from lakeformat.tql.values import Value, empty_rows, ragged_value, rows_flat, rowwise, text_objects, with_null
 
 
 @dataclass
@@ -86,6 +90,9 @@ def _reduce(v: Value, fn: Callable[..., Any], axis: Optional[int], fname: str, e
     if v.kind == "const":
         return Value("const", one(v.data)[()])
     if v.kind == "ragged":
+        flat = ragged_ops.reduce(v.data, fname, fn, axis, empty)  # the C kernel
+        if flat is not None:
+            return ragged_value(flat)
         return rowwise(one, [v], len(v.data))
     d = v.data
     n, k = d.shape[0], d.ndim - 1
@@ -122,10 +129,10 @@ def _elementwise(name: str, fn: Callable[[np.ndarray], np.ndarray], doc: str) ->
         v = args[0]
         _numeric_arg(v, name)
         if v.kind == "ragged":
-            return rowwise(lambda x: quiet(fn, np.asarray(x)), [v], ctx.n)
+            return Value("ragged", v.data.with_values(quiet(fn, v.data.values)))
         if v.kind == "const":
             return Value("const", quiet(fn, np.asarray(v.data))[()])
-        return Value("array", quiet(fn, v.data))
+        return Value("array", quiet(fn, v.data), None, v.null)  # a NULL row stays NULL
 
 
 _elementwise("ABS", np.abs, "ABS(x): absolute value of each element")
@@ -168,6 +175,9 @@ def _l2_distance(ctx: CallContext, args: List[Value]) -> Value:
     a, b = args
     _numeric_arg(a, "L2_DISTANCE")
     _numeric_arg(b, "L2_DISTANCE")
+    fast = _rows_vector(a, b, 2)
+    if fast is not None:
+        return fast
     diff = arithmetic("-", a, _same_float(a, b), ctx.n)
     return _l2_norm(ctx, [diff])
 
@@ -197,9 +207,27 @@ def _dot_fn(ctx: CallContext, args: List[Value]) -> Value:
     return _dot(args[0], args[1], ctx.n)
 
 
+def _rows_vector(a: Value, b: Value, op: int) -> Optional[Value]:
+    """COSINE_SIMILARITY (op 1) or L2_DISTANCE (op 2) of a float vector column with one
+    constant vector: one pass of the C kernel over the rows."""
+    if a.kind == "const" and b.kind != "const":
+        a, b = b, a
+    if a.kind != "array" or b.kind != "const" or a.data.ndim != 2 or a.data.dtype not in (np.float32, np.float64):
+        return None
+    vec = np.asarray(b.data)
+    if vec.ndim != 1 or vec.dtype.kind not in "iuf" or vec.shape[0] != a.data.shape[1] or vec.shape[0] == 0:
+        return None
+    out = np.empty(a.data.shape[0], a.data.dtype)
+    _native.rows_vector(np.ascontiguousarray(a.data).data, np.ascontiguousarray(vec, a.data.dtype).data, op, out.data)
+    return Value("array", out, None, a.null)
+
+
 @_builtin("COSINE_SIMILARITY", 2, 2, "COSINE_SIMILARITY(a, b): DOT(a, b) / (L2_NORM(a) * L2_NORM(b))")
 def _cosine(ctx: CallContext, args: List[Value]) -> Value:
     a, b = args
+    fast = _rows_vector(a, b, 1)
+    if fast is not None:
+        return fast
     if a.kind == "const" and b.kind != "const":
         a, b = b, a
     b = _same_float(a, b)
@@ -225,9 +253,62 @@ def _shape(ctx: CallContext, args: List[Value]) -> Value:
     if v.kind == "const":
         return Value("const", np.asarray(np.shape(v.data), np.int64))
     if v.kind == "ragged":
+        nd = v.data.uniform_ndim()
+        if nd is not None:
+            return Value("array", v.data.shapes[:, :nd].copy())
         return rowwise(lambda x: np.asarray(np.shape(x), np.int64), [v], ctx.n)
     item = np.asarray(v.data.shape[1:], np.int64)
     return Value("array", np.broadcast_to(item, (ctx.n, len(item))).copy())
+
+
+@_builtin("NONZERO", 1, 1, "NONZERO(x): the flat (C-order) positions of each sample's non-zero elements")
+def _nonzero(ctx: CallContext, args: List[Value]) -> Value:
+    v = args[0]
+    _numeric_arg(v, "NONZERO")
+    if v.kind == "const":
+        return Value("const", np.flatnonzero(np.asarray(v.data)))
+    r = v.data if v.kind == "ragged" else Ragged.from_uniform(np.asarray(v.data))
+    if v.kind == "array" and v.null is not None:
+        r = r.emptied(v.null)
+    return ragged_value(ragged_ops.nonzero(r))
+
+
+@_builtin("DATA", 2, 2, "DATA(x, i): the sample of tensor x at row i of the dataset queried, the same for every row")
+def _data(ctx: CallContext, args: List[Value]) -> Value:
+    # the executor calls data_sample instead (it needs the tensor's name, not its values)
+    raise TQLError("DATA takes a tensor name and a row number: DATA(embedding, 10)")
+
+
+def data_sample(args: Sequence[A.Expr], read: Callable[[str, np.ndarray], Value], length: int, evaluate: Callable[[A.Expr], Value]) -> Value:
+    """DATA(tensor, i): tensor's sample at row i of the dataset queried, as a constant (so
+    that `L2_NORM(emb - DATA(emb, 10))` compares every row with row 10)."""
+    target, row = args
+    if not isinstance(target, A.Identifier) or target.version is not None:
+        raise TQLError("DATA's first argument is a tensor name")
+    i = evaluate(row)
+    if i.kind != "const" or isinstance(i.data, (str, tuple, bool, np.bool_)) or i.data is None or np.ndim(i.data) != 0 or not float(i.data).is_integer():
+        raise TQLError("DATA's second argument is a row number")
+    k = int(i.data)
+    if not 0 <= k < length:
+        raise TQLError(f"DATA: row {k} is outside the dataset's {length} rows")
+    v = read(target.name, np.array([k], np.int64))
+    if v.kind == "array":
+        return Value("const", None if v.null is not None and v.null[0] else np.asarray(v.data[0]))
+    if v.kind == "ragged":
+        return Value("const", np.asarray(v.data.row(0)))
+    if v.kind == "text":
+        return Value("const", text_objects(v)[0])
+    raise TQLError(f"DATA applies to numeric and text tensors, not {describe(v)}")
+
+
+@_builtin("KEYS", 1, 1, "KEYS(j): the keys of each json object, as a json list in the object's order (NULL where the value is not an object)")
+def _keys(ctx: CallContext, args: List[Value]) -> Value:
+    v = args[0]
+    if v.kind != "json":
+        raise TQLError(f"KEYS applies to json, not {describe(v)}")
+    out = np.empty(ctx.n, dtype=object)
+    out[:] = [list(x) if isinstance(x, dict) else None for x in v.data]
+    return Value("json", out)
 
 
 @_builtin("CONTAINS", 2, 2, "CONTAINS(x, v): text: v is a substring; json list: v is an item; json object: v is a key; numeric or class_label: some element equals v")
@@ -239,12 +320,7 @@ def _contains(ctx: CallContext, args: List[Value]) -> Value:
     if a.kind == "text":
         if not isinstance(v.data, str):
             raise TQLError("CONTAINS on a text tensor takes a string")
-        data = a.data
-        valid = not_none(data)
-        out = np.zeros(n, bool)
-        if valid.any():
-            out[valid] = np.char.find(data[valid].astype(str), v.data) >= 0
-        return with_null(out, ~valid)
+        return text_ops.contains(a, v.data)
     if a.kind == "json":
         item = v.data.item() if isinstance(v.data, np.generic) else v.data
 
@@ -270,7 +346,7 @@ def _contains(ctx: CallContext, args: List[Value]) -> Value:
             raise TQLError(f"{target!r} is not one of the tensor's class names {list(a.class_names)}")
         target = a.class_names.index(target)
     if a.kind == "ragged":
-        return Value("array", np.fromiter((bool(np.any(np.asarray(x) == target)) for x in a.data), bool, n))
+        return Value("array", ragged_ops.row_any(a.data.with_values(a.data.values == target)))
     if a.kind == "const":
         return Value("const", np.bool_(np.any(np.asarray(a.data) == target)))
     return Value("array", rows_flat(a.data == target).any(axis=1))
@@ -294,6 +370,10 @@ def _iou(ctx: CallContext, args: List[Value]) -> Value:
         _numeric_arg(x, "IOU")
         if x.kind != "ragged" and np.shape(x.data)[-1:] != (4,):
             raise TQLError(f"IOU takes boxes of 4 numbers (x, y, w, h) on the last axis, got shape {np.shape(x.data)[1:] if x.kind == 'array' else np.shape(x.data)}")
+    if a.kind == "ragged" and b.kind == "const" and a.data.inner_shape() == (4,) and np.shape(b.data) == (4,):
+        r = a.data  # every row (k, 4): one call over the flat (total, 4) boxes
+        ious = _iou_np(r.values.reshape(-1, 4), np.asarray(b.data))
+        return ragged_value(Ragged(ious, r.offsets // 4, r.shapes[:, :1].copy(), np.ones(len(r), np.int64)))
     if a.kind == "ragged" or b.kind == "ragged":
         def one(x: Any, y: Any) -> np.ndarray:
             x, y = np.asarray(x), np.asarray(y)
@@ -382,7 +462,7 @@ def _call_user(name: str, fn: Callable[..., Any], ctx: CallContext, args: List[V
             def one(*xs: Any) -> np.ndarray:
                 return np.asarray(fn(*xs))
             return rowwise(one, args, ctx.n)
-        return _user_result(name, fn(*[a.data for a in args]), ctx.n)
+        return _user_result(name, fn(*[text_objects(a) if a.kind == "text" else a.data for a in args]), ctx.n)
     except TQLError:
         raise
     except Exception as e:  # the user's code failed: say which function, keep the cause

@@ -1,15 +1,19 @@
 """Operators over `Value`s: arithmetic, comparison, logic, IN, LIKE, IS NULL, subscripts.
-Each runs as whole-column NumPy calls on "array" values; "ragged" values go row by row."""
+Each runs as whole-column NumPy calls on "array" values, and on the flat buffer of "ragged"
+values (tql/ragged_ops.py), row by row only where a ragged shape rules that out."""
 from __future__ import annotations
 
-import re
+import itertools
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from lakeformat.tql import text_ops
 from lakeformat.tql.errors import TQLError
-from lakeformat.tql.values import Value, null_to_ragged, rows_flat, rowwise, with_null
+from lakeformat.tql import ragged_ops
+from lakeformat.tql.ragged import Ragged
+from lakeformat.tql.values import Value, null_to_ragged, ragged_value, rows_flat, rowwise, with_null
 
 _ARITH = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide, "%": np.mod}
 _CMP = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
@@ -69,6 +73,9 @@ def _row_null(a: Value, b: Value) -> Optional[np.ndarray]:
 def apply_ufunc(ufunc: Any, a: Value, b: Value, n: int) -> Value:
     """ufunc(a, b) per row, sample shapes broadcast NumPy's way; a NULL row stays NULL."""
     if a.kind == "ragged" or b.kind == "ragged":
+        flat = _ragged_ufunc(ufunc, a, b)  # one call over the flat buffer, where it applies
+        if flat is not None:
+            return flat
         a, b = null_to_ragged(a), null_to_ragged(b)
         def one(x: Any, y: Any) -> Any:
             x, y = np.asarray(x), np.asarray(y)
@@ -92,11 +99,30 @@ def apply_ufunc(ufunc: Any, a: Value, b: Value, n: int) -> Value:
     return Value("array", out, None, _row_null(a, b))
 
 
+def _ragged_ufunc(ufunc: Any, a: Value, b: Value) -> Optional[Value]:
+    """The flat path of apply_ufunc (tql/ragged_ops.py); None where it does not apply."""
+    if a.kind == "ragged":
+        r, other, left = a, b, True
+    else:
+        r, other, left = b, a, False
+    if other.kind == "ragged":
+        res = ragged_ops.elementwise(ufunc, r.data, other.data, left)
+    elif other.kind == "const" and isinstance(other.data, (np.ndarray, np.generic, int, float, bool)):
+        res = ragged_ops.elementwise(ufunc, r.data, ("const", other.data), left)
+    elif other.kind == "array":
+        res = ragged_ops.elementwise(ufunc, r.data, ("array", other.data), left)
+        if res is not None and other.null is not None:
+            res = res.emptied(other.null)
+    else:
+        return None
+    return None if res is None else ragged_value(res)
+
+
 def _counts(v: Value) -> Value:
     """Booleans in arithmetic count as 0 and 1 (NumPy refuses `-` on bools)."""
     if v.kind == "ragged":
-        if any(np.asarray(r).dtype == bool for r in v.data):
-            return Value("ragged", [np.asarray(r).astype(np.int64) if np.asarray(r).dtype == bool else r for r in v.data])
+        if v.data.dtype == bool:
+            return Value("ragged", v.data.with_values(v.data.values.astype(np.int64)))
         return v
     if np.asarray(v.data).dtype == bool:
         data = np.asarray(v.data).astype(np.int64)
@@ -136,36 +162,24 @@ def not_none(data: np.ndarray) -> np.ndarray:
     return np.fromiter((x is not None for x in data), bool, n) if data.dtype == object else np.ones(n, bool)
 
 
-def _text_cmp(op: str, data: np.ndarray, other: Any, other_rows: bool) -> Value:
-    """Vectorised string comparison over the non-null rows; a null row gives NULL."""
-    n = len(data)
-    valid = not_none(data)
-    if other_rows:
-        valid &= not_none(other)
-    out = np.zeros(n, bool)
-    if valid.any():
-        left = data[valid].astype(str)
-        right = other[valid].astype(str) if other_rows else np.str_(other)
-        out[valid] = _CMP[op](left, right)
-    return with_null(out, ~valid)
-
-
 def compare(op: str, a: Value, b: Value, n: int) -> Value:
     b = _as_label(a, b)
     a = _as_label(b, a)
     if a.kind == "const" and a.data is None or b.kind == "const" and b.data is None:
         raise TQLError("compare with NULL using IS NULL or IS NOT NULL")
     if a.kind == "json" or b.kind == "json":
+        a, b = text_ops.objects_of([a, b])
         return _json_cmp(op, a, b, n)
     a_text = a.kind == "text" or (a.kind == "const" and isinstance(a.data, str))
     b_text = b.kind == "text" or (b.kind == "const" and isinstance(b.data, str))
     if a_text and b_text:
         if a.kind == "const" and b.kind == "const":
             return Value("const", np.bool_(_PY_CMP[op](a.data, b.data)))
-        if a.kind == "const":  # flip so that the column is on the left
-            flipped = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(op, op)
-            return _text_cmp(flipped, b.data, a.data, False)
-        return _text_cmp(op, a.data, b.data, b.kind == "text")
+        if a.kind == "const":  # the column on the left: the kernel compares it with the string
+            return text_ops.compare_const(op, b, a.data, flipped=True)
+        if b.kind == "const":
+            return text_ops.compare_const(op, a, b.data)
+        return text_ops.compare_columns(op, a, b)
     if a_text or b_text:
         raise TQLError(f"cannot compare {describe(a)} with {describe(b)}")
     _numeric(a)
@@ -177,24 +191,27 @@ def _json_cmp(op: str, a: Value, b: Value, n: int) -> Value:
     """JSON values compare as Python values, row by row; mismatched types compare false."""
     f = _PY_CMP[op]
 
+    def py(x: Any) -> Any:
+        return x.tolist() if isinstance(x, (np.generic, np.ndarray)) else x
+
     def one(x: Any, y: Any) -> bool:
         if x is None or y is None:
             return False
-        if isinstance(x, (np.generic, np.ndarray)):
-            x = x.tolist()
-        if isinstance(y, (np.generic, np.ndarray)):
-            y = y.tolist()
         try:
             return bool(f(x, y))
         except (TypeError, ValueError):
             return False
+
+    def rows(v: Value) -> Iterator[Any]:
+        # a constant converted once, not once per row
+        return itertools.repeat(py(v.data), n) if v.kind == "const" else (py(x) for x in v.data)
     if a.kind == "ragged" or b.kind == "ragged":
         raise TQLError(f"cannot compare {describe(a)} with {describe(b)}")
     null = np.zeros(n, bool)
     for v in (a, b):
         if v.kind == "json":
             null |= ~not_none(v.data)
-    return with_null(np.fromiter((one(a.row(i), b.row(i)) for i in range(n)), bool, n), null)
+    return with_null(np.fromiter(itertools.starmap(one, zip(rows(a), rows(b))), bool, n), null)
 
 
 def truth(v: Value, n: int) -> Value:
@@ -202,7 +219,7 @@ def truth(v: Value, n: int) -> Value:
     if v.kind in ("text", "json") or (v.kind == "const" and (isinstance(v.data, (str, tuple)) or v.data is None)):
         raise TQLError(f"expected a condition, got {describe(v)}")
     if v.kind == "ragged":
-        return Value("ragged", [np.asarray(r).astype(bool) for r in v.data])
+        return Value("ragged", v.data.with_values(v.data.values.astype(bool)))
     if v.kind == "array":
         return Value("array", np.asarray(v.data).astype(bool), None, v.null)
     return Value("const", np.bool_(bool(np.all(v.data))))
@@ -218,8 +235,10 @@ def logical(op: str, a: Value, b: Value, n: int) -> Value:
     """AND / OR with SQL's three-valued logic on NULL rows (FALSE AND NULL is FALSE, TRUE OR
     NULL is TRUE); element by element for array conditions."""
     a, b = truth(a, n), truth(b, n)
+    if (a.kind == "ragged") != (b.kind == "ragged") and (a.null is not None or b.null is not None):
+        return _decided_by_one_value(op, a, b, _ragged_logical(op, a, b, n), n)
     if a.null is None and b.null is None or a.kind == "ragged" or b.kind == "ragged":
-        return apply_ufunc(np.logical_and if op == "AND" else np.logical_or, a, b, n)
+        return _decided_by_one_value(op, a, b, apply_ufunc(np.logical_and if op == "AND" else np.logical_or, a, b, n), n)
     x = Value("array", a.data) if a.kind == "array" else a
     y = Value("array", b.data) if b.kind == "array" else b
     value = apply_ufunc(np.logical_and if op == "AND" else np.logical_or, x, y, n).data
@@ -236,10 +255,73 @@ def logical(op: str, a: Value, b: Value, n: int) -> Value:
     return with_null(value, row_null) if value.ndim == 1 else Value("array", value, None, row_null if row_null.any() else None)
 
 
+def _one_value_rows(v: Value, n: int) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """(value, known) per row where `v` holds one known truth value in that row, or None
+    when no row of it does."""
+    if v.kind == "const":
+        if isinstance(v.data, (str, tuple)) or v.data is None or np.ndim(v.data) != 0:
+            return None
+        return np.full(n, bool(v.data)), np.ones(n, bool)
+    if v.kind == "array":
+        d = np.asarray(v.data)
+        if d.ndim < 1 or len(d) != n or int(np.prod(d.shape[1:], dtype=np.int64)) != 1:
+            return None
+        return d.reshape(n).astype(bool), (~v.null if v.null is not None else np.ones(n, bool))
+    if v.kind == "ragged":
+        rg = v.data
+        known = rg.sizes == 1
+        val = np.zeros(n, bool)
+        val[known] = rg.values[rg.offsets[:-1][known]].astype(bool)
+        return val, known
+    return None
+
+
+def _decided_by_one_value(op: str, a: Value, b: Value, out: Value, n: int) -> Value:
+    """SQL's TRUE OR NULL is TRUE and FALSE AND NULL is FALSE, for an empty sample too: a
+    result row left empty (NULL) by one side takes the other side's value where that side
+    holds one known value in the row that decides, instead of staying NULL."""
+    if out.kind != "ragged":
+        return out
+    decides = np.zeros(n, bool)
+    for side in (a, b):
+        one = _one_value_rows(side, n)
+        if one is not None:
+            val, known = one
+            decides |= known & (val if op == "OR" else ~val)
+    decides &= out.data.sizes == 0
+    if not decides.any():
+        return out
+    rows = out.data.rows()
+    for k in np.flatnonzero(decides):
+        rows[int(k)] = np.asarray([op == "OR"])
+    return Value("ragged", Ragged.from_rows(rows))
+
+
+def _ragged_logical(op: str, a: Value, b: Value, n: int) -> Value:
+    """AND / OR of a ragged condition with an array one that has NULL rows. Where the
+    ragged row is one element that decides (TRUE for OR, FALSE for AND), NULL on the other
+    side does not matter; other rows with a NULL side are NULL (an element-wise NULL inside
+    a row of several elements is not represented: the whole row is NULL)."""
+    r, arr = (a, b) if a.kind == "ragged" else (b, a)
+    null = arr.null if arr.null is not None else np.zeros(n, bool)
+    rg = r.data
+    one = rg.sizes == 1
+    first = np.zeros(n, bool)
+    first[one] = rg.values[rg.offsets[:-1][one]]
+    decided = one & (first if op == "OR" else ~first)
+    plain = Value("array", arr.data)  # its placeholders only count where `decided`
+    out = apply_ufunc(np.logical_and if op == "AND" else np.logical_or, plain if arr is a else r, r if arr is a else plain, n)
+    still = null & ~decided
+    if out.kind == "ragged":
+        return Value("ragged", out.data.emptied(still))
+    old = out.null if out.null is not None else np.zeros(n, bool)
+    return with_null(out.data, old | still)
+
+
 def logical_not(a: Value, n: int) -> Value:
     t = truth(a, n)
     if t.kind == "ragged":
-        return Value("ragged", [~r for r in t.data])
+        return Value("ragged", t.data.with_values(~t.data.values))
     if t.kind == "array":
         return Value("array", ~t.data, None, t.null)
     return Value("const", np.bool_(not t.data))
@@ -252,7 +334,7 @@ def row_mask(v: Value, n: int) -> np.ndarray:
     if t.kind == "const":
         return np.full(n, bool(t.data))
     if t.kind == "ragged":
-        return np.fromiter((bool(r.any()) for r in t.data), bool, n)
+        return ragged_ops.row_any(t.data)
     d = t.data
     out: np.ndarray = d if d.ndim == 1 else np.asarray(rows_flat(d).any(axis=1))
     return out & ~t.null if t.null is not None else out
@@ -273,11 +355,7 @@ def in_list(a: Value, items: Sequence[Value], n: int) -> Value:
     if a.kind == "text":
         if len(strs) != len(vals):
             raise TQLError("IN on a text tensor takes strings")
-        data = a.data
-        valid = not_none(data)
-        out = np.zeros(n, bool)
-        out[valid] = np.isin(data[valid].astype(str), np.asarray(strs, dtype=str))
-        return with_null(out, ~valid)
+        return text_ops.in_set(a, strs)
     if a.kind == "json":
         def one(x: Any) -> bool:
             try:
@@ -289,18 +367,13 @@ def in_list(a: Value, items: Sequence[Value], n: int) -> Value:
         raise TQLError(f"cannot compare {describe(a)} with strings")
     ref = np.asarray(vals)
     if a.kind == "ragged":
-        return rowwise(lambda x: np.isin(x, ref), [a], n)
+        return Value("ragged", a.data.with_values(np.isin(a.data.values, ref)))
     if a.kind == "const":
         return Value("const", np.bool_(np.isin(a.data, ref).all()))
-    return Value("array", np.isin(a.data, ref))
+    return Value("array", np.isin(a.data, ref), None, a.null)  # a NULL row stays NULL
 
 
-def like_regex(pattern: str, case_insensitive: bool) -> "re.Pattern[str]":
-    """SQL LIKE (`%` any run, `_` one character) and Deep Lake's globs (`*`, `?`)."""
-    out = []
-    for c in pattern:
-        out.append(".*" if c in "%*" else "." if c in "_?" else re.escape(c))
-    return re.compile("".join(out), re.S | (re.I if case_insensitive else 0))
+like_regex = text_ops.like_regex
 
 
 def like(a: Value, pattern: Value, case_insensitive: bool, n: int) -> Value:
@@ -308,8 +381,7 @@ def like(a: Value, pattern: Value, case_insensitive: bool, n: int) -> Value:
         raise TQLError("LIKE takes a string pattern")
     rx = like_regex(pattern.data, case_insensitive)
     if a.kind == "text":
-        # a Python loop over strings: a C text kernel takes it over later
-        return with_null(np.fromiter((x is not None and rx.fullmatch(x) is not None for x in a.data), bool, n), ~not_none(a.data))
+        return text_ops.like(a, pattern.data, case_insensitive)
     if a.kind == "json":
         return with_null(np.fromiter((isinstance(x, str) and rx.fullmatch(x) is not None for x in a.data), bool, n), np.fromiter((not isinstance(x, str) for x in a.data), bool, n))
     if a.kind == "const" and isinstance(a.data, str):
@@ -320,10 +392,12 @@ def like(a: Value, pattern: Value, case_insensitive: bool, n: int) -> Value:
 def is_null(a: Value, n: int) -> Value:
     if a.kind == "const":
         return Value("const", np.bool_(a.data is None or (not isinstance(a.data, (str, tuple)) and np.size(a.data) == 0)))
-    if a.kind in ("text", "json"):
+    if a.kind == "text":
+        return text_ops.is_null(a)
+    if a.kind == "json":
         return Value("array", np.fromiter((x is None for x in a.data), bool, n))
     if a.kind == "ragged":
-        return Value("array", np.fromiter((np.size(r) == 0 for r in a.data), bool, n))
+        return Value("array", a.data.sizes == 0)
     if a.null is not None:
         return Value("array", a.null.copy())
     return Value("array", np.full(n, a.data[0:1].size == 0 if n else False) if a.data.ndim > 1 else np.zeros(n, bool))
@@ -355,6 +429,10 @@ def subscript(a: Value, index: Tuple[Any, ...], n: int) -> Value:
         except IndexError as e:
             raise TQLError(f"index out of range: {e}") from None
     if a.kind == "ragged":
+        flat = ragged_ops.subscript(a.data, index)
+        if flat is not None:
+            return ragged_value(flat, a.class_names)
+
         def one(x: np.ndarray) -> np.ndarray:
             try:
                 return np.asarray(x[index])

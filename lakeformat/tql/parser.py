@@ -402,7 +402,9 @@ class _Parser:
             self.take()
             self.take()
             args: List[A.Expr] = []
-            if not self.at_op(")"):
+            if t.value.upper() == "COUNT" and self.at_op("*"):
+                self.take()  # COUNT(*): the group's rows, as COUNT() (tql/grouping.py)
+            elif not self.at_op(")"):
                 args.append(self.expr())
                 while self.accept_op(","):
                     args.append(self.expr())

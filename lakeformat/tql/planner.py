@@ -8,12 +8,13 @@ multi-key sort. Positions of errors point into the query text.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, FrozenSet, Iterator, List, Optional, Tuple, Union
 
 from lakeformat.tql import ast as A
 from lakeformat.tql.errors import TQLError
 from lakeformat.tql.functions import lookup
 from lakeformat.tql.unparse import to_text
+from lakeformat.tql.versions import VersionContext, check_versioned
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class SelectPlan:
     star: bool
     columns: FrozenSet[str] = field(default_factory=frozenset)  # names the source provides besides tensors
     renames: Dict[str, str] = field(default_factory=dict)  # `a.b` -> tensor "a.b" where no tensor a/b exists
+    grouping: Optional[Any] = None  # GROUP BY / UNGROUP BY: a tql.grouping.Grouping
 
 
 @dataclass(frozen=True)
@@ -49,9 +51,6 @@ class SetPlan:
 
 
 Plan = Union[SelectPlan, SetPlan]
-
-_UNEXECUTED = (("group_by", "GROUP BY"), ("ungroup_by", "UNGROUP BY"))
-
 
 def walk(e: Any) -> Iterator[Any]:
     """Every node of an expression, parents first."""
@@ -93,15 +92,17 @@ def output_names(plan: Plan) -> Tuple[str, ...]:
     return tuple(o.name for o in plan.outputs if o.computed)
 
 
-def plan_query(query: A.Query, text: str, tensors: List[str]) -> Plan:
-    """Plan `query` over a dataset whose (visible) tensors are `tensors`."""
-    return _Planner(text, tensors).plan(query)
+def plan_query(query: A.Query, text: str, tensors: List[str], versions: Optional[VersionContext] = None) -> Plan:
+    """Plan `query` over a dataset whose (visible) tensors are `tensors`; `versions`
+    resolves `name@version` (tql/versions.py)."""
+    return _Planner(text, tensors, versions).plan(query)
 
 
 class _Planner:
-    def __init__(self, text: str, tensors: List[str]):
+    def __init__(self, text: str, tensors: List[str], versions: Optional[VersionContext] = None):
         self.text = text
         self.tensors = list(tensors)
+        self.versions = versions
         self.renames: Dict[str, str] = {}
 
     def err(self, message: str, pos: int) -> TQLError:
@@ -111,6 +112,8 @@ class _Planner:
         if isinstance(q, A.SetOperation):
             left, right = self.plan(q.left), self.plan(q.right)
             for side in (left, right):
+                if isinstance(side, SelectPlan) and side.grouping is not None:
+                    raise self.err(f"{q.op} combines rows, not groups or items: group or ungroup in an outer SELECT ... FROM (...)", q.pos)
                 if output_names(side):
                     raise self.err(f"{q.op} combines rows: computed columns are not carried through it; compute them in an outer SELECT ... FROM (...)", q.pos)
             return SetPlan(q.op, left, right, q.pos)
@@ -119,8 +122,12 @@ class _Planner:
     def check_expr(self, e: A.Expr, columns: FrozenSet[str], reads: List[str]) -> None:
         for node in walk(e):
             if isinstance(node, A.Identifier):
-                if node.version is not None:
-                    raise self.err(f"a tensor at another version ({node.name}@{node.version}) is parsed but not executed yet", node.pos)
+                if node.version is not None:  # a tensor at another version: tql/versions.py
+                    try:
+                        check_versioned(self.versions, node.name, node.version, columns)
+                    except TQLError as e:
+                        raise e.at(self.text, node.pos) from None
+                    continue
                 if node.name in columns:
                     continue
                 name = node.name
@@ -135,6 +142,8 @@ class _Planner:
             elif isinstance(node, A.Call):
                 spec = lookup(node.name)
                 if spec is None:
+                    if node.name == "COUNT":  # an aggregate over groups (tql/grouping.py)
+                        raise self.err("COUNT counts the rows of a group: it needs GROUP BY", node.pos)
                     raise self.err(f"unknown function {node.name}", node.pos)
                 n = len(node.args)
                 if n < spec.min_args or (spec.max_args is not None and n > spec.max_args):
@@ -142,15 +151,16 @@ class _Planner:
                     raise self.err(f"{node.name} takes {want} argument{'s' if want != '1' else ''}, got {n}", node.pos)
 
     def plan_select(self, q: A.Select) -> SelectPlan:
-        for attr, label in _UNEXECUTED:
-            v = getattr(q, attr)
-            if v:
-                pos = v.pos if hasattr(v, "pos") else v[0].pos
-                raise self.err(f"{label} is parsed but not executed yet", pos)
+        if q.group_by or q.ungroup_by:  # planned in tql/grouping.py
+            from lakeformat.tql.grouping import plan_grouped
+
+            return plan_grouped(self, q)
         source: Optional[Plan] = None
         columns: FrozenSet[str] = frozenset()
         if isinstance(q.source, A.SubquerySource):
             source = self.plan(q.source.query)
+            if isinstance(source, SelectPlan) and source.grouping is not None:  # its rows are groups or items
+                raise self.err("a sub-query with GROUP BY or UNGROUP BY: query its result instead (tql.run(result.view, ...))", q.source.pos)
             columns = frozenset(output_names(source))
         reads: List[str] = []
         if q.where is not None:
@@ -173,9 +183,9 @@ class _Planner:
                 star = True
                 continue
             self.check_expr(item.expr, columns, [])
-            plain = isinstance(item.expr, A.Identifier) and item.alias is None and item.expr.name not in columns
+            plain = isinstance(item.expr, A.Identifier) and item.alias is None and item.expr.name not in columns and item.expr.version is None
             name = item.alias or to_text(item.expr)
-            if item.alias is None and isinstance(item.expr, A.Identifier):
+            if item.alias is None and isinstance(item.expr, A.Identifier) and item.expr.version is None:
                 name = item.expr.name
             if any(o.name == name for o in outputs):
                 raise self.err(f"two columns named {name!r}; name one with AS", item.pos)
@@ -200,24 +210,29 @@ class _Planner:
         return SelectPlan(q, source, tuple(reads), q.where, tuple(order), strategy, q.limit, q.offset, tuple(outputs), star, columns, dict(self.renames))
 
 
-def describe(plan: Plan, indent: str = "") -> str:
-    """The plan as text, one step a line (what `explain` returns)."""
+def describe(plan: Plan, indent: str = "", notes: Optional[Callable[[SelectPlan], List[str]]] = None) -> str:
+    """The plan as text, one step a line (what `explain` returns). `notes(step)` adds lines
+    after a SELECT step's filter (pushdown: tql/pushdown.py `explain_notes`)."""
     if isinstance(plan, SetPlan):
-        return "\n".join([f"{indent}{plan.op}", describe(plan.left, indent + "  "), describe(plan.right, indent + "  ")])
+        return "\n".join([f"{indent}{plan.op}", describe(plan.left, indent + "  ", notes), describe(plan.right, indent + "  ", notes)])
     lines = [f"{indent}SELECT"]
     ind = indent + "  "
     if plan.source is not None:
         lines.append(f"{ind}from sub-query:")
-        lines.append(describe(plan.source, ind + "  "))
+        lines.append(describe(plan.source, ind + "  ", notes))
     elif plan.query.source is not None and isinstance(plan.query.source, A.DatasetSource):
         s = plan.query.source
         lines.append(f"{ind}from dataset: {s.url}" + (f" @ {s.version}" if s.version else ""))
     lines.append(f"{ind}read tensors: " + (", ".join(plan.reads) if plan.reads else "(none)"))
     if plan.where is not None:
         lines.append(f"{ind}filter: {to_text(plan.where)}")
+    if notes is not None:
+        lines.extend(ind + line for line in notes(plan))
     q = plan.query
     if q.expand_by is not None:
         lines.append(f"{ind}expand: {q.expand_by.before} rows before, {q.expand_by.after} after each row")
+    if plan.grouping is not None:
+        lines.append(f"{ind}{plan.grouping.describe()}")
     if q.sample_by is not None:
         ws = ", ".join(f"{to_text(c)}: {to_text(w)}" for c, w in q.sample_by.weights)
         replace = "with" if q.sample_by.replace in (None, True) else "without"

@@ -44,6 +44,8 @@ def to_text(e: Any) -> str:
     if isinstance(e, A.IsNull):
         return f"{_wrap(e.expr)} IS {'NOT ' if e.negated else ''}NULL"
     if isinstance(e, A.Call):
+        if e.name == "COUNT" and not e.args:
+            return "COUNT(*)"  # what COUNT(*) parses to
         return e.name + "(" + ", ".join(to_text(a) for a in e.args) + ")"
     if isinstance(e, A.Slice):
         out = (to_text(e.start) if e.start else "") + ":" + (to_text(e.stop) if e.stop else "")

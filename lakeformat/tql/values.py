@@ -3,10 +3,14 @@
 Kinds:
 - "array":  `data` is an ndarray of shape (rows, *sample shape): every row has the same shape,
             so operators run as one NumPy call over the whole column.
-- "ragged": `data` is a list of ndarrays, one per row, of different shapes (dynamic-shape
-            tensors, empty samples). Operators loop over the rows here; a C kernel will
-            replace these loops later.
-- "text":   `data` is an object ndarray (rows,) of str, None for a null.
+- "ragged": `data` is a `Ragged` (lakeformat.tql.ragged): rows of different shapes
+            (dynamic-shape tensors, empty samples) in one flat buffer with offsets and
+            per-row shapes. Operators run on the flat buffer and C kernels
+            (native/tql_ragged.c); `ragged_list(v)` gives the rows as ndarrays.
+- "text":   `data` is a `TextBuffers` (lakeformat.core.text_buffers: offsets + UTF-8 bytes +
+            null mask, as text tensors are read) or an object ndarray (rows,) of str, None
+            for a null (constants, user functions). Operators take both (C kernels in
+            native/tql_text.c); `text_objects(v)` gives the str objects.
 - "json":   `data` is an object ndarray (rows,) of parsed JSON values, None for a null.
 - "const":  `data` is one value for every row: a NumPy scalar or array (a number or
             ARRAY[...] literal), a str, None (NULL), or a tuple (an IN list).
@@ -20,6 +24,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from lakeformat.core.text_buffers import TextBuffers
+from lakeformat.tql.ragged import Ragged
 
 
 @dataclass(frozen=True)
@@ -49,13 +56,18 @@ class Value:
         if self.kind == "const":
             return self
         if self.kind == "ragged":
-            data = [self.data[int(p)] for p in positions]
-            return Value("ragged", data, self.class_names)
+            return Value("ragged", self.data.take(np.asarray(positions, np.int64)), self.class_names)
+        if isinstance(self.data, TextBuffers):
+            return Value(self.kind, self.data.take(np.asarray(positions, np.int64)), self.class_names)
         return Value(self.kind, self.data[positions], self.class_names, None if self.null is None else self.null[positions], self.time)
 
     def row(self, i: int) -> Any:
         if self.kind == "const":
             return self.data
+        if self.kind == "ragged":
+            return self.data.row(i)
+        if isinstance(self.data, TextBuffers):
+            return self.data.take(np.array([i], np.int64)).objects()[0]
         return self.data[i]
 
     def to_python(self) -> Any:
@@ -67,10 +79,12 @@ class Value:
                     out[k] = None
                 return out
             return self.data
-        if self.kind in ("text", "json"):
+        if self.kind == "text":
+            return text_objects(self).tolist()
+        if self.kind == "json":
             return list(self.data)
         if self.kind == "ragged":
-            return list(self.data)
+            return ragged_list(self)
         return self.data
 
 
@@ -92,7 +106,57 @@ def pack(rows: Sequence[np.ndarray], class_names: Optional[Tuple[str, ...]] = No
     first = arrs[0].shape
     if all(a.shape == first for a in arrs) and all(a.dtype != object for a in arrs):
         return Value("array", np.stack(arrs), class_names)
-    return Value("ragged", arrs, class_names)
+    return Value("ragged", Ragged.from_rows(arrs), class_names)
+
+
+def text_objects(v: Value) -> np.ndarray:
+    """A "text" value's rows as an object ndarray of str (None for a null): one Python str
+    per row, for callers that need them (user functions, row-wise fallbacks)."""
+    if v.kind != "text":
+        raise TypeError(f"text_objects takes a text value, not {v.kind!r}")
+    if isinstance(v.data, TextBuffers):
+        return v.data.objects()
+    data: np.ndarray = v.data
+    return data
+
+
+def text_buffers(v: Value) -> TextBuffers:
+    """A "text" value's rows as `TextBuffers` (object arrays are encoded once)."""
+    if v.kind != "text":
+        raise TypeError(f"text_buffers takes a text value, not {v.kind!r}")
+    if isinstance(v.data, TextBuffers):
+        return v.data
+    return TextBuffers.from_objects(v.data)
+
+
+def ragged_value(r: Ragged, class_names: Optional[Tuple[str, ...]] = None) -> Value:
+    """A flat result as a Value: an "array" when every row has one shape (as `pack`)."""
+    if len(r) == 0:
+        return Value("array", np.zeros((0,), r.dtype), class_names)
+    uniform = r.to_uniform()
+    if uniform is not None:
+        return Value("array", uniform, class_names)
+    return Value("ragged", r, class_names)
+
+
+def ragged_list(v: Value) -> List[np.ndarray]:
+    """The rows of a "ragged" value as ndarrays (one Python object per row: for callers
+    that need them, such as user functions; operators work on `v.data` directly)."""
+    if v.kind != "ragged":
+        raise TypeError(f"ragged_list takes a ragged value, not {v.kind!r}")
+    rows: List[np.ndarray] = v.data.rows()
+    return rows
+
+
+def as_ragged(v: Value) -> Ragged:
+    """A ragged or "array" value's rows as a `Ragged` (NULL rows of an array empty)."""
+    if v.kind == "ragged":
+        r: Ragged = v.data
+        return r
+    if v.kind != "array":
+        raise TypeError(f"as_ragged takes a ragged or array value, not {v.kind!r}")
+    r = Ragged.from_uniform(np.asarray(v.data))
+    return r.emptied(v.null) if v.null is not None else r
 
 
 def rowwise(fn: Callable[..., Any], values: Sequence[Value], n: int, class_names: Optional[Tuple[str, ...]] = None) -> Value:
@@ -113,8 +177,7 @@ def null_to_ragged(v: Value) -> Value:
     """An "array" value with NULL rows as a "ragged" one where those rows are empty."""
     if v.kind != "array" or v.null is None:
         return v
-    rows = [np.zeros((0,), v.data.dtype) if z else v.data[i] for i, z in enumerate(v.null)]
-    return Value("ragged", rows, v.class_names)
+    return Value("ragged", as_ragged(v), v.class_names)
 
 
 def rows_flat(a: np.ndarray) -> np.ndarray:

@@ -348,3 +348,23 @@ TARGETS: Dict[str, Tuple[Callable[[bytes], None], Callable[[], List[bytes]]]] = 
     "meta": (target_meta, seeds_meta),
     "vc_objects": (target_vc_objects, seeds_vc_objects),
 }
+
+# the TQL text kernels (H4): the target lives beside their tests
+from tests.native.tql_text_fuzz import seeds_tql_text, target_tql_text  # noqa: E402
+
+TARGETS["tql_text"] = (target_tql_text, seeds_tql_text)
+
+# the TQL numeric kernels (H5): the target lives beside their tests
+from tests.native.tql_ragged_fuzz import seeds_tql_ragged, target_tql_ragged  # noqa: E402
+
+TARGETS["tql_ragged"] = (target_tql_ragged, seeds_tql_ragged)
+
+# the long-key lz4 encoder (H7): the target lives beside the native tests
+from tests.native.lz4_encode_fuzz import seeds_lz4_encode, target_lz4_encode  # noqa: E402
+
+TARGETS["lz4_encode"] = (target_lz4_encode, seeds_lz4_encode)
+
+# the text decode kernels (H9): the target lives beside the native tests
+from tests.native.text_decode_fuzz import seeds_text_decode, target_text_decode  # noqa: E402
+
+TARGETS["text_decode"] = (target_text_decode, seeds_text_decode)
