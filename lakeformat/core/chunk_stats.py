@@ -47,9 +47,13 @@ def stats_key(tensor_key: str, commit_id: str) -> str:
 
 
 def eligible(meta: Any) -> bool:
-    """Whether a tensor (its meta) keeps chunk statistics: raw numbers, one element type."""
+    """Whether a tensor (its meta) keeps chunk statistics: raw numbers, one element type,
+    at most one element a sample (a WHERE compares those with constants; a chunk's min and
+    max of image pixels or embedding values would skip nothing and cost a pass at flush)."""
     dtype = meta.dtype
     if not dtype or not is_numeric_dtype(dtype) or meta.sample_compression is not None:
+        return False
+    if meta.max_shape and int(np.prod(meta.max_shape, dtype=np.int64)) > 1:
         return False
     if meta.is_link or meta.is_sequence or meta.hidden or htype_of(str(meta.base_htype)).text_like:
         return False  # hidden tensors (sample ids, shapes, validity) are never filtered on
