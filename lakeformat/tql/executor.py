@@ -137,7 +137,7 @@ class Executor:
         else:
             positions = np.arange(start, min(n, start + count), dtype=np.int64)
         frame = frame.take(positions)
-        columns = {o.name: _per_row(self.eval(o.expr, frame), len(frame.rows)) for o in plan.outputs if o.computed}
+        columns = {o.name: column_per_row(self.eval(o.expr, frame), len(frame.rows)) for o in plan.outputs if o.computed}
         tensors = None if plan.star else tuple(o.name for o in plan.outputs if not o.computed)
         return Selection(frame.rows, columns, tensors)
 
@@ -356,7 +356,7 @@ def expand_rows(rows: np.ndarray, before: int, after: int, length: int) -> np.nd
     return np.unique(cand[(cand >= 0) & (cand < length)])
 
 
-def _per_row(v: Value, n: int) -> Value:
+def column_per_row(v: Value, n: int) -> Value:
     """A computed column has one entry per row: a constant is repeated."""
     if v.kind != "const":
         return v

@@ -47,7 +47,7 @@ _USER: Dict[str, FunctionSpec] = {}
 _USER_LOCK = threading.Lock()
 
 
-def _builtin(name: str, min_args: int, max_args: Optional[int], doc: str) -> Callable[[Callable[[CallContext, List[Value]], Value]], Callable[[CallContext, List[Value]], Value]]:
+def register_builtin(name: str, min_args: int, max_args: Optional[int], doc: str) -> Callable[[Callable[[CallContext, List[Value]], Value]], Callable[[CallContext, List[Value]], Value]]:
     def deco(fn: Callable[[CallContext, List[Value]], Value]) -> Callable[[CallContext, List[Value]], Value]:
         _BUILTINS[name] = FunctionSpec(name, min_args, max_args, fn, doc)
         return fn
@@ -111,7 +111,7 @@ def _axis_arg(args: List[Value], fname: str) -> Optional[int]:
 
 
 def _reduction(name: str, fn: Callable[..., Any], doc: str, empty: Optional[bool] = None) -> None:
-    @_builtin(name, 1, 2, doc)
+    @register_builtin(name, 1, 2, doc)
     def impl(ctx: CallContext, args: List[Value]) -> Value:
         return _reduce(args[0], fn, _axis_arg(args, name), name, empty)
 
@@ -124,7 +124,7 @@ _reduction("ALL_STRICT", np.all, "ALL_STRICT(x[, axis]): as ALL, but false for a
 
 
 def _elementwise(name: str, fn: Callable[[np.ndarray], np.ndarray], doc: str) -> None:
-    @_builtin(name, 1, 1, doc)
+    @register_builtin(name, 1, 1, doc)
     def impl(ctx: CallContext, args: List[Value]) -> Value:
         v = args[0]
         _numeric_arg(v, name)
@@ -140,7 +140,7 @@ _elementwise("SQRT", np.sqrt, "SQRT(x): square root of each element (NaN below 0
 
 
 def _norm(name: str, fn: Callable[..., Any], doc: str) -> None:
-    @_builtin(name, 1, 1, doc)
+    @register_builtin(name, 1, 1, doc)
     def impl(ctx: CallContext, args: List[Value]) -> Value:
         return _reduce(args[0], fn, None, name)
 
@@ -152,7 +152,7 @@ def _l2(x: np.ndarray, axis: Any) -> np.ndarray:
     return norm
 
 
-@_builtin("L2_NORM", 1, 1, "L2_NORM(x): Euclidean norm of each sample")
+@register_builtin("L2_NORM", 1, 1, "L2_NORM(x): Euclidean norm of each sample")
 def _l2_norm(ctx: CallContext, args: List[Value]) -> Value:
     v = args[0]
     if v.kind == "array" and v.data.dtype.kind == "f" and v.data.ndim >= 2 and v.data[0:1].size:
@@ -170,7 +170,7 @@ def _same_float(a: Value, b: Value) -> Value:
     return b
 
 
-@_builtin("L2_DISTANCE", 2, 2, "L2_DISTANCE(a, b): Euclidean distance between each sample of a and b")
+@register_builtin("L2_DISTANCE", 2, 2, "L2_DISTANCE(a, b): Euclidean distance between each sample of a and b")
 def _l2_distance(ctx: CallContext, args: List[Value]) -> Value:
     a, b = args
     _numeric_arg(a, "L2_DISTANCE")
@@ -202,7 +202,7 @@ def _dot(a: Value, b: Value, n: int) -> Value:
     return _reduce(arithmetic("*", a, b, n), np.sum, None, "DOT")
 
 
-@_builtin("DOT", 2, 2, "DOT(a, b): sum of the element-wise products of each sample of a and b")
+@register_builtin("DOT", 2, 2, "DOT(a, b): sum of the element-wise products of each sample of a and b")
 def _dot_fn(ctx: CallContext, args: List[Value]) -> Value:
     return _dot(args[0], args[1], ctx.n)
 
@@ -222,7 +222,7 @@ def _rows_vector(a: Value, b: Value, op: int) -> Optional[Value]:
     return Value("array", out, None, a.null)
 
 
-@_builtin("COSINE_SIMILARITY", 2, 2, "COSINE_SIMILARITY(a, b): DOT(a, b) / (L2_NORM(a) * L2_NORM(b))")
+@register_builtin("COSINE_SIMILARITY", 2, 2, "COSINE_SIMILARITY(a, b): DOT(a, b) / (L2_NORM(a) * L2_NORM(b))")
 def _cosine(ctx: CallContext, args: List[Value]) -> Value:
     a, b = args
     fast = _rows_vector(a, b, 1)
@@ -236,7 +236,7 @@ def _cosine(ctx: CallContext, args: List[Value]) -> Value:
     return arithmetic("/", dot, denom, ctx.n)
 
 
-@_builtin("HAMMING_DISTANCE", 2, 2, "HAMMING_DISTANCE(a, b): how many elements of each sample differ")
+@register_builtin("HAMMING_DISTANCE", 2, 2, "HAMMING_DISTANCE(a, b): how many elements of each sample differ")
 def _hamming(ctx: CallContext, args: List[Value]) -> Value:
     a, b = args
     _numeric_arg(a, "HAMMING_DISTANCE")
@@ -245,7 +245,7 @@ def _hamming(ctx: CallContext, args: List[Value]) -> Value:
     return _reduce(ne, lambda x, axis: np.count_nonzero(x, axis=axis), None, "HAMMING_DISTANCE")
 
 
-@_builtin("SHAPE", 1, 1, "SHAPE(x): the shape of each sample, as an array (SHAPE(x)[0] is its first size)")
+@register_builtin("SHAPE", 1, 1, "SHAPE(x): the shape of each sample, as an array (SHAPE(x)[0] is its first size)")
 def _shape(ctx: CallContext, args: List[Value]) -> Value:
     v = args[0]
     if v.kind in ("text", "json") or not v.is_numeric:
@@ -261,7 +261,7 @@ def _shape(ctx: CallContext, args: List[Value]) -> Value:
     return Value("array", np.broadcast_to(item, (ctx.n, len(item))).copy())
 
 
-@_builtin("NONZERO", 1, 1, "NONZERO(x): the flat (C-order) positions of each sample's non-zero elements")
+@register_builtin("NONZERO", 1, 1, "NONZERO(x): the flat (C-order) positions of each sample's non-zero elements")
 def _nonzero(ctx: CallContext, args: List[Value]) -> Value:
     v = args[0]
     _numeric_arg(v, "NONZERO")
@@ -273,7 +273,7 @@ def _nonzero(ctx: CallContext, args: List[Value]) -> Value:
     return ragged_value(ragged_ops.nonzero(r))
 
 
-@_builtin("DATA", 2, 2, "DATA(x, i): the sample of tensor x at row i of the dataset queried, the same for every row")
+@register_builtin("DATA", 2, 2, "DATA(x, i): the sample of tensor x at row i of the dataset queried, the same for every row")
 def _data(ctx: CallContext, args: List[Value]) -> Value:
     # the executor calls data_sample instead (it needs the tensor's name, not its values)
     raise TQLError("DATA takes a tensor name and a row number: DATA(embedding, 10)")
@@ -301,7 +301,7 @@ def data_sample(args: Sequence[A.Expr], read: Callable[[str, np.ndarray], Value]
     raise TQLError(f"DATA applies to numeric and text tensors, not {describe(v)}")
 
 
-@_builtin("KEYS", 1, 1, "KEYS(j): the keys of each json object, as a json list in the object's order (NULL where the value is not an object)")
+@register_builtin("KEYS", 1, 1, "KEYS(j): the keys of each json object, as a json list in the object's order (NULL where the value is not an object)")
 def _keys(ctx: CallContext, args: List[Value]) -> Value:
     v = args[0]
     if v.kind != "json":
@@ -311,7 +311,7 @@ def _keys(ctx: CallContext, args: List[Value]) -> Value:
     return Value("json", out)
 
 
-@_builtin("CONTAINS", 2, 2, "CONTAINS(x, v): text: v is a substring; json list: v is an item; json object: v is a key; numeric or class_label: some element equals v")
+@register_builtin("CONTAINS", 2, 2, "CONTAINS(x, v): text: v is a substring; json list: v is an item; json object: v is a key; numeric or class_label: some element equals v")
 def _contains(ctx: CallContext, args: List[Value]) -> Value:
     a, v = args
     if v.kind != "const" or v.data is None or isinstance(v.data, tuple):
@@ -352,7 +352,7 @@ def _contains(ctx: CallContext, args: List[Value]) -> Value:
     return Value("array", rows_flat(a.data == target).any(axis=1))
 
 
-def _iou_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of boxes in LTWH (left, top, width, height) along the last axis."""
     a = a.astype(np.float64)
     b = b.astype(np.float64)
@@ -363,7 +363,7 @@ def _iou_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, quiet(np.true_divide, inter, np.where(union > 0, union, 1)), 0.0)
 
 
-@_builtin("IOU", 2, 2, "IOU(boxes, ARRAY[x, y, w, h]): intersection over union of each box (LTWH) with the other box")
+@register_builtin("IOU", 2, 2, "IOU(boxes, ARRAY[x, y, w, h]): intersection over union of each box (LTWH) with the other box")
 def _iou(ctx: CallContext, args: List[Value]) -> Value:
     a, b = args
     for x in (a, b):
@@ -372,7 +372,7 @@ def _iou(ctx: CallContext, args: List[Value]) -> Value:
             raise TQLError(f"IOU takes boxes of 4 numbers (x, y, w, h) on the last axis, got shape {np.shape(x.data)[1:] if x.kind == 'array' else np.shape(x.data)}")
     if a.kind == "ragged" and b.kind == "const" and a.data.inner_shape() == (4,) and np.shape(b.data) == (4,):
         r = a.data  # every row (k, 4): one call over the flat (total, 4) boxes
-        ious = _iou_np(r.values.reshape(-1, 4), np.asarray(b.data))
+        ious = iou_xywh(r.values.reshape(-1, 4), np.asarray(b.data))
         return ragged_value(Ragged(ious, r.offsets // 4, r.shapes[:, :1].copy(), np.ones(len(r), np.int64)))
     if a.kind == "ragged" or b.kind == "ragged":
         def one(x: Any, y: Any) -> np.ndarray:
@@ -381,20 +381,20 @@ def _iou(ctx: CallContext, args: List[Value]) -> Value:
                 return np.zeros((0,))
             if x.shape[-1:] != (4,) or y.shape[-1:] != (4,):
                 raise TQLError("IOU takes boxes of 4 numbers (x, y, w, h) on the last axis")
-            return _iou_np(x, y)
+            return iou_xywh(x, y)
         return rowwise(one, [a, b], ctx.n)
     if a.kind == "const" and b.kind == "const":
-        return Value("const", _iou_np(np.asarray(a.data), np.asarray(b.data))[()])
+        return Value("const", iou_xywh(np.asarray(a.data), np.asarray(b.data))[()])
     xa, ya = align(np.asarray(a.data), a.kind == "array", np.asarray(b.data), b.kind == "array")
-    return Value("array", _iou_np(xa, ya))
+    return Value("array", iou_xywh(xa, ya))
 
 
-@_builtin("RANDOM", 0, 0, "RANDOM(): a uniform random number in [0, 1) per row (seeded by run(..., seed=))")
+@register_builtin("RANDOM", 0, 0, "RANDOM(): a uniform random number in [0, 1) per row (seeded by run(..., seed=))")
 def _random(ctx: CallContext, args: List[Value]) -> Value:
     return Value("array", ctx.rng.random(ctx.n))
 
 
-@_builtin("ROW_NUMBER", 0, 0, "ROW_NUMBER(): the row's position in the dataset queried")
+@register_builtin("ROW_NUMBER", 0, 0, "ROW_NUMBER(): the row's position in the dataset queried")
 def _row_number(ctx: CallContext, args: List[Value]) -> Value:
     return Value("array", ctx.rows.astype(np.int64))
 

@@ -21,7 +21,7 @@ import numpy as np
 from lakeformat.tql import ast as A
 from lakeformat.tql import values as V
 from lakeformat.tql.errors import TQLError
-from lakeformat.tql.executor import Executor, Frame, Selection, _per_row, sort_permutation
+from lakeformat.tql.executor import Executor, Frame, Selection, column_per_row, sort_permutation
 from lakeformat.tql.functions import lookup
 from lakeformat.tql.grouped_view import item_counts
 from lakeformat.tql.planner import Output, Plan, SelectPlan, output_names
@@ -407,7 +407,7 @@ def run_grouping(ex: Executor, plan: SelectPlan, frame: Frame) -> Selection:
     shown = dict(zip(spec.keys, spec.key_names))
     for o in plan.outputs:
         if o.computed:  # a key under an alias shows as the key does (class labels by name)
-            columns[o.name] = columns[shown[o.expr]] if o.expr in shown else _per_row(ex.eval(o.expr, gframe), len(positions))
+            columns[o.name] = columns[shown[o.expr]] if o.expr in shown else column_per_row(ex.eval(o.expr, gframe), len(positions))
     # only the groups kept get their row arrays (one slice each of the rows sorted by group)
     flat = frame.rows[gi.members]
     starts, counts = gi.starts[positions].tolist(), gi.counts[positions].tolist()

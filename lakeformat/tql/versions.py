@@ -29,7 +29,7 @@ from lakeformat.core.tensor import Tensor
 from lakeformat.core.version_tree import VersionTree
 from lakeformat.errors import LakeFormatError
 from lakeformat.tql.errors import TQLError
-from lakeformat.tql.functions import CallContext, _builtin
+from lakeformat.tql.functions import CallContext, register_builtin
 from lakeformat.tql.reader import DatasetColumnReader
 from lakeformat.tql.values import Value, pack, ragged_list, text_objects
 from lakeformat.version_control.api import dataset_at
@@ -357,19 +357,19 @@ def _row_args(fname: str, args: List[Value]) -> Tuple[VersionContext, str, Optio
     return versions, strs[0], strs[1] if len(strs) > 1 else None
 
 
-@_builtin("ROW_ADDED", 1, 2, "ROW_ADDED('v'[, 'tensor']): the row's sample (of the tensor, or of any tensor) is not at version v: added since v")
+@register_builtin("ROW_ADDED", 1, 2, "ROW_ADDED('v'[, 'tensor']): the row's sample (of the tensor, or of any tensor) is not at version v: added since v")
 def _row_added(ctx: CallContext, args: List[Value]) -> Value:
     versions, version, tensor = _row_args("ROW_ADDED", args)
     return Value("array", versions.absent(version, tensor, ctx.rows))
 
 
-@_builtin("ROW_REMOVED", 1, 2, "ROW_REMOVED('v'[, 'tensor']): on an older version, the row's sample is not at the newer version v: removed by v")
+@register_builtin("ROW_REMOVED", 1, 2, "ROW_REMOVED('v'[, 'tensor']): on an older version, the row's sample is not at the newer version v: removed by v")
 def _row_removed(ctx: CallContext, args: List[Value]) -> Value:
     versions, version, tensor = _row_args("ROW_REMOVED", args)
     return Value("array", versions.absent(version, tensor, ctx.rows))
 
 
-@_builtin("ROW_CHANGED", 1, 2, "ROW_CHANGED('v'[, 'tensor']): the row's sample is at version v with another value")
+@register_builtin("ROW_CHANGED", 1, 2, "ROW_CHANGED('v'[, 'tensor']): the row's sample is at version v with another value")
 def _row_changed(ctx: CallContext, args: List[Value]) -> Value:
     versions, version, tensor = _row_args("ROW_CHANGED", args)
     return Value("array", versions.changed(version, tensor, ctx.rows))

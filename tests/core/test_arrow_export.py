@@ -190,7 +190,7 @@ def test_empty_dataset_and_empty_selection(ds):
 
 
 def test_round_trip_through_duckdb(ds):
-    duckdb = pytest.importorskip("duckdb")
+    import duckdb  # the test extra installs it
     t = ds.to_arrow(tensors=["i", "f", "n", "labels", "text", "emb", "ts"])
     con = duckdb.connect()
     con.register("t", t)

@@ -40,7 +40,7 @@ import pytest
 import lakeformat
 from lakeformat import temporal, tql
 
-duckdb = pytest.importorskip("duckdb")
+import duckdb  # the test extra installs it
 
 SEEDS = list(range(int(os.environ.get("LAKEFORMAT_TQL_DUCKDB_SEEDS", "6"))))
 # True keeps the grammar off the NULL cases of NULL_CASES (which this test found in TQL,

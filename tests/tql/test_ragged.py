@@ -240,8 +240,8 @@ def test_shape_nonzero_iou_hamming_contains_in_isnull(seed: int) -> None:
     assert_rows(per_row(call("NONZERO", Value("array", fixed)), n), [np.flatnonzero(x) for x in fixed], "NONZERO fixed")
     assert call("NONZERO", const([0, 3, 0, 1])).data.tolist() == [1, 3]
     box = np.array([2, 3, 10, 8])
-    from lakeformat.tql.functions import _iou_np
-    assert_rows(per_row(call("IOU", v, Value("const", box)), n), [_iou_np(r, box) if r.size else np.zeros(0) for r in rows], "IOU")
+    from lakeformat.tql.functions import iou_xywh
+    assert_rows(per_row(call("IOU", v, Value("const", box)), n), [iou_xywh(r, box) if r.size else np.zeros(0) for r in rows], "IOU")
     ref = Value("const", np.array([0, 1, 2, 3], np.int16))
     assert_rows(per_row(call("HAMMING_DISTANCE", v, ref), n), [np.zeros(0) if r.size == 0 else np.asarray(np.count_nonzero(r != np.arange(4))) for r in rows], "HAMMING")
     assert call("CONTAINS", v, const(3)).data.tolist() == [bool((r == 3).any()) for r in rows]
@@ -301,8 +301,8 @@ def test_queries_on_a_dataset_equal_row_by_row_references(lake: Any) -> None:
 
 
 def _iou(a: np.ndarray, b: List[float]) -> np.ndarray:
-    from lakeformat.tql.functions import _iou_np
-    return _iou_np(a, np.asarray(b, np.float64))
+    from lakeformat.tql.functions import iou_xywh
+    return iou_xywh(a, np.asarray(b, np.float64))
 
 
 @pytest.mark.parametrize("seed", range(3))

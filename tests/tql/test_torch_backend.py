@@ -15,7 +15,7 @@ import lakeformat
 from lakeformat import tql
 from lakeformat.tql.values import Value, pack
 
-torch = pytest.importorskip("torch")
+import torch  # make setup installs the pinned CPU build
 from lakeformat.tql import torch_backend  # noqa: E402
 
 N = 300

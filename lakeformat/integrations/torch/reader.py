@@ -172,7 +172,7 @@ def _share_botocore_session(parent_fs: Any, fs: Any) -> None:
     fs._session_is_owned = False
 
 
-def _for_samples(c: Any, local: np.ndarray) -> Any:
+def chunk_for_samples(c: Any, local: np.ndarray) -> Any:
     """The chunk (or, for one read in blocks, the slice of it) holding these samples."""
     return c.for_samples(local) if isinstance(c, BlockedChunk) else c
 
@@ -256,7 +256,7 @@ def _fixed_column(src: TensorSource, shape: Tuple[int, ...], rows: np.ndarray, l
     for r in np.unique(rows).tolist():
         key = src.chunk_keys[r]
         sel = np.nonzero(rows == r)[0]
-        c = _for_samples(chunks[key], local[sel])
+        c = chunk_for_samples(chunks[key], local[sel])
         s, e = c.byte_ranges(local[sel])
         if np.any(e - s != nbytes):
             raise CorruptDataError(f"sample size differs from its shape in tensor {src.name!r}", key)
@@ -279,7 +279,7 @@ def _image_column(src: TensorSource, rows: np.ndarray, local: np.ndarray, chunks
     shape: Optional[Tuple[int, ...]] = None
     for r in np.unique(rows).tolist():
         sel = np.nonzero(rows == r)[0]
-        c = _for_samples(chunks[src.chunk_keys[r]], local[sel])
+        c = chunk_for_samples(chunks[src.chunk_keys[r]], local[sel])
         shp = c.shapes(local[sel])
         if not len(shp) or (shp != shp[0]).any():
             return None
@@ -329,7 +329,7 @@ def _item_values(src: TensorSource, items: np.ndarray, rows: np.ndarray, local: 
             sel = np.asarray(plain, np.int64)
             if not len(sel):
                 continue
-        c = _for_samples(c, local[sel])
+        c = chunk_for_samples(c, local[sel])
         s, e = c.byte_ranges(local[sel])
         shp = c.shapes(local[sel])
         data = c.data

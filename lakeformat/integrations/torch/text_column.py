@@ -15,7 +15,7 @@ __all__ = ["text_values"]
 def text_values(src: Any, rows: np.ndarray, local: np.ndarray, chunks: Dict[str, Any]) -> Optional[List[Optional[str]]]:
     """The str values of plain text items (`rows`/`local`: chunk row and index in it), or
     None when a value is not UTF-8 (the per-sample path then reports that sample alone)."""
-    from lakeformat.integrations.torch.reader import _for_samples
+    from lakeformat.integrations.torch.reader import chunk_for_samples
 
     n = len(rows)
     src_id = np.empty(n, np.int64)
@@ -25,7 +25,7 @@ def text_values(src: Any, rows: np.ndarray, local: np.ndarray, chunks: Dict[str,
     sources: List[Any] = []
     for r in np.unique(rows).tolist():
         sel = np.flatnonzero(rows == r)
-        c = _for_samples(chunks[src.chunk_keys[r]], local[sel])
+        c = chunk_for_samples(chunks[src.chunk_keys[r]], local[sel])
         s, e = c.byte_ranges(local[sel])
         data = c.data
         if len(e) and int(e.max()) > len(data):
