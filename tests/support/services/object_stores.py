@@ -362,9 +362,9 @@ class GcsEmulator(ServiceProcess):
         self._saved_env: dict[str, str | None] = {}
 
     def _command(self) -> list[str]:
-        exe = shutil.which("gcp-storage-emulator")
-        base = [exe] if exe else [sys.executable, "-m", "gcp_storage_emulator"]
-        return base + ["start", "-H", self.host, "--port", str(self.port), "--in-memory"]
+        # the emulator's CLI, with uploads parsed byte-exactly (see gcs_emulator_main)
+        launcher = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gcs_emulator_main.py")
+        return [sys.executable, launcher, "start", "-H", self.host, "--port", str(self.port), "--in-memory"]
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
