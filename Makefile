@@ -46,6 +46,7 @@ test-fast: setup
 test-long: setup
 	LAKEFORMAT_KILL_EXHAUSTIVE=1 $(BIN)/python -m pytest -q tests/core/test_kill_paths.py tests/version_control/test_kill_vc.py tests/core/test_kill_random_edits.py tests/core/test_crash.py tests/version_control/test_crash.py tests/connectors/test_kill_destination.py tests/connectors/test_kill_sql.py tests/storage tests/core/test_chunk_stats.py
 	LAKEFORMAT_TQL_VERSION_SEEDS=40 LF_GROUPING_SEEDS=40 LAKEFORMAT_TQL_DUCKDB_SEEDS=80 $(BIN)/python -m pytest -q tests/tql/test_versions.py tests/tql/test_grouping.py tests/tql/test_duckdb_conformance.py
+	LAKEFORMAT_COLUMNAR_EXAMPLES_SCALE=5 $(BIN)/python -m pytest -q tests/connectors/destination/test_columnar.py
 
 bench: setup
 	bash bench/setup_peers.sh

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -255,7 +256,9 @@ def same_runs(tmp_path: Path, lines: list[bytes], flush_every: int, seed: int, m
     assert dump(a) == dump(b)
 
 
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+# examples per property: about 2.5 s each (two full syncs); `make test-long` multiplies them
+SCALE = int(os.environ.get("LAKEFORMAT_COLUMNAR_EXAMPLES_SCALE", "1"))
+SETTINGS = settings(max_examples=20 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 @SETTINGS
@@ -264,7 +267,7 @@ def test_fast_path_stores_what_the_python_path_stores(tmp_path_factory, lines, f
     same_runs(tmp_path_factory.mktemp("run"), lines, flush_every, seed)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=12 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(lines=message_lines(), flush_every=st.sampled_from([2, 1000]))
 def test_fast_path_on_an_iterable_of_lines(tmp_path_factory, lines, flush_every):
     same_runs(tmp_path_factory.mktemp("run"), lines, flush_every, 0, mode="items")
