@@ -15,7 +15,7 @@ from lakeformat.tql import ragged_ops
 from lakeformat.tql.ragged import Ragged
 from lakeformat.tql.values import Value, null_to_ragged, ragged_value, rows_flat, rowwise, with_null
 
-_ARITH = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide, "%": np.mod}
+ARITH_UFUNCS = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide, "%": np.mod}
 _CMP = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
 _PY_CMP: Dict[str, Callable[[Any, Any], Any]] = {
     "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
@@ -64,7 +64,7 @@ def _numeric(v: Value) -> None:
         raise TQLError(f"expected a number or a numeric tensor, got {describe(v)}")
 
 
-def _row_null(a: Value, b: Value) -> Optional[np.ndarray]:
+def row_null(a: Value, b: Value) -> Optional[np.ndarray]:
     if a.null is None:
         return b.null
     return a.null if b.null is None else a.null | b.null
@@ -96,7 +96,7 @@ def apply_ufunc(ufunc: Any, a: Value, b: Value, n: int) -> Value:
         sa = np.shape(a.data)[1:] if a.kind == "array" else np.shape(a.data)
         sb = np.shape(b.data)[1:] if b.kind == "array" else np.shape(b.data)
         raise TQLError(f"sample shapes {tuple(sa)} and {tuple(sb)} do not broadcast") from None
-    return Value("array", out, None, _row_null(a, b))
+    return Value("array", out, None, row_null(a, b))
 
 
 def _ragged_ufunc(ufunc: Any, a: Value, b: Value) -> Optional[Value]:
@@ -118,7 +118,7 @@ def _ragged_ufunc(ufunc: Any, a: Value, b: Value) -> Optional[Value]:
     return None if res is None else ragged_value(res)
 
 
-def _counts(v: Value) -> Value:
+def bools_as_counts(v: Value) -> Value:
     """Booleans in arithmetic count as 0 and 1 (NumPy refuses `-` on bools)."""
     if v.kind == "ragged":
         if v.data.dtype == bool:
@@ -133,12 +133,12 @@ def _counts(v: Value) -> Value:
 def arithmetic(op: str, a: Value, b: Value, n: int) -> Value:
     _numeric(a)
     _numeric(b)
-    return apply_ufunc(_ARITH[op], _counts(a), _counts(b), n)
+    return apply_ufunc(ARITH_UFUNCS[op], bools_as_counts(a), bools_as_counts(b), n)
 
 
 def negate(a: Value, n: int) -> Value:
     _numeric(a)
-    return apply_ufunc(np.subtract, Value("const", np.asarray(0)[()]), _counts(a), n)
+    return apply_ufunc(np.subtract, Value("const", np.asarray(0)[()]), bools_as_counts(a), n)
 
 
 def _label_ids(names: Sequence[str], class_names: Tuple[str, ...]) -> List[int]:

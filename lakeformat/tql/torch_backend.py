@@ -108,7 +108,7 @@ class TorchBackend:
         out = _numpy(fn(tx, ty))
         if cast is None and out.dtype != want:
             out = out.astype(want)
-        return Value("array", out, None, ops._row_null(a, b))
+        return Value("array", out, None, ops.row_null(a, b))
 
     def _elementwise(self, np_fn: Any, torch_fn: Any, compare: bool) -> Callable[[Any, Any], np.ndarray]:
         """A stand-in for a NumPy ufunc that runs on torch: what the ragged flat path (and its
@@ -133,9 +133,9 @@ class TorchBackend:
 
     def arithmetic(self, op: str, a: Value, b: Value, n: int) -> Value:
         if self._ragged(a, b):
-            return ops.apply_ufunc(self._elementwise(ops._ARITH[op], _ARITH[op], False), ops._counts(a), ops._counts(b), n)
-        ca, cb = ops._counts(a) if _plain(a) else a, ops._counts(b) if _plain(b) else b
-        res = self._binary(_ARITH[op], ops._ARITH[op], ca, cb, n, None)
+            return ops.apply_ufunc(self._elementwise(ops.ARITH_UFUNCS[op], _ARITH[op], False), ops.bools_as_counts(a), ops.bools_as_counts(b), n)
+        ca, cb = ops.bools_as_counts(a) if _plain(a) else a, ops.bools_as_counts(b) if _plain(b) else b
+        res = self._binary(_ARITH[op], ops.ARITH_UFUNCS[op], ca, cb, n, None)
         return res if res is not None else ops.arithmetic(op, a, b, n)
 
     def compare(self, op: str, a: Value, b: Value, n: int) -> Value:

@@ -178,11 +178,11 @@ def test_arithmetic_and_comparison_with_a_constant_and_a_per_row_scalar(seed: in
     counted = [r.astype(np.int64) if r.dtype == bool else r for r in rows]
     for op in ("+", "-", "*", "/", "%"):
         got = ops.arithmetic(op, v, Value("const", scalar), n)
-        assert_rows(per_row(got, n), [quiet(ops._ARITH[op], r, scalar) for r in counted], f"x {op} 3")
+        assert_rows(per_row(got, n), [quiet(ops.ARITH_UFUNCS[op], r, scalar) for r in counted], f"x {op} 3")
         got = ops.arithmetic(op, Value("const", scalar), v, n)
-        assert_rows(per_row(got, n), [quiet(ops._ARITH[op], scalar, r) for r in counted], f"3 {op} x")
+        assert_rows(per_row(got, n), [quiet(ops.ARITH_UFUNCS[op], scalar, r) for r in counted], f"3 {op} x")
         got = ops.arithmetic(op, v, Value("array", per), n)
-        assert_rows(per_row(got, n), [quiet(ops._ARITH[op], r, p) for r, p in zip(counted, per)], f"x {op} per-row")
+        assert_rows(per_row(got, n), [quiet(ops.ARITH_UFUNCS[op], r, p) for r, p in zip(counted, per)], f"x {op} per-row")
     for op in ("==", "!=", "<", "<=", ">", ">="):
         got = ops.compare(op, v, Value("const", np.asarray(1.5)[()]), n)
         assert_rows(per_row(got, n), [quiet(ops._CMP[op], r, 1.5) for r in rows], f"x {op} 1.5")
