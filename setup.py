@@ -10,7 +10,7 @@ native = Extension(
     sources=["native/lakeformat_native.c", "native/lf_args.c", "native/chunk_index.c", "native/copy_kernels.c",
              "native/lz4_block.c", "native/lz4_encode.c", "native/png_filters.c",
              "native/tql_text.c", "native/tql_ragged.c", "native/text_decode.c"],
-    depends=["native/lf_args.h", "native/lz4_block.h", "native/png_filters.h"],
+    depends=["native/lf_args.h", "native/lz4_block.h", "native/png_filters.h", "native/text_offsets.h"],
     include_dirs=["native"],
     extra_compile_args=["-O3", "-std=c99", "-Wall", "-Werror=implicit-function-declaration"],
     optional=False,

@@ -9,46 +9,9 @@
  * for the caller to name the sample. Nothing reads or writes outside a
  * buffer, whatever the input.
  */
-#include "lf_args.h"
+#include "text_offsets.h"
 
 #include <string.h>
-
-/* Offsets sane for `data_len` bytes: -1, else the first bad index. */
-static Py_ssize_t
-bad_offset(const int64_t *off, Py_ssize_t count, Py_ssize_t data_len)
-{
-    if (off[0] < 0)
-        return 0;
-    for (Py_ssize_t i = 1; i < count; i++)
-        if (off[i] < off[i - 1])
-            return i;
-    if (off[count - 1] > (int64_t)data_len)
-        return count - 1;
-    return -1;
-}
-
-static int
-acquire_buffers(PyObject *off_obj, PyObject *data_obj, arg_buffer *off,
-                arg_buffer *data)
-{
-    if (acquire(off_obj, "offsets", -1, LF_I64, 0, off) < 0 ||
-        acquire(data_obj, "data", -1, LF_BYTES, 0, data) < 0)
-        return -1;
-    if (off->n < 1) {
-        PyErr_SetString(PyExc_ValueError,
-                        "offsets must hold at least one item (n + 1)");
-        return -1;
-    }
-    Py_ssize_t bad = bad_offset((const int64_t *)off->view.buf, off->n,
-                                data->n);
-    if (bad >= 0) {
-        PyErr_Format(PyExc_ValueError,
-                     "offsets[%zd] is out of order or outside the %zd bytes "
-                     "of data", bad, data->n);
-        return -1;
-    }
-    return 0;
-}
 
 static int
 all_ascii(const uint8_t *s, Py_ssize_t n)
@@ -141,7 +104,7 @@ native_text_ucs4_width(PyObject *self, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO:text_ucs4_width", kwlist,
                                      &off_obj, &data_obj))
         return NULL;
-    if (acquire_buffers(off_obj, data_obj, &off, &data) < 0)
+    if (acquire_text(off_obj, data_obj, "offsets", "data", &off, &data) < 0)
         goto done;
     {
         const int64_t *o = (const int64_t *)off.view.buf;
@@ -196,7 +159,7 @@ native_text_to_ucs4(PyObject *self, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_ValueError, "width must be >= 0");
         return NULL;
     }
-    if (acquire_buffers(off_obj, data_obj, &off, &data) < 0 ||
+    if (acquire_text(off_obj, data_obj, "offsets", "data", &off, &data) < 0 ||
         acquire(out_obj, "out", -1, LF_U32, 1, &out) < 0 ||
         check_no_overlap(&out, "out", &data, "data") < 0)
         goto done;
@@ -262,7 +225,7 @@ native_text_str_list(PyObject *self, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:text_str_list", kwlist,
                                      &off_obj, &data_obj, &null_obj))
         return NULL;
-    if (acquire_buffers(off_obj, data_obj, &off, &data) < 0)
+    if (acquire_text(off_obj, data_obj, "offsets", "data", &off, &data) < 0)
         goto done;
     Py_ssize_t n = off.n - 1;
     if (null_obj != Py_None) {
