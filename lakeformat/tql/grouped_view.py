@@ -144,14 +144,13 @@ def _stack_samples(name: str, samples: List[Any]) -> np.ndarray:
     return np.stack(arrs) if arrs else np.zeros((0,))
 
 
-# -- GROUP BY ----------------------------------------------------------------------------------------
-class GroupedTensor:
-    """One tensor of a `GroupedView`: each row is the sequence of its group's samples."""
+# -- what both derived views share ------------------------------------------------------------------
+class _DerivedTensor:
+    """A tensor of a `GroupedView` or an `ItemView`: reads go through its source tensor."""
 
-    is_sequence = True
     is_link = False
 
-    def __init__(self, view: "GroupedView", name: str):
+    def __init__(self, view: Any, name: str):
         self.view = view
         self.name = name
         self.source = view.source[name]
@@ -159,10 +158,6 @@ class GroupedTensor:
     @property
     def base_htype(self) -> str:
         return str(self.source.base_htype)
-
-    @property
-    def htype(self) -> str:
-        return f"sequence[{self.base_htype}]"
 
     @property
     def dtype(self) -> Any:
@@ -174,6 +169,54 @@ class GroupedTensor:
 
     def __len__(self) -> int:
         return len(self.view)
+
+
+class _DerivedView:
+    """The tensors of a view over `source` rows (those in `shown`, or all), by name or attribute."""
+
+    source: Any
+    shown: Optional[Tuple[str, ...]]
+    tensor_class: Any = _DerivedTensor
+    noun = "view"  # how errors name this kind of view
+
+    @property
+    def tensors(self) -> Dict[str, Any]:
+        names = [n for n in self.source.tensors if self.shown is None or n in self.shown]
+        return {n: self.tensor_class(self, n) for n in names}
+
+    @property
+    def commit_id(self) -> Optional[str]:
+        return getattr(self.source, "commit_id", None)
+
+    def _tensor(self, name: str) -> Any:
+        if name not in self.tensors:
+            raise LakeFormatError(f"tensor {name!r} is not in this {self.noun} (it has {sorted(self.tensors)})")
+        return self.tensor_class(self, name)
+
+    def __getattr__(self, name: str) -> Any:
+        """A tensor as an attribute (`gv.labels`), as on a dataset."""
+        if name.startswith("_") or "source" not in self.__dict__:
+            raise AttributeError(name)
+        if name not in self.tensors:
+            raise AttributeError(f"{type(self).__name__} has no attribute or tensor {name!r}")
+        return self.tensor_class(self, name)
+
+    def query(self, text: str, params: Optional[Sequence[Any]] = None) -> Any:
+        from lakeformat import tql  # tql imports this module
+
+        return tql.run(self, text, params=params).view
+
+
+# -- GROUP BY ----------------------------------------------------------------------------------------
+class GroupedTensor(_DerivedTensor):
+    """One tensor of a `GroupedView`: each row is the sequence of its group's samples."""
+
+    is_sequence = True
+    view: "GroupedView"
+
+    @property
+    def htype(self) -> str:
+        return f"sequence[{self.base_htype}]"
 
     def item_counts(self, rows: np.ndarray) -> np.ndarray:
         return self.view.group_sizes[np.asarray(rows, np.int64)]
@@ -210,7 +253,7 @@ class GroupedTensor:
         return f"GroupedTensor({self.name!r}, {len(self)} groups)"
 
 
-class GroupedView:
+class GroupedView(_DerivedView):
     """GROUP BY's result: `len` groups; `gv[name]` a `GroupedTensor`; `gv[g]` the dataset view
     of group g's rows; `gv[a:b]`, `gv[[...]]` fewer groups; iterating yields each group's view.
 
@@ -219,6 +262,9 @@ class GroupedView:
     - `view`: the `lakeformat.View` of those rows, carrying the query (`to_dict` keeps the
       group sizes beside it, so that `GroupedView.from_dict` rebuilds the groups).
     """
+
+    tensor_class = GroupedTensor
+    noun = "grouped view"
 
     def __init__(self, source: Any, groups: Sequence[np.ndarray], tensors: Optional[Sequence[str]] = None, query: Optional[str] = None):
         self.source = source
@@ -236,23 +282,12 @@ class GroupedView:
         """Every group's rows, back to back (positions in `source`)."""
         return np.concatenate(self.groups).astype(np.int64) if self.groups else np.zeros(0, np.int64)
 
-    @property
-    def tensors(self) -> Dict[str, GroupedTensor]:
-        names = [n for n in self.source.tensors if self.shown is None or n in self.shown]
-        return {n: GroupedTensor(self, n) for n in names}
-
-    @property
-    def commit_id(self) -> Optional[str]:
-        return getattr(self.source, "commit_id", None)
-
     def subset(self, positions: np.ndarray, query: Optional[str] = None) -> "GroupedView":
         return GroupedView(self.source, [self.groups[int(p)] for p in positions], self.shown, query)
 
     def __getitem__(self, item: Any) -> Any:
         if isinstance(item, str):
-            if item not in self.tensors:
-                raise LakeFormatError(f"tensor {item!r} is not in this grouped view (it has {sorted(self.tensors)})")
-            return GroupedTensor(self, item)
+            return self._tensor(item)
         if isinstance(item, (int, np.integer)):
             g = self.groups[int(item)]
             return take_rows(self.source, g)
@@ -260,14 +295,6 @@ class GroupedView:
             members = self.groups[int(item[0])]  # gv[g, j]: sample(s) j of group g, as deeplake 3.x
             return take_rows(self.source, members[_positions(item[1], len(members))])
         return self.subset(_positions(item, len(self)))
-
-    def __getattr__(self, name: str) -> GroupedTensor:
-        """A tensor as an attribute (`gv.labels`), as on a dataset."""
-        if name.startswith("_") or "source" not in self.__dict__:
-            raise AttributeError(name)
-        if name not in self.tensors:
-            raise AttributeError(f"GroupedView has no attribute or tensor {name!r}")
-        return GroupedTensor(self, name)
 
     def __iter__(self) -> Iterator[Any]:
         for g in range(len(self)):
@@ -278,11 +305,6 @@ class GroupedView:
 
     def column_reader(self) -> "GroupedColumnReader":
         return GroupedColumnReader(self)
-
-    def query(self, text: str, params: Optional[Sequence[Any]] = None) -> Any:
-        from lakeformat import tql  # tql imports this module
-
-        return tql.run(self, text, params=params).view
 
     # -- views ---------------------------------------------------------------------------------
     @property
@@ -331,32 +353,12 @@ class GroupedColumnReader:
 
 
 # -- UNGROUP BY ----------------------------------------------------------------------------------------
-class ItemTensor:
+class ItemTensor(_DerivedTensor):
     """One tensor of an `ItemView`: a sequence tensor reads each row's item, any other the
     row's sample."""
 
     is_sequence = False
-    is_link = False
-
-    def __init__(self, view: "ItemView", name: str):
-        self.view = view
-        self.name = name
-        self.source = view.source[name]
-
-    @property
-    def base_htype(self) -> str:
-        return str(self.source.base_htype)
-
-    @property
-    def dtype(self) -> Any:
-        return self.source.dtype
-
-    @property
-    def info(self) -> Any:
-        return self.source.info
-
-    def __len__(self) -> int:
-        return len(self.view)
+    view: "ItemView"
 
     def __getitem__(self, item: Any) -> "ItemTensor":
         return ItemTensor(self.view.subset(_positions(item, len(self.view))), self.name)
@@ -386,9 +388,12 @@ class ItemTensor:
         return f"ItemTensor({self.name!r}, {len(self)} items)"
 
 
-class ItemView:
+class ItemView(_DerivedView):
     """UNGROUP BY's result over stored sequence tensors: row k is item `items[k]` of row
     `rows[k]` of `source`. `iv[name]` an `ItemTensor`; `iv[a:b]`, `iv[[...]]` fewer items."""
+
+    tensor_class = ItemTensor
+    noun = "view of items"
 
     def __init__(self, source: Any, rows: np.ndarray, items: np.ndarray, tensors: Optional[Sequence[str]] = None, query: Optional[str] = None):
         self.source = source
@@ -400,33 +405,14 @@ class ItemView:
     def __len__(self) -> int:
         return len(self.rows)
 
-    @property
-    def tensors(self) -> Dict[str, ItemTensor]:
-        names = [n for n in self.source.tensors if self.shown is None or n in self.shown]
-        return {n: ItemTensor(self, n) for n in names}
-
-    @property
-    def commit_id(self) -> Optional[str]:
-        return getattr(self.source, "commit_id", None)
-
     def subset(self, positions: np.ndarray, query: Optional[str] = None) -> "ItemView":
         p = np.asarray(positions, np.int64)
         return ItemView(self.source, self.rows[p], self.items[p], self.shown, query)
 
     def __getitem__(self, item: Any) -> Any:
         if isinstance(item, str):
-            if item not in self.tensors:
-                raise LakeFormatError(f"tensor {item!r} is not in this view of items (it has {sorted(self.tensors)})")
-            return ItemTensor(self, item)
+            return self._tensor(item)
         return self.subset(_positions(item, len(self)))
-
-    def __getattr__(self, name: str) -> ItemTensor:
-        """A tensor as an attribute (`gv.labels`), as on a dataset."""
-        if name.startswith("_") or "source" not in self.__dict__:
-            raise AttributeError(name)
-        if name not in self.tensors:
-            raise AttributeError(f"ItemView has no attribute or tensor {name!r}")
-        return ItemTensor(self, name)
 
     def __iter__(self) -> Iterator["ItemView"]:
         for k in range(len(self)):
@@ -434,11 +420,6 @@ class ItemView:
 
     def column_reader(self) -> "ItemColumnReader":
         return ItemColumnReader(self)
-
-    def query(self, text: str, params: Optional[Sequence[Any]] = None) -> Any:
-        from lakeformat import tql
-
-        return tql.run(self, text, params=params).view
 
     def __repr__(self) -> str:
         return f"ItemView({len(self)} items of {len(np.unique(self.rows))} rows" + (f", query={self.query_text!r})" if self.query_text else ")")
