@@ -312,8 +312,10 @@ class StreamSink:
         values = S.widen_values(ds[tname].values(), to_kind)  # None for a null
         tmp = f"{tname}__widening"
         ds.create_tensor(tmp, chunk_compression=self.chunk_compression, max_chunk_size=MAX_CHUNK_BYTES, **S.tensor_args(to_kind))
-        ds[tmp].extend(values)
+        # the info first: it declares the tensor nullable, so a null becomes a placeholder plus
+        # the mask (as in a tensor made as float), not deeplake 3's empty sample
         ds[tmp].info.update(S.tensor_info(to_kind, fname))
+        ds[tmp].extend(values)
         ds.delete_tensor(tname)
         ds.rename_tensor(tmp, tname)
         self.fields[fname] = (tname, to_kind)

@@ -114,3 +114,25 @@ def test_time_with_timezone_keeps_its_offset(tmp_path):
         us = ds.tm.datetime64()
         assert us.dtype == np.dtype("timedelta64[us]") and np.isnat(us).tolist() == [False, True, False, False]
         assert us[0] == np.timedelta64(8 * 3600 + 30 * 60, "s") and us[3] == np.timedelta64(70 * 60, "s")
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("flush_every", [2, 1000])
+def test_widening_keeps_nulls_as_placeholders(tmp_path, fast, flush_every):
+    """Nulls written while a field was int stay typed nulls once it widens to float: NaN
+    placeholders in (1,) samples plus the mask, never deeplake 3's empty sample (which would
+    make the column ragged for deeplake 3.9.52), on both paths and at any flush size."""
+    props = {"id": {"type": "integer"}, "n": {"type": ["null", "integer"]}}
+    vals = [None, 3, None, 2.5, None]
+    msgs = [record("s", {"id": k, "n": v}) for k, v in enumerate(vals)] + [state("s", {"k": 1})]
+    path = str(tmp_path / "lake")
+    cfg = DestinationConfig.from_mapping({"path": path, "flush_every_records": flush_every})
+    for _ in run_write(cfg, catalog(stream("s", props)), (orjson.dumps(m) for m in msgs), [].append, fast=fast):
+        pass
+    ds = lakeformat.load(f"{path}/s", read_only=True)
+    assert ds.n.dtype == np.dtype("float64")
+    _, shapes = ds.n.engine.read_items_bytes(np.arange(len(vals)))
+    assert np.asarray(shapes).tolist() == [[1]] * len(vals)
+    assert ds.n.isnull().tolist() == [v is None for v in vals]
+    raw = ds.n.numpy()  # what is stored: the placeholders
+    assert raw.shape == (len(vals), 1) and np.isnan(raw[[0, 2, 4], 0]).all() and raw[[1, 3], 0].tolist() == [3.0, 2.5]
