@@ -19,7 +19,7 @@ from lakeformat.tql.blocked import block_starts, eval_blocked, top_k_blocked
 from lakeformat.tql.errors import TQLError
 from lakeformat.tql.functions import CallContext, data_sample, lookup
 from lakeformat.tql.planner import Plan, SelectPlan, SetPlan
-from lakeformat.tql.reader import ColumnReader
+from lakeformat.tql.reader import ColumnReader, fresh_buffers
 from lakeformat.tql.text_ops import order_key as text_order_key
 from lakeformat.tql.values import Value, const
 from lakeformat.tql.versions import VersionContext, read_versioned
@@ -306,7 +306,7 @@ class Executor:
             if spec is None:
                 raise TQLError(f"unknown function {e.name}")
             if e.name == "DATA":  # DATA(tensor, row) reads one sample through the reader
-                return data_sample(e.args, lambda name, rows: self.reader(self.renames.get(name, name), rows), self.length, lambda x: self.eval(x, frame))
+                return data_sample(e.args, self._read_fresh, self.length, lambda x: self.eval(x, frame))
             args = [self.eval(a, frame) for a in e.args]
             ctx = CallContext(n, frame.rows, self.rng)
             return self.backend.call(spec, ctx, args) if self.backend else spec.impl(ctx, args)
@@ -315,6 +315,11 @@ class Executor:
             index = tuple(self.index_item(i, frame) for i in e.items)
             return ops.subscript(target, index, n)
         raise TQLError(f"cannot evaluate {type(e).__name__}")
+
+    def _read_fresh(self, name: str, rows: np.ndarray) -> Value:
+        """A tensor's rows in arrays of their own, never a block's reused array (tql/reader.py)."""
+        with fresh_buffers():
+            return self.reader(self.renames.get(name, name), rows)
 
     def index_item(self, item: Any, frame: Frame) -> Any:
         if isinstance(item, A.Slice):

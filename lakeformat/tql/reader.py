@@ -45,6 +45,19 @@ def reusing_buffers() -> Iterator[None]:
         _block_buffers.on = False
 
 
+@contextmanager
+def fresh_buffers() -> Iterator[None]:
+    """Within it, reads on this thread get arrays of their own even inside `reusing_buffers`:
+    for a read that must not land in (and overwrite) the array a block's read of the same
+    tensor returned, such as DATA(x, i)'s one sample."""
+    was = getattr(_block_buffers, "on", False)
+    _block_buffers.on = False
+    try:
+        yield
+    finally:
+        _block_buffers.on = was
+
+
 def block_buffer(name: str, n: int, shape: Tuple[int, ...], dtype: np.dtype) -> Optional[np.ndarray]:
     """This thread's array for `n` rows of tensor `name` inside `reusing_buffers`, else None."""
     if not getattr(_block_buffers, "on", False):

@@ -80,6 +80,8 @@ def test_blocked_order_by_equals_one_piece_and_numpy(tmp_path: Any, counts: Dict
         (f"SELECT * ORDER BY L2_DISTANCE(emb, {arr(q)}) LIMIT 9", top(np.linalg.norm(emb.astype(np.float64) - q, axis=1), 9, False)),
         ("SELECT * ORDER BY emb[3] DESC, x LIMIT 11", None),
         (f"SELECT * WHERE x < 20 ORDER BY COSINE_SIMILARITY(emb, {arr(q)}) DESC LIMIT 9", None),
+        # DATA's one row must not land in the array the block's own read of emb returned
+        ("SELECT * WHERE x > 2 ORDER BY L2_NORM(emb - DATA(emb, 5)) LIMIT 9", None),
     ]
     got = {text: tql.run(ds, text).indices.tolist() for text, _ in queries}
     blocks = counts["blocked"]
@@ -89,6 +91,8 @@ def test_blocked_order_by_equals_one_piece_and_numpy(tmp_path: Any, counts: Dict
             assert got[text] == want, text
     sub = np.flatnonzero(x < 20)
     assert got[queries[3][0]] == [int(sub[i]) for i in top(cosine(emb[sub], q), 9, True)]
+    sub = np.flatnonzero(x > 2)
+    assert got[queries[4][0]] == [int(sub[i]) for i in top(np.linalg.norm(emb[sub].astype(np.float64) - emb[5], axis=1), 9, False)]
     # the same queries in one piece
     monkeypatch.setattr(blocked, "MIN_TOTAL_BYTES", 1 << 60)
     for text, _ in queries:
