@@ -13,6 +13,7 @@ whole column), no tensor at another version, no GROUP BY aggregate.
 from __future__ import annotations
 
 import dataclasses
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -33,6 +34,9 @@ MAPPED_BLOCK_BYTES = 64 << 20  # blocks along chunk ends: a whole chunk (16 MB b
 MIN_ROW_BYTES = 64  # a row of 16 float32 or more
 MIN_TOTAL_BYTES = 64 << 20  # below this, one whole-column evaluation is as fast
 MIN_REDUCED_BYTES = 16 << 20  # the same for a top-k, which keeps k rows of each block
+WORKERS = max(2, min(8, os.cpu_count() or 1))  # blocks evaluated at once (reads and kernels release the GIL)
+MIN_PARALLEL_ROWS = 1 << 20  # a WHERE over fewer rows runs in one piece: threads would cost more than they save
+MIN_WHERE_BLOCK_ROWS = 1 << 16
 NOT_ROW_LOCAL = frozenset({"RANDOM", "ROW_ADDED", "ROW_REMOVED", "ROW_CHANGED", "COUNT"})
 
 
@@ -130,7 +134,7 @@ def eval_blocked(evaluate: Callable[[Any, "Frame"], Value], e: Any, frame: "Fram
             return v
         return Value("array", np.array(v.data), v.class_names, None if v.null is None else np.array(v.null), v.time)
 
-    with ThreadPoolExecutor(2) as pool:
+    with ThreadPoolExecutor(WORKERS) as pool:
         parts = list(pool.map(one, zip(starts, ends)))
     if any(p.kind != "array" for p in parts) or len({(p.data.shape[1:], p.data.dtype) for p in parts}) != 1:
         return None
@@ -172,7 +176,7 @@ def top_k_blocked(ex: Any, key: Any, frame: "Frame", k: int) -> Optional[np.ndar
         return best + a, np.array(vals[best]), np.array(null[best])
 
     try:
-        with ThreadPoolExecutor(2) as pool:
+        with ThreadPoolExecutor(WORKERS) as pool:
             parts = list(pool.map(one, zip(starts, ends)))
     except _NotNumeric:
         return None
@@ -185,3 +189,42 @@ def top_k_blocked(ex: Any, key: Any, frame: "Frame", k: int) -> Optional[np.ndar
     cand, vals, null = cand[order], vals[order], null[order]
     chosen: np.ndarray = cand[sort_permutation([(vals, null, key.descending)])[:k]]
     return chosen
+
+
+def where_blocks(reader: Any, names: List[str], frame: "Frame", renames: Dict[str, str]) -> List[Tuple[int, int]]:
+    """Row ranges [a, b) of `frame` for evaluating a WHERE in parallel, or [] where one piece
+    is better (few rows). Over a run of rows the cuts fall where chunks of the tensor with
+    the most chunks end, so that a block rarely reads (or decompresses) a chunk another
+    block reads too."""
+    n = len(frame.rows)
+    if n < MIN_PARALLEL_ROWS:
+        return []
+    per = max(MIN_WHERE_BLOCK_ROWS, -(-n // (4 * WORKERS)))  # a few blocks a worker: one slow block cannot idle the rest
+    cuts = np.arange(0, n, per, dtype=np.int64)
+    chunk_starts = getattr(reader, "chunk_starts", None)
+    if chunk_starts is not None and names and (frame.is_run or is_run(frame.rows)):
+        firsts = [f for f in (chunk_starts(renames.get(x, x)) for x in set(names)) if f is not None]
+        if firsts:
+            r0 = int(frame.rows[0])
+            most = max(firsts, key=len)
+            inside = most[(most > r0) & (most < r0 + n)] - r0
+            if len(inside):  # each cut moved to the nearest chunk start at or after it
+                at = np.searchsorted(inside, cuts[1:])
+                cuts = np.unique(np.concatenate([[0], inside[at[at < len(inside)]]]))
+    ends = np.append(cuts[1:], n)
+    return [(int(a), int(b)) for a, b in zip(cuts, ends) if b > a]
+
+
+def mask_blocked(row_mask: Callable[["Frame"], np.ndarray], frame: "Frame", blocks: List[Tuple[int, int]]) -> np.ndarray:
+    """`row_mask(frame)`, evaluated over `blocks` of its rows on `WORKERS` threads and joined.
+    Only for a WHERE that fails, if it fails, on every row alike (pushdown's test): the
+    first block's error is then the one a single evaluation raises."""
+
+    def one(bounds: Tuple[int, int]) -> np.ndarray:
+        a, b = bounds
+        with reusing_buffers():  # the block's reads land in this worker's arrays: copy the mask out
+            return np.array(row_mask(_block(frame, a, b)), dtype=bool)
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        parts = list(pool.map(one, blocks))
+    return np.concatenate(parts) if parts else np.zeros(0, bool)

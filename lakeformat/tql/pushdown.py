@@ -29,6 +29,7 @@ import numpy as np
 from lakeformat import temporal
 from lakeformat.tql import ast as A
 from lakeformat.tql import operators as ops
+from lakeformat.tql.blocked import mask_blocked, tensors_if_row_local, where_blocks
 from lakeformat.tql.errors import TQLError
 from lakeformat.tql.functions import lookup
 from lakeformat.tql.planner import SelectPlan, walk
@@ -246,7 +247,8 @@ def run_where(ex: "Executor", plan: SelectPlan, frame: "Frame", report: Optional
         reports.append(report)
     report.rows_before = len(frame.rows)
     first_map: Optional["ChunkMap"] = None
-    if getattr(ex.reader, "pushdown", True) and not _unsafe(where) and _row_independent(ex, plan, frame, where):
+    independent = not _unsafe(where) and _row_independent(ex, plan, frame, where)
+    if getattr(ex.reader, "pushdown", True) and independent:
         st = _Stats(ex, plan, frame, report)
         may = st.may(where)
         report.chunks = st.counts(may)
@@ -260,10 +262,20 @@ def run_where(ex: "Executor", plan: SelectPlan, frame: "Frame", report: Optional
         if need is not None:
             report.limit_scan = need
             return _scan(ex, where, frame, need, first_map, report)
-    out = frame.take(np.flatnonzero(_mask(ex, where, frame)))
+    out = frame.take(np.flatnonzero(_parallel_mask(ex, plan, where, frame) if independent else _mask(ex, where, frame)))
     report.rows_scanned = len(frame.rows)
     report.rows_after = len(out.rows)
     return out
+
+
+def _parallel_mask(ex: "Executor", plan: SelectPlan, where: A.Expr, frame: "Frame") -> np.ndarray:
+    """WHERE's row mask, blocks of rows evaluated on threads where there are many rows and
+    the filter's value in a row depends on that row alone (tql/blocked.py)."""
+    names = tensors_if_row_local(where, frame.columns) if ex.backend is None else None
+    blocks = where_blocks(ex.reader, names, frame, plan.renames) if names is not None else []
+    if len(blocks) < 2:
+        return _mask(ex, where, frame)
+    return mask_blocked(lambda part: _mask(ex, where, part), frame, blocks)
 
 
 def _scan(ex: "Executor", where: A.Expr, frame: "Frame", need: int, m: Optional["ChunkMap"], report: PushdownReport) -> "Frame":

@@ -231,3 +231,40 @@ def test_explain_says_what_is_pushed_down(tmp_path):
     assert "short-circuit" not in text and "top-k" in text
     assert "pushed down: (none)" in explain(ds, "SELECT * WHERE NOT x > 3")
     assert "RANDOM() or a registered function" in explain(ds, "SELECT * WHERE RANDOM() < 0.5")
+
+
+@pytest.mark.parametrize("seed", range(BASE, BASE + 3))
+def test_where_in_parallel_blocks_equals_one_piece(tmp_path, seed, monkeypatch):
+    """WHERE evaluated a block of rows at a time on threads (tql/blocked.py: every few rows
+    here) keeps exactly the rows, and raises exactly the error, of one evaluation over all
+    rows: on the dataset, on views, over a sub-query's rows, with pushdown on and off."""
+    from lakeformat.tql import blocked
+
+    rng = np.random.default_rng(1000 + seed)
+    ds = _dataset(str(tmp_path / "d"), rng)
+    _edit(ds, rng)
+    calls = {"blocks": 0}
+    real = blocked.mask_blocked
+
+    def counting(fn, frame, blocks):
+        calls["blocks"] += len(blocks)
+        return real(fn, frame, blocks)
+
+    monkeypatch.setattr("lakeformat.tql.pushdown.mask_blocked", counting)
+    extra = ["CONTAINS(txt, '1')", "txt LIKE '2%'", "i * 2 + f > 3", "ABS(i) % 7 == 1", "txt > 5", "f / 0 > 1", "ABS(i - DATA(i, 3)) < 20"]
+    for k in range(40):
+        target = ds
+        if k % 5 == 4:
+            target = ds[np.sort(rng.choice(len(ds), size=len(ds) // 2, replace=False)) if k % 2 else rng.permutation(len(ds))]
+        pred = str(rng.choice(extra)) if k % 3 == 0 else _predicate(rng)
+        q = f"SELECT * WHERE {pred}"
+        if k % 7 == 6:
+            q = f"SELECT * FROM (SELECT *, i + 1 AS j WHERE i > -40) WHERE j > 0 AND ({pred})"
+        pushdown = bool(k % 2)
+        monkeypatch.setattr(blocked, "MIN_PARALLEL_ROWS", 1 << 60)
+        want, _ = _run(target, q, pushdown)
+        monkeypatch.setattr(blocked, "MIN_PARALLEL_ROWS", 2)
+        monkeypatch.setattr(blocked, "MIN_WHERE_BLOCK_ROWS", int(rng.integers(1, 90)))
+        got, _ = _run(target, q, pushdown)
+        assert got == want, (seed, q)
+    assert calls["blocks"] > 40  # the blocked path did run
