@@ -51,6 +51,10 @@ def positions_expand(rows: Buffer, local_index: Buffer, start_out: Buffer, end_o
     ``end_out`` are int64 with one item per index.
     """
 
+def positions_run(rows: Buffer, lo: int, base: int, out: Buffer) -> tuple[int, int] | None:
+    """base + end(i) - start(lo) of the len(out) samples of a chunk from `lo` on, into `out`;
+    (start(lo), end of the last) or None where they are not back to back."""
+
 def shapes_expand(rows: Buffer, ncols: int, local_index: Buffer, out: Buffer) -> None:
     """Shape of each local sample index (int64) from a uint32 [m, ncols + 1] ShapeEncoder.
 

@@ -553,6 +553,123 @@ done:
 }
 
 /* ------------------------------------------------------------------------ */
+/* positions_run                                                            */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Samples [lo, lo + k) of one chunk, which a scan reads as one byte range:
+ * out[j] = base + end(lo + j) - start(lo), one pass over the encoder rows that
+ * cover the run. Returns 1, or 0 where the samples are not back to back (a
+ * row does not start where the previous one ends), -1 on a bad encoder.
+ */
+static int
+run_positions(const uint32_t *rows, Py_ssize_t m, int64_t lo, Py_ssize_t k,
+              int64_t base, int64_t *out, int64_t *first_byte,
+              int64_t *end_byte)
+{
+    Py_ssize_t r = 0;
+    uint64_t first = 0; /* first sample of row r */
+    while (r < m && (int64_t)rows[3 * r + 2] < lo) {
+        if (r > 0 && rows[3 * r + 2] < rows[3 * r - 1])
+            return -1;
+        first = (uint64_t)rows[3 * r + 2] + 1;
+        r++;
+    }
+    if (r >= m || (rows[3 * r] && (uint64_t)(lo - (int64_t)first) > ((uint64_t)1 << 62) / rows[3 * r]))
+        return -1;
+    int64_t s0 = (int64_t)rows[3 * r + 1] + (int64_t)(lo - (int64_t)first) * rows[3 * r];
+    int64_t expect = s0; /* where the next sample must start */
+    Py_ssize_t j = 0;
+    while (j < k) {
+        if (r >= m)
+            return -1;
+        uint64_t last = rows[3 * r + 2];
+        if (last < first)
+            return -1;
+        int64_t nb = rows[3 * r];
+        int64_t at = (int64_t)lo + j; /* the sample written next */
+        int64_t upto = (int64_t)last - at + 1; /* samples of this row from `at` */
+        if (upto > k - j)
+            upto = k - j;
+        /* bytes past 2**62 are a corrupt encoder (checked without overflowing) */
+        if (nb && (uint64_t)(at - (int64_t)first + upto) > ((uint64_t)1 << 62) / (uint64_t)nb)
+            return -1;
+        int64_t start = (int64_t)rows[3 * r + 1] + (at - (int64_t)first) * nb;
+        if (start != expect)
+            return 0;
+        int64_t e = start - s0 + base;
+        for (int64_t t = 0; t < upto; t++) {
+            e += nb;
+            out[j + t] = e;
+        }
+        j += upto;
+        expect = start + upto * nb;
+        first = last + 1;
+        r++;
+    }
+    *first_byte = s0;
+    *end_byte = expect;
+    return 1;
+}
+
+PyDoc_STRVAR(positions_run_doc,
+"positions_run($module, /, rows, lo, base, out)\n--\n\n"
+"For the len(out) samples of a chunk from local index `lo` on, from its\n"
+"uint32 [m, 3] BytePositionsEncoder `rows`: writes base + end(i) - start(lo)\n"
+"of each into int64 `out` and returns (start(lo), end of the last sample),\n"
+"or None where the samples are not back to back in the chunk's bytes.\n"
+"IndexError where the rows do not cover the samples.");
+
+static PyObject *
+native_positions_run(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"rows", "lo", "base", "out", NULL};
+    PyObject *rows_obj, *out_obj, *result = NULL;
+    long long lo, base;
+    arg_buffer rows = {0}, out = {0};
+    int64_t s0 = 0, e1 = 0;
+    int got;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OLLO:positions_run", kwlist,
+                                     &rows_obj, &lo, &base, &out_obj))
+        return NULL;
+    if (lo < 0 || lo > UINT32_MAX || base < 0) {
+        PyErr_Format(PyExc_ValueError, "lo (%lld) and base (%lld) must be >= 0 and lo < 2**32", lo, base);
+        return NULL;
+    }
+    if (acquire(rows_obj, "rows", -1, LF_U32, 0, &rows) < 0 ||
+        acquire(out_obj, "out", -1, LF_I64, 1, &out) < 0 ||
+        check_no_overlap(&out, "out", &rows, "rows") < 0)
+        goto done;
+    if (rows.n % 3 != 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "rows has %zd items; a BytePositionsEncoder has 3 per row",
+                     rows.n);
+        goto done;
+    }
+    if (out.n == 0) {
+        result = Py_BuildValue("(LL)", 0LL, 0LL);
+        goto done;
+    }
+    LF_BEGIN_NOGIL(out.view.len)
+    got = run_positions((const uint32_t *)rows.view.buf, rows.n / 3, lo, out.n,
+                        base, (int64_t *)out.view.buf, &s0, &e1);
+    LF_END_NOGIL
+    if (got < 0)
+        PyErr_Format(PyExc_IndexError,
+                     "samples %lld..%lld are not all in the byte positions",
+                     lo, lo + (long long)out.n - 1);
+    else if (got == 0)
+        result = Py_NewRef(Py_None);
+    else
+        result = Py_BuildValue("(LL)", (long long)s0, (long long)e1);
+done:
+    release(&rows);
+    release(&out);
+    return result;
+}
+
+/* ------------------------------------------------------------------------ */
 /* shapes_expand                                                            */
 /* ------------------------------------------------------------------------ */
 
@@ -639,6 +756,7 @@ LF_INTERNAL PyMethodDef lf_index_methods[] = {
     LF_METHOD(positions_encode),
     LF_METHOD(runs_lookup),
     LF_METHOD(positions_expand),
+    LF_METHOD(positions_run),
     LF_METHOD(shapes_expand),
     {NULL, NULL, 0, NULL},
 };

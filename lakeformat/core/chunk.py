@@ -180,6 +180,28 @@ class Chunk:
                 raise CorruptDataError(f"byte positions point past the chunk's {len(self.data)} data bytes", self.key)
         return start, end
 
+    def run_ends(self, lo: int, base: int, out: np.ndarray) -> Optional[Tuple[int, int]]:
+        """For the len(out) samples from local index `lo` on (untiled, no image codec): each
+        one's end as `base + end - start(lo)` into `out`, and (start(lo), end of the last), the
+        one byte range they fill; None where they are not back to back."""
+        try:
+            got = _native.positions_run(np.ascontiguousarray(self.bp_rows).data, lo, base, out.data)
+        except IndexError as e:
+            raise CorruptDataError(f"sample not in chunk: {e}", self.key) from None
+        if got is not None and len(out) and (self._data is not None or (self.compression is None and self._raw_data is not None)):
+            if got[1] > len(self.data):
+                raise CorruptDataError(f"byte positions point past the chunk's {len(self.data)} data bytes", self.key)
+        return got
+
+    def empty_samples(self, lo: int, k: int) -> np.ndarray:
+        """The local indices in [lo, lo + k) whose byte range is empty (from the encoder rows)."""
+        bp = np.asarray(self.bp_rows, np.int64).reshape(-1, 3)
+        firsts = np.concatenate([[0], bp[:-1, 2] + 1]) if len(bp) else np.zeros(0, np.int64)
+        zero = np.flatnonzero((bp[:, 0] == 0) & (bp[:, 2] >= lo) & (firsts < lo + k)) if len(bp) else np.zeros(0, np.int64)
+        if not len(zero):
+            return np.zeros(0, np.int64)
+        return np.concatenate([np.arange(max(lo, int(firsts[r])), min(lo + k, int(bp[r, 2]) + 1), dtype=np.int64) for r in zero])
+
     def shapes(self, local: np.ndarray) -> np.ndarray:
         local = np.ascontiguousarray(local, dtype=np.int64)
         nd = self.ndim

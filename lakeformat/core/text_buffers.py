@@ -22,6 +22,7 @@ import numpy as np
 
 from lakeformat import _native
 from lakeformat.core.chunk_reads import group_by_row
+from lakeformat.codecs.registry import is_image_codec
 from lakeformat.errors import CorruptDataError, LakeFormatError
 
 if TYPE_CHECKING:
@@ -215,24 +216,27 @@ def _gather_run(eng: Any, start: int, n: int) -> Optional[TextBuffers]:
         c = chunks[names[r]]
         lo = max(start, int(first[r])) - int(first[r])
         k = min(start + n, int(last[r]) + 1) - max(start, int(first[r]))  # samples of this chunk in the run
-        local = np.arange(lo, lo + k, dtype=np.int64)
-        try:
-            s, e = c.byte_ranges(local)
+        if c.is_tile or is_image_codec(c.compression):
+            return None
+        try:  # the ends, as offsets into the joined bytes, straight from the chunk's byte positions
+            got = c.run_ends(lo, int(offsets[pos]), offsets[pos + 1 : pos + k + 1])
         except CorruptDataError as err:
             raise eng.corruption_at(np.arange(start + pos, start + pos + k), getattr(err, "reason", str(err)), c.key) from err
-        if k and not np.array_equal(s[1:], e[:-1]):
+        if got is None:
             return None
-        base = int(offsets[pos])
-        offsets[pos + 1 : pos + k + 1] = e - (int(s[0]) if k else 0) + base
-        empty = np.flatnonzero(e == s)
+        empty = c.empty_samples(lo, k)
         if len(empty):  # an empty sample of shape (0,) is a null, of shape (1,) the text ""
-            null[pos + empty] = c.shapes(local[empty])[:, 0] == 0
-        spans.append((c.data, int(s[0]) if k else 0, int(e[-1]) if k else 0))
+            null[pos + empty - lo] = c.shapes(empty)[:, 0] == 0
+        spans.append((c.data, got[0], got[1]))
         pos += k
     if pos != n:
         raise eng.corruption_at(np.array([start + pos], np.int64), "the chunk index and the chunks disagree on sample counts", None)
-    data = np.empty(int(offsets[-1]), np.uint8)
     m = len(spans)
+    if m == 1:  # one chunk (a block of a parallel scan): its bytes as they are, no copy
+        src, a, b = spans[0]
+        data = np.frombuffer(src, np.uint8, b - a, a)
+        return TextBuffers(offsets, data, null if null.any() else None)
+    data = np.empty(int(offsets[-1]), np.uint8)
     lengths = np.array([b - a for _, a, b in spans], np.int64)
     dest = np.zeros(m, np.int64)
     np.cumsum(lengths[:-1], out=dest[1:])

@@ -277,6 +277,48 @@ def test_positions_expand_extremes():
 
 
 @FUZZ
+@given(data=st.data(), n=st.integers(1, 60), start_byte=st.integers(0, 1000), base=st.integers(0, 10**6))
+def test_positions_run_equals_positions_expand(data, n, start_byte, base):
+    """The ends of a run of samples from the encoder rows in one pass, as positions_expand
+    gives them; None exactly where some sample does not start where the one before ends."""
+    sizes = np.array(data.draw(st.lists(st.sampled_from([0, 0, 1, 3, 20, 20, 20, 999]), min_size=n, max_size=n)), np.int64)
+    rows = np.empty(3 * n, dtype=np.uint32)
+    m = numpy_reference.positions_encode(sizes, 0, start_byte, rows)
+    rows = rows[: 3 * m].reshape(m, 3).copy()
+    if data.draw(st.booleans()) and m > 1:  # a gap: one row's bytes moved
+        rows[data.draw(st.integers(1, m - 1)), 1] += data.draw(st.integers(1, 5))
+    lo = data.draw(st.integers(0, n - 1))
+    k = data.draw(st.integers(0, n - lo))
+    out = np.full(k, -7, np.int64)
+    got = _native.positions_run(rows, lo, base, out)
+    if k == 0:
+        assert got == (0, 0)
+        return
+    local = np.arange(lo, lo + k, dtype=np.int64)
+    s, e = np.empty(k, np.int64), np.empty(k, np.int64)
+    _native.positions_expand(rows, local, s, e)
+    if not np.array_equal(s[1:], e[:-1]):
+        assert got is None
+        return
+    assert got == (int(s[0]), int(e[-1]))
+    np.testing.assert_array_equal(out, base + e - s[0])
+
+
+def test_positions_run_outside_the_rows():
+    rows = np.array([[3, 0, 4], [2, 15, 9]], np.uint32)
+    with pytest.raises(IndexError, match="samples 8..11"):
+        _native.positions_run(rows, 8, 0, np.empty(4, np.int64))
+    with pytest.raises(IndexError):
+        _native.positions_run(rows, 10, 0, np.empty(1, np.int64))
+    with pytest.raises(ValueError, match=">= 0"):
+        _native.positions_run(rows, -1, 0, np.empty(1, np.int64))
+    huge = np.array([[U32_MAX, U32_MAX, U32_MAX]], np.uint32)  # past 2**62 bytes: a corrupt encoder, not an overflow
+    with pytest.raises(IndexError):
+        _native.positions_run(huge, U32_MAX - 1, 0, np.empty(1, np.int64))
+    assert _native.positions_run(huge, 2, 0, np.empty(2, np.int64)) == (3 * U32_MAX, 5 * U32_MAX)
+
+
+@FUZZ
 @given(data=st.data(), m=st.integers(1, 8))
 def test_expand_with_corrupt_rows_never_crashes(data, m):
     """An unsorted last_index column gives some rows or a ValueError, never a crash."""
