@@ -56,6 +56,8 @@ def _as_bytes(data: Union[bytes, bytearray]) -> bytes:
     return data  # type: ignore[return-value]  # a bytearray stands in for bytes (see above)
 
 
+_NOT_READ = object()  # an info not read ahead
+
 class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
     def __init__(self, key: str, storage: StorageProvider, vs: VersionState, meta: Optional[TensorMeta] = None,
                  stored: Optional[Dict[str, Optional[bytes]]] = None):
@@ -152,6 +154,9 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
         self.creds = (CredsEncoder.from_bytes(creds) if creds else CredsEncoder()) if self.meta.is_link else None
         self._commit_diff = None  # read when first used
         self._info = None
+        # the info's bytes, where they were read ahead with the metadata (Session.read_metadata):
+        # parsed on first use, as a read would be, without a round trip of their own
+        self._info_raw: Any = stored.get(keys.tensor_info_key(self.key, c), _NOT_READ)
         # a new version's diff starts after the rows already there: sequences count rows, not
         # items (deeplake 3.9.52 starts it at the item count, which lets a pop after a commit
         # drive data_added below zero)
@@ -198,8 +203,10 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
         if self._info is None:
             with self._lock:
                 if self._info is None:
-                    raw = self._get_or(keys.tensor_info_key(self.key, self.commit_id))
+                    raw = self._info_raw if getattr(self, "_info_raw", _NOT_READ) is not _NOT_READ else \
+                        self._get_or(keys.tensor_info_key(self.key, self.commit_id))
                     self._info = loads(raw) if raw else {}
+                    self._info_raw = _NOT_READ
         return self._info
 
     def set_meta(self, **changes: Any) -> None:

@@ -156,7 +156,7 @@ class Session:
     def _open_engine(self, key: str, stored: Stored) -> ChunkEngine:
         eng = ChunkEngine(key, self.storage, self.version_state, stored=stored or None)
         self.engines[key] = eng
-        for k in ChunkEngine.stored_keys(key, self.version_state.commit_id):
+        for k in ChunkEngine.stored_keys(key, self.version_state.commit_id) + [keys.tensor_info_key(key, self.version_state.commit_id)]:
             self.preloaded.pop(k, None)  # read-ahead serves one opening only
         if key in self.rollback:
             eng.clamp(int(self.rollback[key]))
@@ -192,7 +192,9 @@ class Session:
         metas allow: metas, chunk ids and tiles in one; the encoders of the sequence and
         link tensors among them in a second, only if there are any."""
         c = self.version_state.commit_id
-        got = self.storage.get_many([x for k in tensor_keys for x in ChunkEngine.stored_keys(k, c)], missing_ok=True)
+        # the infos too: whether a tensor is nullable (and more) is there, and a reader asks soon
+        got = self.storage.get_many([x for k in tensor_keys for x in ChunkEngine.stored_keys(k, c) + [keys.tensor_info_key(k, c)]],
+                                    missing_ok=True)
         extra: list[str] = []
         for k in tensor_keys:
             raw = got.get(keys.tensor_meta_key(k, c))
