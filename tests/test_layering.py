@@ -64,6 +64,7 @@ LAZY_UP = {
         "Dataset.read_version",
     },
     "lakeformat.core.view": {"View._root"},  # View.open of a path: lakeformat.load opens it
+    "lakeformat.tql.grouped_view": {"_DerivedView.pytorch"},  # gv.pytorch(), as Dataset.pytorch
     "lakeformat": {"query"},
 }
 

@@ -31,6 +31,7 @@ from lakeformat.tql.text_reader import JSON_HTYPES, TEXT_HTYPES
 from lakeformat.tql.values import Value, pack
 
 GROUPED_FORMAT = 1  # the version of GroupedView.to_dict's layout
+ITEMS_FORMAT = 1  # the version of ItemView.to_dict's layout
 
 
 # -- sequence values -----------------------------------------------------------------------------
@@ -205,6 +206,13 @@ class _DerivedView:
         from lakeformat import tql  # tql imports this module
 
         return tql.run(self, text, params=params).view
+
+    def pytorch(self, *args: Any, **kwargs: Any) -> Any:
+        """A loader with one sample per row of this view (a group, or an item), with
+        `ds.pytorch`'s arguments (see lakeformat/integrations/torch/groups.py)."""
+        from lakeformat.integrations.torch import dataset_pytorch  # the loader sits above tql
+
+        return dataset_pytorch(self, *args, **kwargs)
 
 
 # -- GROUP BY ----------------------------------------------------------------------------------------
@@ -420,6 +428,33 @@ class ItemView(_DerivedView):
 
     def column_reader(self) -> "ItemColumnReader":
         return ItemColumnReader(self)
+
+    # -- views ---------------------------------------------------------------------------------
+    @property
+    def view(self) -> View:
+        """The `View` of the items' rows (a row once per item, in item order), with the query
+        that ungrouped them (`to_dict` keeps the item numbers beside it, so that
+        `ItemView.from_dict` rebuilds the items)."""
+        rows = take_rows(self.source, self.rows)
+        if not isinstance(rows, Dataset):
+            raise LakeFormatError("a view of items of a grouped or ungrouped view has no lakeformat.View: take it of the dataset's query")
+        v: View = with_selection(rows, self.shown, self.query_text).view
+        return v
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"format": ITEMS_FORMAT, "view": self.view.to_dict(), "items": self.items.tolist()}
+
+    @staticmethod
+    def from_dict(d: Dict[str, Any], ds: Any = None) -> "ItemView":
+        """The view of items `to_dict` gave, over `ds` (default: the view's own path)."""
+        if not isinstance(d, dict) or d.get("format") != ITEMS_FORMAT or "view" not in d or "items" not in d:
+            raise LakeFormatError(f"not a view of items' dict (format {ITEMS_FORMAT}): {d!r:.200}")
+        v = View.from_dict(d["view"])
+        items = np.asarray(d["items"], np.int64)
+        if items.ndim != 1 or len(items) != len(v) or (items < 0).any():
+            raise LakeFormatError(f"a view of items needs one item number (>= 0) per row: {len(items)} for {len(v)} rows")
+        root = v.open(ds)  # a handle over the items' rows: row k of it is the row of item k
+        return ItemView(root, np.arange(len(v), dtype=np.int64), items, v.tensors, v.query)
 
     def __repr__(self) -> str:
         return f"ItemView({len(self)} items of {len(np.unique(self.rows))} rows" + (f", query={self.query_text!r})" if self.query_text else ")")

@@ -15,9 +15,15 @@ import copy
 from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 from lakeformat.integrations.torch.errors import LoaderError, SampleLoadError
+from lakeformat.integrations.torch.groups import GroupLoader, is_unit_view
 from lakeformat.integrations.torch.torch_loader import LakeDataLoader
 
-__all__ = ["dataloader", "DataLoaderBuilder", "LakeDataLoader", "dataset_pytorch", "LoaderError", "SampleLoadError"]
+__all__ = ["dataloader", "DataLoaderBuilder", "LakeDataLoader", "GroupLoader", "dataset_pytorch", "LoaderError", "SampleLoadError"]
+
+
+def _loader_class(ds: Any) -> Union[type[LakeDataLoader], type[GroupLoader]]:
+    """GROUP BY / UNGROUP BY views load one sample per group / item (groups.py)."""
+    return GroupLoader if is_unit_view(ds) else LakeDataLoader
 
 
 class DataLoaderBuilder:
@@ -55,11 +61,11 @@ class DataLoaderBuilder:
         distributed: bool = False,
         prefetch_factor: Optional[int] = 2,
         **engine: Any,
-    ) -> LakeDataLoader:
+    ) -> Union[LakeDataLoader, GroupLoader]:
         """The loader. `engine` options: `pad_tensors`, `ignore_errors`, `return_index`,
         `prefetch_bytes` (read-ahead budget per worker), `num_threads` (fetch threads per
         worker), `decode_threads` (decoding threads per worker), `multiprocessing_context`, `timeout`."""
-        return LakeDataLoader(self._ds, num_workers=num_workers, tensors=tensors, collate_fn=collate_fn,
+        return _loader_class(self._ds)(self._ds, num_workers=num_workers, tensors=tensors, collate_fn=collate_fn,
                               decode_method=decode_method, pin_memory=pin_memory, distributed=distributed,
                               prefetch_factor=prefetch_factor, **{**self._opts, **engine})
 
@@ -74,7 +80,7 @@ _DL3_POSITIONAL = ("transform", "tensors", "num_workers", "batch_size", "drop_la
                    "decode_method", "persistent_workers")
 
 
-def dataset_pytorch(ds: Any, *args: Any, **kwargs: Any) -> LakeDataLoader:
+def dataset_pytorch(ds: Any, *args: Any, **kwargs: Any) -> Union[LakeDataLoader, GroupLoader]:
     """`ds.pytorch(...)` with deeplake 3.x's arguments (transform, tensors, num_workers=1,
     batch_size=1, drop_last, collate_fn, pin_memory, shuffle, buffer_size (MiB), return_index=True,
     pad_tensors, transform_kwargs, decode_method, distributed, ...)."""
@@ -94,4 +100,4 @@ def dataset_pytorch(ds: Any, *args: Any, **kwargs: Any) -> LakeDataLoader:
         opts["tensors"] = [opts["tensors"]]
     if opts.get("transform_kwargs") is None:
         opts.pop("transform_kwargs", None)
-    return LakeDataLoader(ds, **opts)
+    return _loader_class(ds)(ds, **opts)
