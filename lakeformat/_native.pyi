@@ -144,3 +144,13 @@ def top_k(keys: Buffer, k: int, descending: bool, out: Buffer, valid: Buffer | N
 def json_balanced(offsets: Buffer, data: Buffer) -> int:
     """The first non-empty JSON document (text buffers) whose brackets, strings or top-level
     commas make it more or less than one value, or -1."""
+
+def json_path(offsets: Buffer, data: Buffer, path: tuple[str | int, ...], out_kind: Buffer,
+              out_num: Buffer, out_len: Buffer) -> None:
+    """For each JSON document data[offsets[i]:offsets[i+1]] (offsets int64, n + 1) the value at
+    `path` (str keys, int indices, negative from the end), each document validated whole,
+    duplicate keys last-wins, without the GIL: out_kind[i] (int64) 0 missing/null (an empty
+    document too), 1 false, 2 true, 3 int (out_num: the int64), 4 float (out_num: the float64
+    bits, what float() gives), 5 a string without escapes (out_num: its first byte, out_len:
+    its byte length), 6 fallback: parse that document in Python (object/array, escaped string,
+    int beyond int64, float strtod flags, int index into a string, invalid JSON)."""

@@ -163,6 +163,8 @@ extern LF_INTERNAL PyMethodDef lf_tql_ragged_methods[];
 extern LF_INTERNAL PyMethodDef lf_lz4_encode_methods[];
 /* Text buffers -> NumPy UCS4 strings or str lists (text_decode.c). */
 extern LF_INTERNAL PyMethodDef lf_text_decode_methods[];
+/* JSON documents -> the value at a key/index path (json_path.c). */
+extern LF_INTERNAL PyMethodDef lf_json_path_methods[];
 
 static int
 native_exec(PyObject *module)
@@ -172,6 +174,8 @@ native_exec(PyObject *module)
     if (PyModule_AddFunctions(module, lf_tql_text_methods) < 0)
         return -1;
     if (PyModule_AddFunctions(module, lf_text_decode_methods) < 0)
+        return -1;
+    if (PyModule_AddFunctions(module, lf_json_path_methods) < 0)
         return -1;
     if (PyModule_AddFunctions(module, lf_tql_ragged_methods) < 0)
         return -1;

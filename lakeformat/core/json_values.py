@@ -10,19 +10,19 @@ names the damaged sample.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 import numpy as np
 
 from lakeformat import _native
-from lakeformat.core.text_buffers import gather_sample_bytes
+from lakeformat.core.text_buffers import TextBuffers, gather_sample_bytes
 from lakeformat.core.text_codec import TYPE_TAG, json_object_hook
 from lakeformat.errors import LakeFormatError
 
 if TYPE_CHECKING:
     from lakeformat.core.tensor import Tensor
 
-__all__ = ["read_json_values", "json_item_values"]
+__all__ = ["read_json_values", "json_item_values", "read_json_raw", "json_path_values", "walk_json_path"]
 _NULL = b"null"
 
 
@@ -83,3 +83,80 @@ def json_item_values(eng: Any, items: np.ndarray) -> Optional[List[Any]]:
     if not isinstance(parsed, list) or len(parsed) != n:
         return None
     return parsed
+
+
+# json_path's result kinds (native/json_path.c)
+_MISSING, _FALSE, _TRUE, _INT, _FLOAT, _STR, _FALLBACK = range(7)
+_MAX_STEPS = 64  # the kernel's bound on a path (and on nesting)
+
+
+def read_json_raw(tensor: "Tensor") -> Optional[TextBuffers]:
+    """The stored documents of a json tensor view as text buffers (offsets + UTF-8 bytes), for
+    `json_path_values`; None where `read_json_values` would not parse them as one array
+    (sequences, links, compressed or tiled samples, indexed views, typed values, a damaged
+    document) or there are no rows: the caller then reads them parsed."""
+    if tensor.base_htype != "json":
+        return None
+    fmt, eng, idx = tensor.sample_format, tensor.engine, tensor.index
+    if tensor.is_sequence or fmt.is_link or fmt.sample_compression is not None or idx.ops or eng.tiles.entries:
+        return None
+    items = np.ascontiguousarray(idx.resolve(tensor.num_samples), dtype=np.int64).reshape(-1)
+    eng.check_items(items)
+    if len(items) == 0:
+        return None
+    tb = gather_sample_bytes(eng, items)
+    if int(_native.json_balanced(tb.offsets.data, tb.data.data)) >= 0 or int(_native.text_utf8_check(tb.offsets.data, tb.data.data)) >= 0:
+        return None
+    if TYPE_TAG.encode() in tb.data.tobytes():
+        return None  # typed values go through json_object_hook: parsed whole
+    return tb
+
+
+def walk_json_path(doc: Any, path: Tuple[Any, ...]) -> Any:
+    """`doc[k0][k1]...` as TQL's json subscript takes it: None where a step does not apply."""
+    for key in path:
+        try:
+            doc = doc[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return doc
+
+
+def json_path_values(offsets: np.ndarray, data: np.ndarray, path: Tuple[Any, ...]) -> Optional[np.ndarray]:
+    """The value at `path` (str keys, int indices) in each document (data[offsets[i]:offsets[i+1]],
+    an empty one is null) as an object array, what `json.loads` + a walk gives, found by the
+    native kernel; only the documents it leaves to Python are parsed here. None when one of
+    those does not parse (the caller reads the column parsed, which reports it) or a key is
+    not encodable, or the path longer than the kernel takes."""
+    if len(path) > _MAX_STEPS:
+        return None
+    try:
+        for key in path:
+            if isinstance(key, str):
+                key.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    n = len(offsets) - 1
+    kind = np.empty(n, np.int64)
+    num = np.empty(n, np.int64)
+    length = np.empty(n, np.int64)
+    _native.json_path(offsets.data, data.data, tuple(path), kind.data, num.data, length.data)
+    out = np.empty(n, dtype=object)  # None: missing or null
+    for code, value in ((_FALSE, False), (_TRUE, True)):
+        out[kind == code] = value
+    ints = np.flatnonzero(kind == _INT)
+    out[ints] = num[ints].tolist()
+    floats = np.flatnonzero(kind == _FLOAT)
+    out[floats] = num[floats].view(np.float64).tolist()
+    raw = data.tobytes() if (kind == _STR).any() or (kind == _FALLBACK).any() else b""
+    strs = np.flatnonzero(kind == _STR)
+    if len(strs):
+        st, ln = num[strs].tolist(), length[strs].tolist()
+        out[strs] = [raw[s:s + k].decode("utf-8") for s, k in zip(st, ln)]
+    for i in np.flatnonzero(kind == _FALLBACK).tolist():
+        try:
+            doc = json.loads(raw[int(offsets[i]):int(offsets[i + 1])].decode("utf-8"))
+        except (ValueError, RecursionError):
+            return None
+        out[i] = walk_json_path(doc, path)
+    return out

@@ -13,6 +13,7 @@ from lakeformat.tql import text_ops
 from lakeformat.tql.errors import TQLError
 from lakeformat.tql import ragged_ops
 from lakeformat.tql.ragged import Ragged
+from lakeformat.tql.text_reader import LazyJson
 from lakeformat.tql.values import Value, null_to_ragged, ragged_value, rows_flat, rowwise, with_null
 
 ARITH_UFUNCS = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide, "%": np.mod}
@@ -168,6 +169,9 @@ def compare(op: str, a: Value, b: Value, n: int) -> Value:
     if a.kind == "const" and a.data is None or b.kind == "const" and b.data is None:
         raise TQLError("compare with NULL using IS NULL or IS NOT NULL")
     if a.kind == "json" or b.kind == "json":
+        fast = _parsed_json_cmp(op, a, b, n)
+        if fast is not None:
+            return fast
         a, b = text_ops.objects_of([a, b])
         return _json_cmp(op, a, b, n)
     a_text = a.kind == "text" or (a.kind == "const" and isinstance(a.data, str))
@@ -185,6 +189,34 @@ def compare(op: str, a: Value, b: Value, n: int) -> Value:
     _numeric(a)
     _numeric(b)
     return apply_ufunc(_CMP[op], a, b, n)
+
+
+def _parsed_json_cmp(op: str, a: Value, b: Value, n: int) -> Optional[Value]:
+    """`_json_cmp` of a json path read natively (LazyJson: plain json.loads objects, no NumPy
+    values) with a number or string constant, as one NumPy object-ufunc call (the same
+    Python comparisons, without a Python loop); None where that does not apply or a
+    comparison raises (mixed types under <, >: the row loop makes those false)."""
+    col, other = (a, b) if isinstance(a, LazyJson) else (b, a)
+    if not isinstance(col, LazyJson) or other.kind != "const":
+        return None
+    c = other.data.item() if isinstance(other.data, np.generic) else other.data
+    if isinstance(c, np.ndarray) or not isinstance(c, (bool, int, float, str)):
+        return None
+    cc = np.empty((), dtype=object)
+    cc[()] = c
+    data = col.data
+    null = np.equal(data, np.full((), None, dtype=object))
+    keep = ~null
+    present = data[keep] if null.any() else data
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            hit = _CMP[op](present, cc) if col is a else _CMP[op](cc, present)
+    except (TypeError, ValueError):
+        return None
+    out = np.zeros(n, bool)
+    out[keep] = np.asarray(hit, dtype=bool)
+    return with_null(out, null)
 
 
 def _json_cmp(op: str, a: Value, b: Value, n: int) -> Value:
@@ -356,6 +388,12 @@ def in_list(a: Value, items: Sequence[Value], n: int) -> Value:
         if len(strs) != len(vals):
             raise TQLError("IN on a text tensor takes strings")
         return text_ops.in_set(a, strs)
+    if isinstance(a, LazyJson):  # plain json.loads objects: `in` is == against each item
+        null = np.equal(a.data, np.full((), None, dtype=object))
+        hit = np.zeros(n, bool)
+        for item in vals:
+            hit |= np.equal(a.data, np.full((), item, dtype=object))
+        return with_null(hit & ~null, null)
     if a.kind == "json":
         def one(x: Any) -> bool:
             try:
@@ -410,6 +448,8 @@ def subscript(a: Value, index: Tuple[Any, ...], n: int) -> Value:
         if len(index) != 1 or isinstance(index[0], slice):
             raise TQLError("a json value takes one key or index per []")
         key = index[0]
+        if isinstance(a, LazyJson):  # raw documents: the path grows, the kernel follows it later
+            return a.step(key)
 
         def get(x: Any) -> Any:
             try:

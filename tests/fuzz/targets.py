@@ -368,3 +368,8 @@ TARGETS["lz4_encode"] = (target_lz4_encode, seeds_lz4_encode)
 from tests.native.text_decode_fuzz import seeds_text_decode, target_text_decode  # noqa: E402
 
 TARGETS["text_decode"] = (target_text_decode, seeds_text_decode)
+
+# the JSON path kernel (H2, TQL json paths): the target lives beside the native tests
+from tests.native.json_path_fuzz import seeds_json_path, target_json_path  # noqa: E402
+
+TARGETS["json_path"] = (target_json_path, seeds_json_path)
