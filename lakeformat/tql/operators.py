@@ -205,7 +205,7 @@ def _parsed_json_cmp(op: str, a: Value, b: Value, n: int) -> Optional[Value]:
     cc = np.empty((), dtype=object)
     cc[()] = c
     data = col.data
-    null = np.equal(data, np.full((), None, dtype=object))
+    null = col.missing()
     keep = ~null
     present = data[keep] if null.any() else data
     try:
@@ -389,7 +389,7 @@ def in_list(a: Value, items: Sequence[Value], n: int) -> Value:
             raise TQLError("IN on a text tensor takes strings")
         return text_ops.in_set(a, strs)
     if isinstance(a, LazyJson):  # plain json.loads objects: `in` is == against each item
-        null = np.equal(a.data, np.full((), None, dtype=object))
+        null = a.missing()
         hit = np.zeros(n, bool)
         for item in vals:
             hit |= np.equal(a.data, np.full((), item, dtype=object))

@@ -62,6 +62,11 @@ class LazyJson(Value):
     def __len__(self) -> int:
         return len(self._raw)
 
+    def missing(self) -> np.ndarray:
+        """Per row: whether the path's value is null or absent (None in `data`)."""
+        out: np.ndarray = np.equal(self.data, np.full((), None, dtype=object))
+        return out
+
     def step(self, key: Any) -> "LazyJson":
         """This column subscripted by one more key or index."""
         return LazyJson(self._view, self._raw, self._path + (key,))
