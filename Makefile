@@ -30,7 +30,11 @@ demo: $(VENV)/.installed
 demo-images: $(VENV)/.installed
 	$(BIN)/python scripts/demo.py
 
+# the Airbyte sources' own venvs install in the background (about 3 minutes of downloads)
+# while services start and the tests run; their fixtures wait for them (flock in the scripts)
 test: setup
+	mkdir -p build
+	(bash scripts/setup_faker_venv.sh; bash integration_tests/destination/setup_source_s3_venv.sh) > build/source-venvs.log 2>&1 &
 	bash scripts/install_test_services.sh
 	$(BIN)/python -m pytest
 
@@ -44,6 +48,7 @@ test-fast: setup
 
 # every write path killed (SIGKILL) at every one of its storage writes, not a sample of them
 test-long: setup
+	LAKEFORMAT_LOCK_RACE_ROUNDS=40 $(BIN)/python -m pytest -q tests/version_control/test_concurrent_writers.py
 	LAKEFORMAT_KILL_EXHAUSTIVE=1 $(BIN)/python -m pytest -q tests/core/test_kill_paths.py tests/version_control/test_kill_vc.py tests/core/test_kill_random_edits.py tests/core/test_crash.py tests/version_control/test_crash.py tests/connectors/test_kill_destination.py tests/connectors/test_kill_sql.py tests/storage tests/core/test_chunk_stats.py
 	LAKEFORMAT_TQL_VERSION_SEEDS=40 LF_GROUPING_SEEDS=40 LAKEFORMAT_TQL_DUCKDB_SEEDS=80 $(BIN)/python -m pytest -q tests/tql/test_versions.py tests/tql/test_grouping.py tests/tql/test_duckdb_conformance.py
 	LAKEFORMAT_COLUMNAR_EXAMPLES_SCALE=5 $(BIN)/python -m pytest -q tests/connectors/destination/test_columnar.py
