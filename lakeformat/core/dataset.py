@@ -268,10 +268,18 @@ class Dataset(SchemaOps):
             return
         if index is None:
             index = len(self) - 1
-        with self._state.lock:
-            for t in self._visible_full_tensors():
-                if index < t.num_samples:
-                    self.pop_samples(t.key, index)
+        st = self._state
+        with st.lock:
+            # every tensor's pop in one flush: flushed tensor by tensor, a crash between two
+            # of them left the row gone from some tensors and not from others
+            st.with_depth += 1
+            try:
+                for t in self._visible_full_tensors():
+                    if index < t.num_samples:
+                        self.pop_samples(t.key, index)
+            finally:
+                st.with_depth -= 1
+            row_writes.after_write(self)
 
     def delete_rows(self, indices: Union[List[int], np.ndarray]) -> None:
         """Remove the samples at `indices` from every tensor (hidden ones included), each

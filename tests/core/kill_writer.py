@@ -122,6 +122,15 @@ def run_pop(ds: Any, ack: Callable[[], None]) -> None:
     ack()
 
 
+def run_pop_autoflush(ds: Any, ack: Callable[[], None]) -> None:
+    """A dataset's pop outside a `with` block: one flush of every tensor (it flushed tensor by
+    tensor, and a kill between two left the row in some tensors only)."""
+    ds.pop(3)
+    ack()
+    ds.pop(len(ds) - 1)
+    ack()
+
+
 def run_commit(ds: Any, ack: Callable[[], None]) -> None:
     with ds:
         ds.extend(batch(len(ds), 1))
@@ -185,6 +194,7 @@ SCENARIOS: Dict[str, Tuple[Callable[[str], None], Callable[[Any, Callable[[], No
     "update_after_commit": (setup_committed, run_update),
     "pop": (setup_plain, run_pop),
     "pop_after_commit": (setup_committed, run_pop),
+    "pop_autoflush": (setup_plain, run_pop_autoflush),
     "commit": (setup_committed, run_commit),
     "checkout_create": (setup_branches, run_checkout_create),
     "merge": (setup_branches, run_merge),

@@ -8,7 +8,7 @@ import pytest
 
 from tests.core.kill_harness import check_kill_path
 
-CORE_PATHS = ["append", "append_after_commit", "append_sequences", "update", "update_after_commit", "pop", "pop_after_commit", "schema", "schema_after_commit"]
+CORE_PATHS = ["append", "append_after_commit", "append_sequences", "update", "update_after_commit", "pop", "pop_after_commit", "pop_autoflush", "schema", "schema_after_commit"]
 
 
 @pytest.mark.parametrize("scenario", CORE_PATHS)
