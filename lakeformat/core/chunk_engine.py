@@ -422,6 +422,11 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
             return None
         b = ChunkBuilder.from_chunk(int(self.chunk_ids.rows[last_row, 0]), c, self.meta.length - self.chunk_ids.first_index_of_row(last_row))
         self._parsed.pop(name, None)
+        if self.staged.pop(keys.chunk_key(self.key, name, self.commit_id), None) is not None:
+            # a bulk edit staged this chunk: the builder holds it now, and a stale staged copy
+            # written at the flush would replace what the appends add (or an extend's own
+            # direct write of the sealed chunk)
+            b.dirty = True
         self.builder = b
         return b
 
