@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, 
 import numpy as np
 
 from lakeformat.core import keys
+from lakeformat.core.checksums import check_embedded, embed_checksum
 from lakeformat.core.chunk import Chunk
+from lakeformat.errors import CorruptDataError
 from lakeformat.htypes import htype_of, is_numeric_dtype
 
 if TYPE_CHECKING:
@@ -98,13 +100,17 @@ def _parse(raw: Optional[bytes]) -> Dict[str, Entry]:
         d = json.loads(raw)
         if d.get("format") != FORMAT:
             return {}
+        # a changed min or max would make a query skip a chunk holding matches: only a file
+        # whose own checksum holds is trusted (one without, or damaged, holds no entries)
+        if not check_embedded(raw, d, "", ()):
+            return {}
         return {str(k): (int(v[0]), int(v[1]), int(v[2]), v[3], v[4]) for k, v in d["chunks"].items()}
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, CorruptDataError):
         return {}
 
 
 def _to_bytes(entries: Mapping[str, Entry]) -> bytes:
-    return json.dumps({"format": FORMAT, "chunks": {k: list(v) for k, v in sorted(entries.items())}}, separators=(",", ":")).encode()
+    return embed_checksum({"format": FORMAT, "chunks": {k: list(v) for k, v in sorted(entries.items())}})
 
 
 # what each writing engine's folder holds at rest (read once, then kept by its flushes)

@@ -155,3 +155,21 @@ def test_stats_stay_true_at_every_kill_point(tmp_path, scenario):
         path = store.copy(store.path("template"), store.path(f"k{k}"))
         run_child(path, scenario, k, str(tmp_path / f"k{k}.progress"))
         check_stats_true(lakeformat.load(path, read_only=True))
+
+
+def test_a_changed_min_or_max_never_skips_a_chunk(tmp_path):
+    """One digit of an entry changed (a flipped byte, an edit by hand), crc left as it was:
+    the file's own checksum no longer holds, so none of its entries is trusted and the
+    query still finds every match (a lowered max once made it skip the chunk)."""
+    ds = _dataset(str(tmp_path / "d"))
+    p = tmp_path / "d" / "x" / STATS_FILENAME
+    raw = p.read_bytes()
+    name = sorted(json.loads(raw)["chunks"])[-1]  # samples 40..49
+    entry = json.loads(raw)["chunks"][name]
+    old = json.dumps(entry).encode()
+    assert old in raw
+    p.write_bytes(raw.replace(old, json.dumps(entry[:4] + [entry[4] - 9]).encode()))
+    ds = lakeformat.load(str(tmp_path / "d"), read_only=True)
+    st = TensorLayout.of(ds.x, with_stats=True).chunk_stats
+    assert st is not None and not st.known.any()
+    assert ds.query("SELECT * WHERE x >= 45").x.numpy().ravel().tolist() == [45, 46, 47, 48, 49]
