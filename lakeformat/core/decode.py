@@ -134,7 +134,10 @@ def decode_sample(fmt: SampleFormat, d: Any, shape: Any) -> Any:
     do not fit their shape `CorruptDataError`."""
     base = fmt.htype
     if htype_of(base).text_like:
-        return decode_text(d, base, shape)
+        try:
+            return decode_text(d, base, shape)
+        except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError: bytes damaged at rest
+            raise SampleDecodeError(f"stored {base} bytes do not decode: {type(e).__name__}: {e}", tensor=fmt.name) from e
     shp = tuple(int(x) for x in shape)
     sc = fmt.sample_compression
     dtype = fmt.np_dtype
@@ -175,7 +178,10 @@ def decode_samples(
         except SampleDecodeError as e:
             if fail is None or e.__cause__ is None:
                 raise
-            raise fail(k, image_error(fmt.sample_compression, e.__cause__)) from e.__cause__
+            cause = e.__cause__
+            reason = (f"stored {fmt.htype} bytes do not decode: {type(cause).__name__}: {cause}" if fmt.is_text_like
+                      else image_error(fmt.sample_compression, cause))
+            raise fail(k, reason) from e.__cause__
 
     if fmt.is_image and len(datas) > 4:
         with ThreadPoolExecutor(DECODE_THREADS) as pool:

@@ -236,6 +236,31 @@ def test_stored_image_bytes_that_do_not_decode_name_tensor_key_and_sample(tmp_pa
     assert e.value.tensor == "png" and e.value.sample == 5 and e.value.key.endswith(os.path.basename(chunk))
 
 
+@pytest.mark.parametrize("htype, damage", [("json", b"["), ("json", b"\xff"), ("text", b"\xff")])
+def test_stored_json_or_text_that_does_not_decode_is_corrupt_data(tmp_path, htype, damage):
+    """A json document that no longer parses, or bytes that are no longer UTF-8 (an
+    uncompressed chunk, read without its checksum by default): `CorruptDataError` naming
+    tensor, key and sample on every read path, never a builtin JSONDecodeError or
+    UnicodeDecodeError."""
+    root = str(tmp_path / "ds")
+    ds = lakeformat.empty(root)
+    with ds:
+        ds.create_tensor("t", htype=htype)
+        ds.t.extend([{"a": i} for i in range(5)] if htype == "json" else [f"text {i}" for i in range(5)])
+    ds.close()
+    chunk = glob.glob(os.path.join(root, "t", "chunks", "*"))[0]
+    data = bytearray(Path(chunk).read_bytes())
+    last = data.rfind(b"{" if htype == "json" else b"text 4")
+    data[last : last + 1] = damage  # the last sample's first byte
+    Path(chunk).write_bytes(bytes(data))
+    ds = lakeformat.load(root, read_only=True)
+    reads = [lambda: ds.t[4].numpy(), lambda: ds.t.numpy(aslist=True), lambda: ds.t.data(), lambda: ds.t[3:5].numpy(aslist=True)]
+    for read in reads:
+        with pytest.raises(CorruptDataError) as e:
+            read()
+        assert e.value.tensor == "t" and e.value.sample == 4 and e.value.key.endswith(os.path.basename(chunk))
+
+
 @pytest.mark.parametrize("tensor", ["raw", "text", "arr", "png"])
 def test_a_missing_chunk_is_corrupt_data_on_every_read_path(tmp_path, tensor):
     """Whole-chunk reads, byte-range reads (a few samples of a big chunk) and header reads
