@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set
 
 import numpy as np
 
@@ -27,6 +27,8 @@ class VerifyReport:
     url: str
     problems: List[str] = field(default_factory=list)
     checked: Dict[str, int] = field(default_factory=dict)
+    # chunk keys read already: a chunk of an older commit is shared by every later version
+    seen_chunks: Set[str] = field(default_factory=set, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -52,6 +54,7 @@ def verify(url: str, creds: Optional[Dict[str, Any]] = None, deep: bool = True, 
     ds.version_state.checksums_at_open = False
     _verify_commit_infos(ds, report)
     heads = [version] if version else list(ds.branches)
+    done = set()
     for head in heads:
         try:
             if head != ds.branch or version:
@@ -59,8 +62,31 @@ def verify(url: str, creds: Optional[Dict[str, Any]] = None, deep: bool = True, 
         except Exception as e:  # noqa: BLE001 - a branch that does not open is reported
             report.problems.append(f"branch {head!r} does not open: {e}")
             continue
+        done.add(ds.version_state.commit_id)
         _verify_version(ds, head, deep, report)
+    if not version:
+        _verify_older_versions(ds, done, deep, report)
     return report
+
+
+def _verify_older_versions(ds: Any, done: Set[str], deep: bool, report: VerifyReport) -> None:
+    """Every committed version that no branch head is: its metadata, and the chunks it wrote
+    (those of its ancestors were read already); the counts stay those of the heads."""
+    n = 0
+    for cid in list(ds.version_state.tree.commits):
+        if cid in done:
+            continue
+        inner = VerifyReport(report.url, seen_chunks=report.seen_chunks)
+        try:
+            ds.checkout(cid)
+        except Exception as e:  # noqa: BLE001 - a version that does not open is reported
+            report.problems.append(f"version {cid} does not open: {e}")
+            continue
+        _verify_version(ds, f"commit {cid}", deep, inner)
+        report.problems += inner.problems
+        n += 1
+    if n:
+        _count(report, "older versions", n)
 
 
 # what deeplake 3.9.52 (and our writers before checksums) put in a commit_info.json
@@ -213,6 +239,9 @@ def _verify_tensor(ds, eng, where: str, deep: bool, report: VerifyReport) -> Non
             break
         cname = names[r]
         k = eng.chunk_key_of(cname)
+        if k in report.seen_chunks:
+            continue
+        report.seen_chunks.add(k)
         try:
             raw = eng.storage.get(k) if deep else eng.storage.get_range(k, 0, 4096)
         except KeyError:

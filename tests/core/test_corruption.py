@@ -348,3 +348,34 @@ def test_every_flipped_byte_of_an_image_read_by_range_is_caught(tmp_path, tensor
         flipped += 1
         caught += errors == 1  # exactly the sample holding the byte
     assert caught == flipped > 50
+
+
+@pytest.mark.parametrize("target", ["raw chunk", "lz4 chunk", "json chunk", "chunks_index", "tensor_meta", "commit_diff"])
+def test_damage_in_an_older_commit_is_reported_by_verify(tmp_path, target):
+    """verify checks every committed version, not only the branch heads: the first commit's
+    own chunks and metadata sit in its folder, which the heads no longer read once they
+    rewrote those chunks."""
+    root = str(tmp_path / "ds")
+    ds = lakeformat.empty(root)
+    with ds:
+        ds.create_tensor("r", dtype="int64")
+        ds.create_tensor("x", dtype="int64", chunk_compression="lz4")
+        ds.create_tensor("j", htype="json")
+        ds.extend({"r": np.arange(50), "x": np.arange(50), "j": [{"i": i} for i in range(50)]})
+    first = ds.commit("first")
+    with ds:
+        ds.r[5], ds.x[5], ds.j[5] = 500, 500, {"i": 500}  # the head rewrites every chunk
+    ds.commit("second")
+    ds.close()
+    assert verify(root).ok
+    tensor, rel = {"raw chunk": ("r", "chunks/*"), "lz4 chunk": ("x", "chunks/*"), "json chunk": ("j", "chunks/*"),
+                   "chunks_index": ("x", "chunks_index/unsharded"), "tensor_meta": ("r", "tensor_meta.json"),
+                   "commit_diff": ("j", "commit_diff")}[target]
+    folder = os.path.join(root, "versions", first) if os.path.isdir(os.path.join(root, "versions", first)) else root
+    path = sorted(glob.glob(os.path.join(folder, tensor, rel)))[0]
+    data = bytearray(Path(path).read_bytes())
+    data[len(data) // 2] ^= 0x55
+    Path(path).write_bytes(bytes(data))
+    report = verify(root)
+    assert not report.ok, report.lines()
+    assert any(tensor in p for p in report.problems), report.lines()
