@@ -437,6 +437,8 @@ class Tensor:
         null = np.atleast_1d(self.isnull())
         info = self.engine.info or {}
         data = np.asarray(self._numpy_nulls(False, "mask").data)
+        if data.size == 0 and not self.index.is_single:
+            data = data.reshape(0, 1)  # no rows: an empty column (no shape to check)
         if self.index.is_single or data.ndim != 2 or data.shape[1] != 1:
             raise LakeFormatError(f"tensor {self.name!r}: to_arrow takes a column of one value per row, not samples of shape {data.shape[1:]}")
         flat = data[:, 0]

@@ -217,3 +217,15 @@ def test_missing_pyarrow_or_pandas_names_the_extra(ds, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     with pytest.raises(LakeFormatError, match=r"needs pyarrow.*\[arrow\]"):
         ds.to_arrow(tensors=["i"])
+
+
+@pytest.mark.parametrize("dtype", ["int64", "float32", "bool"])
+def test_tensor_to_arrow_of_no_rows_is_an_empty_column(tmp_path, dtype):
+    """An empty tensor (or an empty slice) gives an empty array of its type, as ds.to_arrow()
+    and text columns did; it raised "not samples of shape ()"."""
+    ds = lakeformat.empty(str(tmp_path / "d"))
+    ds.create_tensor("x", dtype=dtype, nullable=True)
+    empty = ds.x.to_arrow()
+    assert len(empty) == 0 and empty.type == pa.from_numpy_dtype(np.dtype(dtype))
+    ds.x.extend(np.ones(3, dtype=dtype))
+    assert len(ds.x[3:].to_arrow()) == 0 and len(ds.x[1:].to_arrow()) == 2
