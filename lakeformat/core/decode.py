@@ -100,6 +100,11 @@ def image_error(sc: Optional[str], e: BaseException) -> str:
     return f"stored {sc} bytes do not decode: {e}"
 
 
+def text_error(base: str, e: BaseException) -> str:
+    """The reason given for stored text, json or list bytes that do not decode."""
+    return f"stored {base} bytes do not decode: {type(e).__name__}: {e}"
+
+
 def decode_image(d: Any, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """One compressed image in its stored shape (zeros for an empty sample); the codecs'
     exceptions propagate (callers name the sample)."""
@@ -137,7 +142,7 @@ def decode_sample(fmt: SampleFormat, d: Any, shape: Any) -> Any:
         try:
             return decode_text(d, base, shape)
         except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError: bytes damaged at rest
-            raise SampleDecodeError(f"stored {base} bytes do not decode: {type(e).__name__}: {e}", tensor=fmt.name) from e
+            raise SampleDecodeError(text_error(base, e), tensor=fmt.name) from e
     shp = tuple(int(x) for x in shape)
     sc = fmt.sample_compression
     dtype = fmt.np_dtype
@@ -179,9 +184,8 @@ def decode_samples(
             if fail is None or e.__cause__ is None:
                 raise
             cause = e.__cause__
-            reason = (f"stored {fmt.htype} bytes do not decode: {type(cause).__name__}: {cause}" if fmt.is_text_like
-                      else image_error(fmt.sample_compression, cause))
-            raise fail(k, reason) from e.__cause__
+            reason = text_error(fmt.htype, cause) if fmt.is_text_like else image_error(fmt.sample_compression, cause)
+            raise fail(k, reason) from cause
 
     if fmt.is_image and len(datas) > 4:
         with ThreadPoolExecutor(DECODE_THREADS) as pool:
