@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -526,6 +527,8 @@ class LakeDataLoader:
         # unpacker's reference is the only one in this process (a slab is free at use count 1)
         self._iterable.slab_premade = None
         del premade
+        finished = 0  # workers whose last (None, info) came
+        complete = False
         try:
             for item in it:
                 batch, info = item[0], item[1]
@@ -535,11 +538,20 @@ class LakeDataLoader:
                 self._consumed[w] = int(info["consumed"])
                 self.skipped += int(info["skipped"])
                 if batch is None:
+                    finished += 1
+                    if finished >= max(1, self.num_workers):
+                        complete = True
+                        break
                     continue
                 yield batch
         finally:
-            # an epoch left early (break, an error, a failing test holding this generator in
-            # its traceback) stops its workers now, not whenever the iterator is collected
-            _shutdown_workers(it)
+            if complete and self.num_workers > 0:
+                # every worker sent its last batch: they only have to exit, which takes tens
+                # of milliseconds (their fetch pools join): the epoch ends without waiting
+                threading.Thread(target=_shutdown_workers, args=(it,), name="lakeformat-loader-shutdown", daemon=True).start()
+            else:
+                # an epoch left early (break, an error, a failing test holding this generator
+                # in its traceback) stops its workers now, not whenever the iterator is collected
+                _shutdown_workers(it)
         self._epoch = None
         self._consumed = {}
