@@ -77,3 +77,23 @@ def test_failed_flush_fails_the_loader(tmp_path, monkeypatch):
     # the rows reach storage with the block's own flush, and a loader then serves them all
     got = [i for b in dataloader(ds).batch(4).pytorch(num_workers=0, return_index=True) for i in b["index"].tolist()]
     assert sorted(got) == list(range(20))
+
+
+@pytest.mark.parametrize("ctx, forks", [("fork", True), ("spawn", False), ("forkserver", False)])
+def test_shared_buffers_follow_the_start_method(tmp_path, ctx, forks):
+    """Forked workers share anonymous mappings made before they start; spawned and
+    forkserver workers get torch shared-memory storages, which survive pickling."""
+    import multiprocessing
+
+    from lakeformat.integrations.torch.slabs import premade_slots, slab_flags
+
+    ds = lakeformat.empty(str(tmp_path / "ds"))
+    with ds:
+        ds.create_tensor("x", dtype="float32")
+        ds.x.extend(np.zeros((8, 4), np.float32))
+    loader = dataloader(ds).batch(4).pytorch(num_workers=2, multiprocessing_context=ctx)
+    assert loader._forks() is forks
+    as_context = dataloader(ds).batch(4).pytorch(num_workers=2, multiprocessing_context=multiprocessing.get_context(ctx))
+    assert as_context._forks() is forks
+    slots = premade_slots(slab_flags(2), 1 << 16, 1 << 16, forked=forks)
+    assert all(st.is_shared() is not forks for mine in slots for st in mine.values())

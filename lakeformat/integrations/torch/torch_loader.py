@@ -434,6 +434,20 @@ class LakeDataLoader:
         need = self.num_workers * slabs.SlabAllocator.CHUNK_SLOTS * size
         return size if free >= 4 * need else 0
 
+    def _forks(self) -> bool:
+        """Whether the workers are forked from this process (they then share its memory as
+        it is; spawned and forkserver workers get what they need pickled)."""
+        import multiprocessing
+
+        ctx = self.multiprocessing_context
+        if ctx is None:  # the one set, else the platform's default (the first listed)
+            method = multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]
+        elif isinstance(ctx, str):
+            method = ctx
+        else:
+            method = ctx.get_start_method()
+        return method == "fork"
+
     def _buffer_samples(self, buffer_mib: int) -> int:
         if not self.shuffle or buffer_mib <= 0:
             return 0
@@ -511,7 +525,8 @@ class LakeDataLoader:
         self._iterable.slabs = not self.pin_memory  # the pin thread would pin a slab once, before its later batches are written
         self._iterable.slab_ctl = slab_flags(self.num_workers) if self.num_workers > 0 and self._iterable.slabs else None
         ctl = self._iterable.slab_ctl
-        premade = premade_slots(ctl, self._batch_bytes_estimate(), self._chunk_buffer_bytes()) if ctl is not None and self._iterable.is_fast else []
+        premade = premade_slots(ctl, self._batch_bytes_estimate(), self._chunk_buffer_bytes(), forked=self._forks()) \
+            if ctl is not None and self._iterable.is_fast else []
         self._iterable.slab_premade = premade
         self._iterable.consumed = dict(resume)
         kwargs: Dict[str, Any] = {}
