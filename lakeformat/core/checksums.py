@@ -118,6 +118,7 @@ class Verdict:
     tensor since: unverifiable), `absent` (no side file) or `corrupt` (`problems` says what)."""
     state: str
     problems: List[str] = field(default_factory=list)
+    files: List[str] = field(default_factory=list)  # `corrupt`: the object files that do not match
 
 
 @dataclass
@@ -183,7 +184,7 @@ class TensorChecksums:
             return Verdict("stale" if schema_only else "ok")
         if len(changed) >= 2:
             return Verdict("stale")
-        return Verdict("corrupt", [f"{changed[0]} does not match its checksum (damaged, or edited by hand)"])
+        return Verdict("corrupt", [f"{changed[0]} does not match its checksum (damaged, or edited by hand)"], changed)
 
     def check_sample(self, name: str, local: int, data: Any) -> Optional[bool]:
         """Whether the stored bytes of sample `local` of a chunk match; None when this side

@@ -184,7 +184,8 @@ class ChunkEngine(ChunkReads, ChunkUpdates, ChunkDeletes):
         if verdict.state != "ok":
             table, verdict = CS.load_and_classify(self.storage, self.key, c, stored)
         if verdict.state == "corrupt":
-            raise CorruptDataError("; ".join(verdict.problems), CS.folder(self.key, c), tensor=getattr(self.meta, "name", self.key))
+            where = CS.object_key(self.key, c, verdict.files[0]) if verdict.files else CS.folder(self.key, c)
+            raise CorruptDataError("; ".join(verdict.problems), where, tensor=getattr(self.meta, "name", self.key))
         self.sums.folders.set(self.key, c, table if verdict.state == "ok" else None)
 
     @property

@@ -379,3 +379,28 @@ def test_damage_in_an_older_commit_is_reported_by_verify(tmp_path, target):
     report = verify(root)
     assert not report.ok, report.lines()
     assert any(tensor in p for p in report.problems), report.lines()
+
+
+@pytest.mark.parametrize("name", ["tensor_meta.json", "chunks_index/unsharded"])
+@pytest.mark.parametrize("committed", [False, True])
+def test_a_damaged_metadata_object_is_named_by_its_own_key(tmp_path, name, committed):
+    """The error names the object that does not match its checksum, not only its folder."""
+    path = str(tmp_path / "ds")
+    ds = lakeformat.empty(path)
+    with ds:
+        ds.create_tensor("x", dtype="int64")
+        ds.x.extend(np.arange(100))
+    folder = "x"  # the first commit's objects stay at the root after it is committed
+    if committed:
+        cid = ds.commit("c1")
+    del ds
+    f = os.path.join(path, folder, name)
+    raw = bytearray(Path(f).read_bytes())
+    raw[len(raw) // 2] ^= 0x5A
+    Path(f).write_bytes(bytes(raw))
+    ds = lakeformat.load(path, read_only=True)
+    if committed:
+        ds.checkout(cid)
+    with pytest.raises(CorruptDataError) as e:
+        ds.x.numpy()
+    assert e.value.key == f"{folder}/{name}" and e.value.tensor == "x", (e.value.key, e.value.tensor)
