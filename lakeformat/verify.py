@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Set
 import numpy as np
 
 from lakeformat.core import checksums as CS
-from lakeformat.core import keys, nulls
+from lakeformat.core import chunk_stats, keys, nulls
 from lakeformat.core.meta import loads
 from lakeformat.errors import CorruptDataError, LakeFormatError
 
@@ -216,6 +216,12 @@ def _verify_checksums(eng, where: str, report: VerifyReport) -> str:
                     "absent": "tensors without checksums", "corrupt": "checksummed tensors"}[verdict.state])
     for p in verdict.problems:
         report.problems.append(f"[{where}] tensor {getattr(eng.meta, 'name', eng.key)!r}: {p}")
+    # the chunk statistics TQL skips chunks by: reads no longer trust a damaged file (they read
+    # every chunk), but it is damage all the same
+    skey = chunk_stats.stats_key(eng.key, eng.commit_id)
+    why = chunk_stats.damage(eng.storage.get_many([skey], missing_ok=True).get(skey), skey)
+    if why is not None:
+        report.problems.append(f"[{where}] tensor {getattr(eng.meta, 'name', eng.key)!r}: {why}")
     if verdict.state == "corrupt" and table is not None:
         eng.sums.folders.set(eng.key, eng.commit_id, table)  # its chunks are checked all the same
     return verdict.state

@@ -40,7 +40,7 @@ STATS_FILENAME = "lakeformat_chunk_stats.json"
 FORMAT = 1
 Entry = Tuple[int, int, int, Any, Any]  # crc, samples, empty samples, min, max
 
-__all__ = ["STATS_FILENAME", "ChunkStats", "stats_key", "eligible", "chunk_entry", "for_flush", "load"]
+__all__ = ["STATS_FILENAME", "ChunkStats", "stats_key", "eligible", "chunk_entry", "for_flush", "load", "damage"]
 
 
 def stats_key(tensor_key: str, commit_id: str) -> str:
@@ -107,6 +107,24 @@ def _parse(raw: Optional[bytes]) -> Dict[str, Entry]:
         return {str(k): (int(v[0]), int(v[1]), int(v[2]), v[3], v[4]) for k, v in d["chunks"].items()}
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, CorruptDataError):
         return {}
+
+
+def damage(raw: Optional[bytes], key: str) -> Optional[str]:
+    """Why a stats file at rest is damaged, or None: a file that does not parse, or whose
+    own checksum fails. One without a checksum (an older writer's) is untrusted, not damaged."""
+    if raw is None:
+        return None
+    try:
+        d = json.loads(raw)
+        if not isinstance(d, dict):
+            return f"{key} is not a JSON object"
+        if d.get("format") == FORMAT:
+            check_embedded(raw, d, key, ("format", "chunks"))
+    except CorruptDataError as e:
+        return f"{key}: {e.args[0] if e.args else e}"
+    except ValueError as e:
+        return f"{key} does not parse: {e}"
+    return None
 
 
 def _to_bytes(entries: Mapping[str, Entry]) -> bytes:

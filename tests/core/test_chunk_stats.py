@@ -13,6 +13,7 @@ import pytest
 import lakeformat
 from lakeformat.core.chunk_stats import STATS_FILENAME, eligible
 from lakeformat.core.layout import TensorLayout
+from lakeformat.verify import verify
 
 
 def check_stats_true(ds: Any) -> int:
@@ -172,4 +173,20 @@ def test_a_changed_min_or_max_never_skips_a_chunk(tmp_path):
     ds = lakeformat.load(str(tmp_path / "d"), read_only=True)
     st = TensorLayout.of(ds.x, with_stats=True).chunk_stats
     assert st is not None and not st.known.any()
+    assert ds.query("SELECT * WHERE x >= 45").x.numpy().ravel().tolist() == [45, 46, 47, 48, 49]
+    # and `verify` reports the file, by its key
+    report = verify(str(tmp_path / "d"))
+    assert not report.ok and any(f"x/{STATS_FILENAME}" in p and "checksum" in p for p in report.problems), report.lines()
+
+
+def test_verify_passes_a_stats_file_without_a_checksum(tmp_path):
+    """A stats file an older writer left without its checksum is untrusted by reads, but it
+    is not damage: `verify` passes it."""
+    ds = _dataset(str(tmp_path / "d"))
+    p = tmp_path / "d" / "x" / STATS_FILENAME
+    d = json.loads(p.read_bytes())
+    d.pop("lakeformat_crc32")
+    p.write_bytes(json.dumps(d).encode())
+    assert verify(str(tmp_path / "d")).ok
+    ds = lakeformat.load(str(tmp_path / "d"), read_only=True)
     assert ds.query("SELECT * WHERE x >= 45").x.numpy().ravel().tolist() == [45, 46, 47, 48, 49]
