@@ -211,15 +211,18 @@ def _check_lengths_at_rest(ds, key: str, hkey: str, where: str, report: VerifyRe
 def _verify_checksums(eng, where: str, report: VerifyReport) -> str:
     """The tensor's metadata objects at this commit against its side file; returns the
     verdict (`lakeformat.core.checksums.Verdict.state`)."""
-    table, verdict = CS.load_and_classify(eng.storage, eng.key, eng.commit_id)
+    # the side file, the objects it covers and the chunk statistics in one batched read
+    skey = chunk_stats.stats_key(eng.key, eng.commit_id)
+    wanted = [CS.side_key(eng.key, eng.commit_id), skey] + [CS.object_key(eng.key, eng.commit_id, f) for f in CS.OBJECT_FILES]
+    got = eng.storage.get_many(wanted, missing_ok=True)
+    table, verdict = CS.load_and_classify(eng.storage, eng.key, eng.commit_id, got)
     _count(report, {"ok": "checksummed tensors", "stale": "tensors with stale checksums (written by another writer)",
                     "absent": "tensors without checksums", "corrupt": "checksummed tensors"}[verdict.state])
     for p in verdict.problems:
         report.problems.append(f"[{where}] tensor {getattr(eng.meta, 'name', eng.key)!r}: {p}")
     # the chunk statistics TQL skips chunks by: reads no longer trust a damaged file (they read
     # every chunk), but it is damage all the same
-    skey = chunk_stats.stats_key(eng.key, eng.commit_id)
-    why = chunk_stats.damage(eng.storage.get_many([skey], missing_ok=True).get(skey), skey)
+    why = chunk_stats.damage(got.get(skey), skey)
     if why is not None:
         report.problems.append(f"[{where}] tensor {getattr(eng.meta, 'name', eng.key)!r}: {why}")
     if verdict.state == "corrupt" and table is not None:
