@@ -45,7 +45,9 @@ class BufferPool:
                 mm = min(fits, key=len)
                 self.free.remove(mm)
         if mm is None:
-            mm = mmap.mmap(-1, max(_HUGE, -(-nbytes // _HUGE) * _HUGE))
+            # private: an anonymous mapping is shared by default, and shared memory gets no
+            # huge pages (shmem_enabled is "never" on most kernels): 4 KiB faults again
+            mm = mmap.mmap(-1, max(_HUGE, -(-nbytes // _HUGE) * _HUGE), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
             advise = getattr(mmap, "MADV_HUGEPAGE", None)
             if advise is not None:
                 try:
