@@ -157,3 +157,33 @@ def test_epochs_over_http_workers_read_equal_values(s3_images, s3_server):
     loader = dataloader(ds).batch(16).shuffle(seed=3).pytorch(num_workers=2, return_index=True)
     for _ in range(3):
         assert sorted(_epoch(loader, imgs)) == list(range(N))
+
+
+def test_remote_batches_come_from_a_few_reused_slabs(s3_images, s3_server, monkeypatch):
+    """From an object store a chunk is read into private memory anyway: no shared chunk
+    buffers (every fresh page of shared memory is a fault of its own), each batch copied
+    into a slab of one batch that the worker reuses once the main process let go of it. An
+    epoch that drops each batch touches no more than the premade slabs' memory."""
+    from lakeformat.integrations.torch import slabs
+
+    url, imgs = s3_images
+    used = []
+    unpack = slabs.SlabUnpacker.unpack
+
+    def spy(self, worker, sb):
+        for v in sb.body.values():
+            if isinstance(v, slabs.SlabRef):
+                used.append((worker, v.slab, v.offset))
+        assert not sb.slabs, "a worker made a slab beyond the premade ones"
+        return unpack(self, worker, sb)
+
+    monkeypatch.setattr(slabs.SlabUnpacker, "unpack", spy)
+    ds = lakeformat.load(url, creds=s3_server.storage_options, read_only=True)
+    loader = dataloader(ds).batch(4).pytorch(num_workers=2, tensors=["images"])
+    assert loader._chunk_buffer_bytes() == 0
+    n = sum(len(b["images"]) for b in loader)
+    assert n == N
+    per_worker = {w: {s for ww, s, _ in used if ww == w} for w in (0, 1)}
+    assert all(0 < len(s) <= loader._slabs_per_worker() for s in per_worker.values()), per_worker
+    assert all(s < slabs.SlabAllocator.MAX_SLOTS for _, s, _ in used)
+    assert {off for *_, off in used} == {0}  # one batch per slab

@@ -63,7 +63,10 @@ class SlabAllocator:
     threads that fetch chunks."""
 
     ALIGN = 64
-    BATCHES = 4  # batches per slab, once the batch size in bytes is known
+    # batches per slab, once the batch size in bytes is known: one, so that a slab is free
+    # again as soon as its batch is gone, and a worker cycles through a few (`slabs_in_use`)
+    # whose pages are faulted in already, instead of touching fresh shared memory
+    BATCHES = 1
     MAX_SLOTS = 8  # slab slots
     CHUNK_SLOTS = 3  # chunk-buffer slots
     POOLED = MAX_SLOTS + CHUNK_SLOTS
@@ -75,7 +78,9 @@ class SlabAllocator:
         self.ctl = ctl  # this worker's row of flags: 1 = the main process released that slot
         self.max_slab_bytes = max_slab_bytes
         slabs = {i: st for i, st in premade.items() if i < self.MAX_SLOTS}
-        self.slab_bytes = max([first_slab_bytes] + [st.nbytes() for st in slabs.values()])
+        # the premade slabs' size where there are some (the main process sized them for a
+        # batch: a larger first size would pass them all over), else `first_slab_bytes`
+        self.slab_bytes = max(st.nbytes() for st in slabs.values()) if slabs else first_slab_bytes
         # pooled slabs by slot id: the premade ones first (the main process knows them)
         self.slots: List[torch.UntypedStorage] = [slabs[i] for i in sorted(slabs)]
         self.chunk_slots: Dict[int, torch.UntypedStorage] = {i: st for i, st in premade.items() if i >= self.MAX_SLOTS}
@@ -216,11 +221,19 @@ def slab_flags(num_workers: int) -> torch.Tensor:
     return flags
 
 
-PREMADE_SLABS = 4  # per worker: enough for the batches in flight and those the loop holds
+PREMADE_SLABS = 5  # per worker, at the default prefetch factor: see `slabs_in_use`
+
+
+def slabs_in_use(prefetch_factor: int) -> int:
+    """Slabs of one batch each that a worker has in use at most while the main process lets
+    go of every batch before taking the next: the one it fills, those queued for the main
+    process (`prefetch_factor`), the one the main process holds, and one released there but
+    not yet handed back (a slot returns when the main process unpacks a later batch)."""
+    return min(SlabAllocator.MAX_SLOTS, max(1, int(prefetch_factor)) + 3)
 
 
 def premade_slots(ctl: torch.Tensor, batch_bytes: int, chunk_bytes: int = 0, max_slab_bytes: int = 64 << 20,
-                  forked: bool = False) -> List[Premade]:
+                  forked: bool = False, count: int = PREMADE_SLABS) -> List[Premade]:
     """Each worker's slabs (for batches of `batch_bytes`) and chunk buffers (of `chunk_bytes`;
     none when 0), made in the main process before the workers start and marked free in
     `ctl`. Forked workers (`forked`) share anonymous shared mappings, whose pages a worker
@@ -234,7 +247,7 @@ def premade_slots(ctl: torch.Tensor, batch_bytes: int, chunk_bytes: int = 0, max
         if batch_bytes > 0:
             size = max(batch_bytes, min(max_slab_bytes, SlabAllocator.BATCHES * batch_bytes))
             # with chunk buffers most batches are views of them: fewer slabs see use
-            for i in range(PREMADE_SLABS if chunk_bytes <= 0 else PREMADE_SLABS // 2):
+            for i in range(count if chunk_bytes <= 0 else max(1, count // 2)):
                 mine[i] = make(size)
         if chunk_bytes > 0:
             for i in range(SlabAllocator.MAX_SLOTS, SlabAllocator.POOLED):

@@ -327,6 +327,7 @@ class LakeDataLoader:
         from lakeformat.storage import protocol_of
 
         remote = protocol_of(str(ds.path)) not in ("file", "memory", "mem")
+        self._remote = remote
         for src in self.sources.values():
             src.fetch_in_blocks = remote and src.chunk_compression is None and not src.tiles and not src.is_link
         threads = int(num_threads) if num_threads else (_remote_fetch_threads(self.sources) if remote else 2)
@@ -420,7 +421,13 @@ class LakeDataLoader:
 
     def _chunk_buffer_bytes(self) -> int:
         """Size of the shared chunk buffers that batches of raw fixed-shape samples are views
-        of (0: none), when /dev/shm has room for them several times over."""
+        of (0: none), when /dev/shm has room for them several times over. None for an object
+        store: a chunk from the network is read into private memory anyway, and decompressing
+        it there (huge pages) and copying each batch into a slab the worker reuses costs less
+        than a fault per 4 KiB page of shared memory for every chunk (about 1.4 ms per MB of
+        shared memory touched for the first time, here: more than the copy)."""
+        if self._remote:
+            return 0
         sizes = [src.max_chunk_size + src.item_nbytes_max for src in self.sources.values()
                  if src.fixed_shape is not None and src.chunk_compression in (None, "lz4", "zstd") and src.decode_method != "tobytes"]
         if not sizes:
@@ -433,6 +440,9 @@ class LakeDataLoader:
             return 0
         need = self.num_workers * slabs.SlabAllocator.CHUNK_SLOTS * size
         return size if free >= 4 * need else 0
+
+    def _slabs_per_worker(self) -> int:
+        return slabs.slabs_in_use(self.prefetch_factor if self.prefetch_factor is not None else 2)
 
     def _forks(self) -> bool:
         """Whether the workers are forked from this process (they then share its memory as
@@ -525,8 +535,8 @@ class LakeDataLoader:
         self._iterable.slabs = not self.pin_memory  # the pin thread would pin a slab once, before its later batches are written
         self._iterable.slab_ctl = slab_flags(self.num_workers) if self.num_workers > 0 and self._iterable.slabs else None
         ctl = self._iterable.slab_ctl
-        premade = premade_slots(ctl, self._batch_bytes_estimate(), self._chunk_buffer_bytes(), forked=self._forks()) \
-            if ctl is not None and self._iterable.is_fast else []
+        premade = premade_slots(ctl, self._batch_bytes_estimate(), self._chunk_buffer_bytes(), forked=self._forks(),
+                                count=self._slabs_per_worker()) if ctl is not None and self._iterable.is_fast else []
         self._iterable.slab_premade = premade
         self._iterable.consumed = dict(resume)
         kwargs: Dict[str, Any] = {}
