@@ -84,10 +84,10 @@ class Dataset(SchemaOps):
         """The open dataset this handle is over (shared by every handle and view of it)."""
         return self._state
 
-    def open_tensors(self, names: List[str]) -> None:
+    def open_tensors(self, names: List[str], storage: Optional[StorageProvider] = None) -> None:
         """Read the metadata of these tensors (and, when the dataset is writable, of their
         hidden tensors) in one batched storage call (one round trip on an object store),
-        before their first use."""
+        before their first use; through `storage` if given (a reader of the same store)."""
         st = self._state
         todo = []
         for key in [self.meta.tensor_names.get(self._full_name(n)) for n in names]:
@@ -96,7 +96,7 @@ class Dataset(SchemaOps):
             todo.append(key)
             if not self.read_only:
                 todo += [h for h in (keys.hidden_key(key, kind) for kind in ("id", "shape", "info")) if h in st.meta.tensors]
-        st.preload(todo)
+        st.preload(todo, storage)
 
     def _full_name(self, name: str) -> str:
         name = name.strip("/")

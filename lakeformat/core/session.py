@@ -187,13 +187,15 @@ class Session:
         for hkey in hidden:
             self._clamp_hidden(self._open_engine(hkey, stored), eng, links[hkey])
 
-    def read_metadata(self, tensor_keys: list[str]) -> Stored:
+    def read_metadata(self, tensor_keys: list[str], storage: StorageProvider | None = None) -> Stored:
         """What these tensors' engines read when they open, in as few round trips as their
         metas allow: metas, chunk ids and tiles in one; the encoders of the sequence and
-        link tensors among them in a second, only if there are any."""
+        link tensors among them in a second, only if there are any. `storage`: read through
+        this instead of the session's store (the same objects; a loader's faster reader)."""
         c = self.version_state.commit_id
+        storage = storage if storage is not None else self.storage
         # the infos too: whether a tensor is nullable (and more) is there, and a reader asks soon
-        got = self.storage.get_many([x for k in tensor_keys for x in ChunkEngine.stored_keys(k, c) + [keys.tensor_info_key(k, c)]],
+        got = storage.get_many([x for k in tensor_keys for x in ChunkEngine.stored_keys(k, c) + [keys.tensor_info_key(k, c)]],
                                     missing_ok=True)
         extra: list[str] = []
         for k in tensor_keys:
@@ -205,15 +207,16 @@ class Session:
             if meta is not None:
                 extra += ChunkEngine.index_keys(k, c, meta)
         if extra:
-            got.update(self.storage.get_many(extra, missing_ok=True))
+            got.update(storage.get_many(extra, missing_ok=True))
         return got
 
-    def preload(self, tensor_keys: list[str]) -> None:
-        """Read ahead the metadata of these tensors (those not open yet) in one batched call."""
+    def preload(self, tensor_keys: list[str], storage: StorageProvider | None = None) -> None:
+        """Read ahead the metadata of these tensors (those not open yet) in one batched call
+        (through `storage` if given, see `read_metadata`)."""
         todo = [k for k in tensor_keys if k not in self.engines]
         if todo:
             with self.lock:
-                self.preloaded.update(self.read_metadata(todo))
+                self.preloaded.update(self.read_metadata(todo, storage))
 
     # ---- serializing samples -----------------------------------------------------------------------
     def serialize(self, key: str, values: Any, start: int | None = None) -> SerializedBatch:

@@ -111,3 +111,24 @@ def test_read_version_is_the_operations_token(tmp_path):
     assert before == read_version(ds)
     ds.commit("moves the branch")
     assert ds.read_version != before
+
+
+def test_tensor_metadata_can_be_read_through_another_reader_of_the_store(tmp_path):
+    """`open_tensors(names, storage=...)` reads the tensors' metadata through the reader given
+    (a loader's faster one), in one batched call, and the engines open from what it read."""
+    _ds(tmp_path, 30)
+    ds = lakeformat.load(str(tmp_path / "ds"), read_only=True)
+    calls = []
+
+    class Counting:
+        def __init__(self, base):
+            self.base = base
+
+        def get_many(self, keys, missing_ok=False):
+            calls.append(list(keys))
+            return self.base.get_many(keys, missing_ok)
+
+    ds.open_tensors(["x", "t"], storage=Counting(ds.storage))
+    assert len(calls) == 1 and any(k.endswith("x/tensor_meta.json") for k in calls[0])
+    assert any(k.endswith("t/tensor_info.json") for k in calls[0])
+    assert ds.x.numpy().ravel().tolist() == list(range(30)) and ds.t[29].text() == "s29"

@@ -24,6 +24,7 @@ from lakeformat.storage import FsspecStorage, LRUCache, PrefixedStorage, Storage
 
 from PIL import Image
 
+from lakeformat.integrations.torch.direct_s3 import direct_reads, signing_options
 from lakeformat.integrations.torch.blocks import BLOCKED, FIRST_BLOCK, BlockedChunk
 
 
@@ -156,22 +157,19 @@ def worker_storage(storage: StorageProvider) -> StorageProvider:
     if isinstance(storage, FsspecStorage):
         f = storage.rebind(_worker_fs(storage.fs))
         _share_botocore_session(storage.fs, f.fs)
-        return f
+        return direct_reads(f)
     return storage
 
 
 def _worker_fs(fs: Any) -> Any:
-    """A new instance of `fs` for this process. s3fs over a plain-http endpoint (an emulator,
-    a MinIO inside the cluster) gets `verify=False`: there is no TLS to verify, yet aiobotocore
-    loads the CA bundle into every new client's SSL context, about 45 ms of CPU per worker and
-    epoch before the worker's first request."""
+    """A new instance of `fs` for this process. For s3fs, what the worker's direct reads
+    need (`direct_s3.signing_options`): a plain-http endpoint (an emulator, a MinIO inside
+    the cluster) gets `verify=False`, since aiobotocore loads the CA bundle into every new
+    client's SSL context (about 45 ms of CPU per worker and epoch, before the first request)
+    with no TLS to verify; presigned URLs are SigV4."""
     opts = getattr(fs, "storage_options", None)
     if type(fs).__name__ == "S3FileSystem" and isinstance(opts, dict):
-        client = dict(opts.get("client_kwargs") or {})
-        endpoint = str(client.get("endpoint_url") or opts.get("endpoint_url") or "")
-        if endpoint.startswith("http://") and "verify" not in client:
-            client["verify"] = False
-            return type(fs)(*getattr(fs, "storage_args", ()), **{**opts, "client_kwargs": client, "skip_instance_cache": True})
+        return type(fs)(*getattr(fs, "storage_args", ()), **signing_options(opts, plain_http_unverified=True))
     return pickle.loads(pickle.dumps(fs))
 
 

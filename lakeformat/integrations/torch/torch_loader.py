@@ -20,6 +20,7 @@ from lakeformat.integrations.torch.errors import LoaderError, SampleLoadError
 from lakeformat.integrations.torch.pipeline import ReadJob, primary_rows, stream_runs
 from lakeformat.integrations.torch.checksum_tables import gather_tables
 from lakeformat.integrations.torch.plan import EpochPlan, worker_count, worker_plan
+from lakeformat.integrations.torch.direct_s3 import metadata_reads
 from lakeformat.integrations.torch.reader import DECODE_METHODS, TensorSource
 from lakeformat.integrations.torch.slabs import SlabBatch, SlabUnpacker, premade_slots, slab_flags
 
@@ -191,11 +192,14 @@ def _remote_fetch_threads(sources: Dict[str, TensorSource]) -> int:
 
 
 def _read_infos(ds: Any, tensors: Sequence[Any]) -> None:
-    """Bring the tensors' info objects into the dataset's read cache in one round trip
-    (whether a tensor is nullable is in its info; read one at a time, that is a round trip
-    per tensor before the first batch)."""
+    """Bring the info objects of tensors opened before the loader (the others' come with
+    their metadata) into the dataset's read cache in one round trip: whether a tensor is
+    nullable is in its info; read one at a time, that is a round trip per tensor before the
+    first batch."""
     from lakeformat.core import keys
 
+    if not tensors:
+        return
     try:
         wanted = [keys.tensor_info_key(t.engine.key, t.engine.commit_id) for t in tensors]
         ds.storage.get_many(wanted, missing_ok=True)
@@ -384,8 +388,11 @@ class LakeDataLoader:
             if m not in DECODE_METHODS:
                 raise LoaderError(f"decode_method for {n!r} must be one of {DECODE_METHODS}, not {m!r}")
         if hasattr(ds, "open_tensors"):
-            ds.open_tensors(names)  # every tensor's metadata in one round trip
-            _read_infos(ds, [available[n] for n in names if n in available])
+            session = getattr(ds, "session", None)
+            open_before = set(session.open_engines()) if session is not None else set()
+            # every tensor's metadata (infos included) in one round trip, direct where it can be
+            ds.open_tensors(names, storage=metadata_reads(ds.storage))
+            _read_infos(ds, [available[n] for n in names if n in available and available[n].key in open_before])
         out = {}
         engines: List[Any] = []
         for n in names:
