@@ -207,3 +207,47 @@ def test_a_kept_connection_the_server_closed_costs_no_attempt(s3_server):
         assert d.get("k") == b"v" * 1000  # request 1: its connection is kept
         assert d.get("k") == b"v" * 1000  # request 2 on it is reset; request 3 on a new one
         assert [kind for *_, kind in proxy.injected] == ["reset"] and proxy.requests == 3
+
+
+def test_the_url_signer_signs_as_the_client_does(s3_server, monkeypatch):
+    """Workers presign with the main process's `UrlSigner` (no S3 client of their own): at
+    the same instant it gives the very URL s3fs's client presigns, special keys included."""
+    import datetime
+
+    import botocore.auth
+
+    _, store = _bucket_store(s3_server, "direct-signer")
+    d = direct_reads(store)
+    signer = d.url_signer()
+    assert signer is not None and store.fs.storage_options["secret"] not in repr(signer)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: datetime.datetime(2026, 12, 7, 10, 0, 0))
+    client = d._signing_fs()
+    for key in ("t/chunks/0a1b", "a b/c+d=e&f~g", "ü/ключ"):
+        assert signer.url(key) == client.url(d._p(key), expires=3600)
+    store.set("t/chunks/0a1b", b"chunk bytes")
+    w = direct_reads(store, signer)
+    assert w.get("t/chunks/0a1b") == b"chunk bytes" and w.signer is signer
+
+
+def test_a_refused_signature_signs_again_with_a_client(s3_server, monkeypatch):
+    """A signer whose credentials the store refuses (expired, rotated): the read is signed
+    again by a client, and so is every later one."""
+    from lakeformat.integrations.torch.direct_s3 import UrlSigner
+
+    _, store = _bucket_store(s3_server, "direct-refused")
+    store.set("k", b"v")
+    good = direct_reads(store).url_signer()
+    stale = UrlSigner(good.base, good.region, good.access_key, good.secret_key, good.token)
+    w = direct_reads(store, stale)
+    refused = []
+    real_once = w._once
+
+    def once(key, start, end, signed_again=False):
+        if not signed_again and w.signer is not None:  # the store refuses this signature
+            refused.append(key)
+            return w._status(key, 403, b"<Error><Code>SignatureDoesNotMatch</Code></Error>", start, end, signed_again)
+        return real_once(key, start, end, signed_again)
+
+    monkeypatch.setattr(w, "_once", once)
+    assert w.get("k") == b"v" and refused == ["k"] and w.signer is None
+    assert w.get("k") == b"v" and refused == ["k"]

@@ -28,6 +28,7 @@ import time
 import urllib.parse
 import weakref
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -50,6 +51,38 @@ _CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
 BUFFER_MIN = 1 << 20
 
 Body = Union[np.ndarray, bytes]
+
+
+@dataclass(frozen=True)
+class UrlSigner:
+    """Presigns GETs of one store's objects (SigV4 query auth, botocore's own signer) with
+    no S3 client: what a loader worker would otherwise make first, about 0.4 s of CPU (up to
+    2 s of wall time seen here) before its first request. Made in the main process from its
+    reader's client (`DirectS3Reads.url_signer`): the URL of the store's root as that client
+    addresses it, the region and the credentials of the moment. A worker whose signature is
+    refused (expired credentials) signs with a client of its own from then on."""
+
+    base: str  # scheme://host/path of the store's root, ending in "/"
+    region: str
+    access_key: str
+    secret_key: str
+    token: Optional[str]
+
+    def url(self, key: str) -> str:
+        from botocore.auth import S3SigV4QueryAuth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import ReadOnlyCredentials
+
+        req = AWSRequest(method="GET", url=self.base + urllib.parse.quote(key, safe="/~"))
+        S3SigV4QueryAuth(ReadOnlyCredentials(self.access_key, self.secret_key, self.token), "s3", self.region,
+                         expires=SIGNED_FOR_S).add_auth(req)
+        return str(req.url)
+
+    def __repr__(self) -> str:  # never the secret
+        return f"UrlSigner(base={self.base!r}, region={self.region!r})"
+
+
+_PROBE = "lakeformat-url-probe"
 
 
 class DirectReadError(OSError):
@@ -138,13 +171,25 @@ _READERS: "weakref.WeakKeyDictionary[Any, Dict[str, DirectS3Reads]]" = weakref.W
 _READERS_LOCK = threading.Lock()
 
 
-def direct_reads(store: FsspecStorage) -> FsspecStorage:
-    """`store` with its reads direct where the setup allows (else `store` itself)."""
+def direct_reads(store: FsspecStorage, signer: Optional[UrlSigner] = None) -> FsspecStorage:
+    """`store` with its reads direct where the setup allows (else `store` itself); URLs
+    presigned by `signer` where one is given (a worker's, made by the main process)."""
     reason = unsupported_reason(store)
     if reason is not None:
         logger.debug("loader reads from %s go through s3fs: %s", store.url, reason)
         return store
-    return DirectS3Reads.over(store)
+    d = DirectS3Reads.over(store)
+    d.signer = signer
+    return d
+
+
+def url_signer(storage: StorageProvider) -> Optional[UrlSigner]:
+    """A `UrlSigner` for the store under `storage` (this process's metadata reader makes it),
+    or None where reads do not go direct or it cannot be made."""
+    reader = metadata_reads(storage)
+    while isinstance(reader, PrefixedStorage):
+        reader = reader.base
+    return reader.url_signer() if isinstance(reader, DirectS3Reads) else None
 
 
 class DirectS3Reads(FsspecStorage):
@@ -162,11 +207,13 @@ class DirectS3Reads(FsspecStorage):
     def _init_direct(self) -> None:
         self.pid = os.getpid()
         self._signer: Any = None
+        self.signer: Optional[UrlSigner] = None  # presigns without a client where set
         self.buffers = BufferPool()
         self._signed: Dict[str, Tuple[urllib.parse.SplitResult, float]] = {}
         self._idle: Dict[Tuple[str, str], List[Tuple[http.client.HTTPConnection, float]]] = {}  # free, since when
         self._ssl: Any = None
         self._lock = threading.Lock()
+        self._sign_lock = threading.Lock()
         self.fallback: Optional[str] = None  # why reads went back to s3fs, once they did
         config = dict(getattr(self.fs, "config_kwargs", None) or {})
         self._timeout = float(config.get("read_timeout") or 60)
@@ -175,7 +222,7 @@ class DirectS3Reads(FsspecStorage):
     def __getstate__(self) -> Dict[str, Any]:
         # pickled (a spawned worker's job): the plain store; the reader is made again there
         state = dict(self.__dict__)
-        for k in ("pid", "_signer", "buffers", "_signed", "_idle", "_ssl", "_lock", "fallback", "_timeout", "_connect_timeout"):
+        for k in ("pid", "_signer", "signer", "buffers", "_signed", "_idle", "_ssl", "_lock", "_sign_lock", "fallback", "_timeout", "_connect_timeout"):
             state.pop(k, None)
         return state
 
@@ -285,8 +332,11 @@ class DirectS3Reads(FsspecStorage):
             raise FileNotFoundError(key)
         if status == 416:  # a range past the object's end: nothing there
             return b""
-        if status == 403 and not signed_again and code in ("AccessDenied", "ExpiredToken", "RequestExpired", ""):
-            return self._once(key, start, end, signed_again=True)  # an expired URL or token: sign once more
+        if status == 403 and not signed_again and code in ("AccessDenied", "ExpiredToken", "RequestExpired", "SignatureDoesNotMatch",
+                                                           "InvalidAccessKeyId", "InvalidToken", ""):
+            # an expired URL or token, or credentials the main process signed with that the
+            # store no longer takes: once more, signed by a client (fresh credentials)
+            return self._once(key, start, end, signed_again=True)
         if status == 403:
             raise PermissionError(f"GET {key!r}: HTTP 403 {code}")
         if status >= 500 or status in (408, 429):
@@ -316,10 +366,39 @@ class DirectS3Reads(FsspecStorage):
         hit = self._signed.get(key)
         if hit is not None and not fresh and now - hit[1] < RESIGN_AFTER_S:
             return hit[0]
-        signed = self._signing_fs().url(self._p(key), expires=SIGNED_FOR_S, **(getattr(self.fs, "req_kw", None) or {}))
+        if fresh:
+            self.signer = None  # a refused signature: sign with a client (fresh credentials) from here on
+        if self.signer is not None:
+            signed = self.signer.url(key)
+        else:
+            with self._sign_lock:  # the first signature makes s3fs's client: once
+                signed = self._signing_fs().url(self._p(key), expires=SIGNED_FOR_S, **(getattr(self.fs, "req_kw", None) or {}))
         url = urllib.parse.urlsplit(str(signed))
         self._signed[key] = (url, now)
         return url
+
+    def url_signer(self) -> Optional[UrlSigner]:
+        """A `UrlSigner` for this store, from this reader's client: None where its URLs
+        carry more than SigV4 and the key (requester pays, an explicit other signature
+        version) or the client will not say its credentials."""
+        fs = self._signing_fs()
+        if getattr(fs, "req_kw", None) or (getattr(fs, "config_kwargs", None) or {}).get("signature_version") not in ("s3v4", None):
+            return None
+        try:
+            from fsspec.asyn import sync
+
+            probe = self._url(_PROBE, fresh=False)  # also makes the client
+            s3 = fs.s3
+            creds = sync(fs.loop, s3._request_signer._credentials.get_frozen_credentials)
+            region = s3.meta.region_name
+        except Exception as e:  # noqa: BLE001 - only a shortcut: workers sign with a client then
+            logger.debug("no URL signer for %s: %s: %s", self.url, type(e).__name__, e)
+            return None
+        self._signed.pop(_PROBE, None)
+        base = f"{probe.scheme}://{probe.netloc}{probe.path}"
+        if creds is None or not region or not base.endswith("/" + _PROBE):
+            return None
+        return UrlSigner(base[: -len(_PROBE)], region, creds.access_key, creds.secret_key, creds.token)
 
     def _signing_fs(self) -> Any:
         """The store's filesystem where it presigns with an explicit signature version (a

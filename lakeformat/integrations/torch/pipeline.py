@@ -21,6 +21,7 @@ import numpy.ma  # noqa: F401 - np.unique imports it lazily (0.3 s): import it o
 from lakeformat.integrations.torch.blocks import BLOCKED
 from lakeformat.core.checksums import FolderChecksums
 from lakeformat.integrations.torch.chunk_cache import ChunkCache
+from lakeformat.integrations.torch.direct_s3 import UrlSigner
 from lakeformat.integrations.torch.reader import TensorSource, read_column, worker_storage
 from lakeformat.storage import StorageProvider
 
@@ -37,6 +38,7 @@ class ReadJob:
     task_samples: int = 256
     decode_threads: int = 1  # sample decoding and column building, in task order
     checksums: Optional[FolderChecksums] = None  # side files read in the parent (None: read in the worker)
+    url_signer: Optional[UrlSigner] = None  # presigns the workers' S3 reads (made in the parent)
 
 
 class TaskResult:
@@ -155,7 +157,7 @@ def stream_runs(job: ReadJob, slice_positions: np.ndarray, order: np.ndarray, st
     todo_vpos = slice_positions[todo]
     cuts = np.nonzero(np.diff(todo_task))[0] + 1
     run_bounds = list(zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(todo)]]).tolist()))
-    storage = worker_storage(job.storage)
+    storage = worker_storage(job.storage, job.url_signer)
     cache = ChunkCache(storage, keep_recent=2 * max(1, len(job.sources)), chunk_buffer=chunk_buffer, checksums=job.checksums)
     pool = ThreadPoolExecutor(max(1, job.decode_threads), thread_name_prefix="lakeloader-decode")
     fetch_pool = ThreadPoolExecutor(max(1, job.num_threads), thread_name_prefix="lakeloader-fetch")

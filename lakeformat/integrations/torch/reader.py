@@ -24,7 +24,7 @@ from lakeformat.storage import FsspecStorage, LRUCache, PrefixedStorage, Storage
 
 from PIL import Image
 
-from lakeformat.integrations.torch.direct_s3 import direct_reads, signing_options
+from lakeformat.integrations.torch.direct_s3 import UrlSigner, direct_reads, signing_options
 from lakeformat.integrations.torch.blocks import BLOCKED, FIRST_BLOCK, BlockedChunk
 
 
@@ -144,20 +144,20 @@ def _is_spawn() -> bool:
     return multiprocessing.get_start_method(allow_none=True) not in (None, "fork")
 
 
-def worker_storage(storage: StorageProvider) -> StorageProvider:
+def worker_storage(storage: StorageProvider, signer: Optional[UrlSigner] = None) -> StorageProvider:
     """The store a worker reads chunks from: no read cache (each chunk is read once per epoch,
     and a cache would hold up to its size in every worker) and, for fsspec, a filesystem made
     in this process (fsspec's async filesystems are not fork-safe)."""
     if isinstance(storage, LRUCache):
-        return worker_storage(storage.base)
+        return worker_storage(storage.base, signer)
     if isinstance(storage, PrefixedStorage):
         p = copy.copy(storage)
-        p.base = worker_storage(storage.base)
+        p.base = worker_storage(storage.base, signer)
         return p
     if isinstance(storage, FsspecStorage):
         f = storage.rebind(_worker_fs(storage.fs))
         _share_botocore_session(storage.fs, f.fs)
-        return direct_reads(f)
+        return direct_reads(f, signer)
     return storage
 
 

@@ -20,7 +20,7 @@ from lakeformat.integrations.torch.errors import LoaderError, SampleLoadError
 from lakeformat.integrations.torch.pipeline import ReadJob, primary_rows, stream_runs
 from lakeformat.integrations.torch.checksum_tables import gather_tables
 from lakeformat.integrations.torch.plan import EpochPlan, worker_count, worker_plan
-from lakeformat.integrations.torch.direct_s3 import metadata_reads
+from lakeformat.integrations.torch.direct_s3 import metadata_reads, url_signer
 from lakeformat.integrations.torch.reader import DECODE_METHODS, TensorSource
 from lakeformat.integrations.torch.slabs import SlabBatch, SlabUnpacker, premade_slots, slab_flags
 
@@ -539,6 +539,8 @@ class LakeDataLoader:
         self._epoch = epoch
         self._consumed = dict(resume)
         self._iterable.plan = self._plan(epoch)
+        if self._remote:  # the workers presign their S3 reads with this (credentials of the moment)
+            self.job.url_signer = url_signer(self.dataset.storage)
         self._iterable.slabs = not self.pin_memory  # the pin thread would pin a slab once, before its later batches are written
         self._iterable.slab_ctl = slab_flags(self.num_workers) if self.num_workers > 0 and self._iterable.slabs else None
         ctl = self._iterable.slab_ctl
