@@ -24,7 +24,7 @@ from lakeformat.storage import FsspecStorage, LRUCache, PrefixedStorage, Storage
 
 from PIL import Image
 
-from lakeformat.integrations.torch.direct_s3 import UrlSigner, direct_reads, signing_options
+from lakeformat.integrations.torch.direct_s3 import UrlSigner, direct_reads, share_botocore_session, signing_options
 from lakeformat.integrations.torch.blocks import BLOCKED, FIRST_BLOCK, BlockedChunk
 
 
@@ -156,7 +156,8 @@ def worker_storage(storage: StorageProvider, signer: Optional[UrlSigner] = None)
         return p
     if isinstance(storage, FsspecStorage):
         f = storage.rebind(_worker_fs(storage.fs))
-        _share_botocore_session(storage.fs, f.fs)
+        if not _is_spawn():  # a forked worker: the parent's session, its models parsed (a pickled fs has none)
+            share_botocore_session(storage.fs, f.fs)
         return direct_reads(f, signer)
     return storage
 
@@ -171,18 +172,6 @@ def _worker_fs(fs: Any) -> Any:
     if type(fs).__name__ == "S3FileSystem" and isinstance(opts, dict):
         return type(fs)(*getattr(fs, "storage_args", ()), **signing_options(opts, plain_http_unverified=True))
     return pickle.loads(pickle.dumps(fs))
-
-
-def _share_botocore_session(parent_fs: Any, fs: Any) -> None:
-    """s3fs in a forked worker: make the worker's client from the parent's botocore session,
-    which has the service models loaded already (a fresh session parses them again: about
-    0.15 s of CPU per worker before its first request). The session holds no event loop or
-    connection; the client, which does, is still made in the worker."""
-    session = getattr(parent_fs, "session", None)
-    if session is None or _is_spawn() or getattr(fs, "session", False) is not None or not hasattr(fs, "_session_is_owned"):
-        return
-    fs.session = session
-    fs._session_is_owned = False
 
 
 def chunk_for_samples(c: Any, local: np.ndarray) -> Any:
