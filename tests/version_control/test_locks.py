@@ -46,10 +46,11 @@ def test_second_writer_gets_locked_error_and_readers_are_not_blocked(tmp_path):
     path = str(tmp_path / "ds")
     _make(path)
     # a short validity: the holder's refresh thread must keep the lock alive past it
-    p = _spawn(HOLDER, path, "3", env={"LAKEFORMAT_LOCK_VALIDITY": "1"})
+    # (2 s, refreshed every 0.67 s: the slack lets a loaded machine's refresher run late)
+    p = _spawn(HOLDER, path, "6", env={"LAKEFORMAT_LOCK_VALIDITY": "2"})
     try:
         assert p.stdout.readline().strip() == "READY"
-        time.sleep(1.5)
+        time.sleep(2.5)
         with pytest.raises(LockedError) as e:
             lakeformat.load(path)
         assert f"pid {p.pid}" in str(e.value) and "main" in str(e.value)
@@ -77,13 +78,18 @@ def test_lock_of_dead_or_expired_writer_is_taken_over(tmp_path):
     # a writer on another host: only its expiry frees the lock
     storage = lakeformat.load(path, read_only=True).storage
     storage.read_only = False
-    storage.set(lock_key("main"), json.dumps({"owner": "elsewhere", "host": socket.gethostname() + "-other", "pid": 1, "expires": time.time() + 1.0}).encode())
     from lakeformat.version_control.locks import release_all
 
+    def foreign_lock(expires: float) -> None:
+        record = {"owner": "elsewhere", "host": socket.gethostname() + "-other", "pid": 1, "expires": expires}
+        storage.set(lock_key("main"), json.dumps(record).encode())
+
     release_all()
+    # no fixed sleep: a loaded machine once took over a 1 s validity before the assert ran
+    foreign_lock(time.time() + 300.0)
     with pytest.raises(LockedError, match="host"):
         lakeformat.load(path)
-    time.sleep(1.2)
+    foreign_lock(time.time() - 0.1)
     lakeformat.load(path).x.append(2)
 
 
