@@ -34,8 +34,11 @@ demo-images: $(VENV)/.installed
 # while services start and the tests run; their fixtures wait for them (flock in the scripts)
 test: setup
 	mkdir -p build
-	(bash scripts/setup_faker_venv.sh; bash integration_tests/destination/setup_source_s3_venv.sh) > build/source-venvs.log 2>&1 &
+	(nice -n 10 bash scripts/setup_faker_venv.sh; nice -n 10 bash integration_tests/destination/setup_source_s3_venv.sh) > build/source-venvs.log 2>&1 &
 	bash scripts/install_test_services.sh
+	# the Docker tests' Debian rootfs (debootstrap, about 75 s of downloads) builds meanwhile too,
+	# under the same file lock its fixture takes
+	nice -n 10 $(BIN)/python -c "from tests.support.services.docker_engine import base_rootfs_tarball as b; print(b())" > build/base-rootfs.log 2>&1 &
 	$(BIN)/python -m pytest
 
 # the static checks alone (tests/test_static_checks.py runs the same in make test)
@@ -51,7 +54,7 @@ test-long: setup
 	LAKEFORMAT_LOCK_RACE_ROUNDS=40 $(BIN)/python -m pytest -q tests/version_control/test_concurrent_writers.py
 	LAKEFORMAT_KILL_EXHAUSTIVE=1 $(BIN)/python -m pytest -q tests/core/test_kill_paths.py tests/version_control/test_kill_vc.py tests/core/test_kill_random_edits.py tests/core/test_crash.py tests/version_control/test_crash.py tests/connectors/test_kill_destination.py tests/connectors/test_kill_sql.py tests/storage tests/core/test_chunk_stats.py
 	LAKEFORMAT_TQL_VERSION_SEEDS=40 LF_GROUPING_SEEDS=40 LAKEFORMAT_TQL_DUCKDB_SEEDS=80 $(BIN)/python -m pytest -q tests/tql/test_versions.py tests/tql/test_grouping.py tests/tql/test_duckdb_conformance.py
-	LAKEFORMAT_COLUMNAR_EXAMPLES_SCALE=5 $(BIN)/python -m pytest -q tests/connectors/destination/test_columnar.py
+	LAKEFORMAT_COLUMNAR_EXAMPLES_SCALE=12 $(BIN)/python -m pytest -q tests/connectors/destination/test_columnar.py
 
 bench: setup
 	bash bench/setup_peers.sh

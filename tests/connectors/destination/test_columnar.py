@@ -256,9 +256,10 @@ def same_runs(tmp_path: Path, lines: list[bytes], flush_every: int, seed: int, m
     assert dump(a) == dump(b)
 
 
-# examples per property: about 2.5 s each (two full syncs); `make test-long` multiplies them
+# examples per property: 2.5-10 s each (two full syncs; the most time of any test in `make test`,
+# run early beside the background installs); `make test-long` multiplies them
 SCALE = int(os.environ.get("LAKEFORMAT_COLUMNAR_EXAMPLES_SCALE", "1"))
-SETTINGS = settings(max_examples=20 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+SETTINGS = settings(max_examples=8 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 @SETTINGS
@@ -267,13 +268,13 @@ def test_fast_path_stores_what_the_python_path_stores(tmp_path_factory, lines, f
     same_runs(tmp_path_factory.mktemp("run"), lines, flush_every, seed)
 
 
-@settings(max_examples=12 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=5 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(lines=message_lines(), flush_every=st.sampled_from([2, 1000]))
 def test_fast_path_on_an_iterable_of_lines(tmp_path_factory, lines, flush_every):
     same_runs(tmp_path_factory.mktemp("run"), lines, flush_every, 0, mode="items")
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=16 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(lines=message_lines(), cut=st.integers(0, 10_000), junk=st.binary(max_size=12), seed=st.integers(0, 1000))
 def test_malformed_input_fails_alike(tmp_path_factory, lines, cut, junk, seed):
     """A line cut short or with bytes spliced in: the same TRACE-worthy error (or the same
