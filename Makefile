@@ -54,7 +54,7 @@ test-long: setup
 	LAKEFORMAT_LOCK_RACE_ROUNDS=40 $(BIN)/python -m pytest -q tests/version_control/test_concurrent_writers.py
 	LAKEFORMAT_KILL_EXHAUSTIVE=1 $(BIN)/python -m pytest -q tests/core/test_kill_paths.py tests/version_control/test_kill_vc.py tests/core/test_kill_random_edits.py tests/core/test_crash.py tests/version_control/test_crash.py tests/connectors/test_kill_destination.py tests/connectors/test_kill_sql.py tests/storage tests/core/test_chunk_stats.py
 	LAKEFORMAT_TQL_VERSION_SEEDS=40 LF_GROUPING_SEEDS=40 LAKEFORMAT_TQL_DUCKDB_SEEDS=80 $(BIN)/python -m pytest -q tests/tql/test_versions.py tests/tql/test_grouping.py tests/tql/test_duckdb_conformance.py
-	LAKEFORMAT_COLUMNAR_EXAMPLES_SCALE=12 $(BIN)/python -m pytest -q tests/connectors/destination/test_columnar.py
+	LAKEFORMAT_COLUMNAR_EXAMPLES_SCALE=13 $(BIN)/python -m pytest -q tests/connectors/destination/test_columnar.py
 
 bench: setup
 	bash bench/setup_peers.sh
