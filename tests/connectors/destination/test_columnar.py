@@ -256,8 +256,8 @@ def same_runs(tmp_path: Path, lines: list[bytes], flush_every: int, seed: int, m
     assert dump(a) == dump(b)
 
 
-# examples per property: 2.5-10 s each (two full syncs; the most time of any test in `make test`,
-# run early beside the background installs); `make test-long` multiplies them
+# examples per property: 2.5-10 s each (two full syncs, run early beside the background
+# installs); `make test-long` multiplies them
 SCALE = int(os.environ.get("LAKEFORMAT_COLUMNAR_EXAMPLES_SCALE", "1"))
 SETTINGS = settings(max_examples=8 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
